@@ -1,0 +1,229 @@
+"""Typed, validated configuration of a labelling run.
+
+A run's configuration is a tree of frozen dataclasses. It is built from the
+defaults below, then a YAML/JSON file (``--config``), then command-line options,
+each later source overriding the earlier; the resolved tree goes verbatim into
+the run manifest. Unknown keys and values of the wrong type are errors at
+start-up, never silently ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped or out of range."""
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    max_pixels: int = 64_000_000  # larger images become error rows (decompression bombs)
+
+    def validate(self) -> None:
+        _check(self.max_pixels > 0, "decode.max_pixels must be positive")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    backend: str = "mediapipe"  # mediapipe | ultralytics | oracle
+    score_threshold: float = 0.6
+    nms_iou: float = 0.5
+    max_persons: int = 8
+    min_box_px: float = 16.0  # boxes smaller than this on their longer side are dropped
+    yolo_weights: str | None = None  # path to any YOLO checkpoint (ultralytics backend)
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _check(self.backend in ("mediapipe", "ultralytics", "oracle"),
+               f"detect.backend must be mediapipe, ultralytics or oracle, not {self.backend!r}")
+        _check(0.0 <= self.score_threshold <= 1.0, "detect.score_threshold must be in [0, 1]")
+        _check(0.0 < self.nms_iou <= 1.0, "detect.nms_iou must be in (0, 1]")
+        _check(self.max_persons >= 1, "detect.max_persons must be >= 1")
+        _check(self.backend != "ultralytics" or bool(self.yolo_weights),
+               "detect.backend=ultralytics needs detect.yolo_weights (a checkpoint path)")
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    backend: str = "mediapipe"  # mediapipe | oracle
+    threshold: float = 0.2  # BLADE: segmentation_mask > 0.2
+    model_complexity: int = 1  # MediaPipe pose model; only 1 (full) ships in the wheel
+    crop_scale: float = 1.25  # crop side = scale * longer box side
+
+    def validate(self) -> None:
+        _check(self.backend in ("mediapipe", "oracle"),
+               f"segment.backend must be mediapipe or oracle, not {self.backend!r}")
+        _check(0.0 < self.threshold < 1.0, "segment.threshold must be in (0, 1)")
+        _check(self.model_complexity == 1,
+               "segment.model_complexity must be 1: only MediaPipe's full pose model is bundled (lite/heavy need a download)")
+        _check(self.crop_scale >= 1.0, "segment.crop_scale must be >= 1")
+
+
+@dataclass(frozen=True)
+class TzConfig:
+    backend: str = "none"  # none (until fitted) | geometric | network | oracle
+    model: str | None = None
+
+    def validate(self) -> None:
+        _check(self.backend in ("none", "geometric", "network", "oracle"),
+               f"tz.backend must be none, geometric, network or oracle, not {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    backend: str = "none"  # none | geometric | network | oracle
+    model: str | None = None
+
+    def validate(self) -> None:
+        _check(self.backend in ("none", "geometric", "network", "oracle"),
+               f"pose.backend must be none, geometric, network or oracle, not {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: str = "none"  # none | solver | oracle
+    rasterizer: str = "auto"  # auto | torch | nvdiffrast
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _check(self.backend in ("none", "solver", "oracle"),
+               f"camera.backend must be none, solver or oracle, not {self.backend!r}")
+        _check(self.rasterizer in ("auto", "torch", "nvdiffrast"),
+               f"camera.rasterizer must be auto, torch or nvdiffrast, not {self.rasterizer!r}")
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    min_mask_iou: float = 0.5
+    min_det_score: float = 0.5
+
+    def validate(self) -> None:
+        _check(0.0 <= self.min_mask_iou <= 1.0, "quality.min_mask_iou must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    input: str = ""
+    output: str = ""
+    runner: str = "direct"  # direct | dask | dataflow
+    workers: int = 1
+    overwrite: bool = False
+    body_model: str | None = None  # SMPL-X format file; None: the procedural default
+    dask_address: str | None = None
+    progress: bool = True
+    pipeline_args: tuple[str, ...] = ()  # passed through to Beam (e.g. Dataflow options)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    tz: TzConfig = field(default_factory=TzConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+    def validate(self) -> "RunConfig":
+        _check(bool(self.input), "input is required (a path, glob, brace range or gs:// URL)")
+        _check(bool(self.output), "output is required (a directory, local or gs://)")
+        _check(self.runner in ("direct", "dask", "dataflow"),
+               f"runner must be direct, dask or dataflow, not {self.runner!r}")
+        _check(self.workers >= 1, "workers must be >= 1")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Coerce a YAML/CLI value to the field's declared type, or raise ConfigError."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**typing.__dict__, **globals()})  # annotations are strings here
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = value.split()
+        return tuple(str(v) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected a boolean, got {value!r}")
+    if annotation in (int, float, str):
+        try:
+            if annotation is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
+    return value
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    changes: dict[str, Any] = {}
+    for name, value in updates.items():
+        where = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(f"unknown configuration key {where!r} (known: {', '.join(sorted(fields))})")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: expected a mapping")
+            changes[name] = _merge(current, value, prefix=f"{where}.")
+        else:
+            changes[name] = _coerce(value, fields[name].type, where)
+    return dataclasses.replace(obj, **changes)
+
+
+def parse_dotted(assignments: list[str]) -> dict[str, Any]:
+    """``["detect.score_threshold=0.3"]`` -> ``{"detect": {"score_threshold": "0.3"}}``."""
+    tree: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        dotted, value = item.split("=", 1)
+        node = tree
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value) if value else value
+    return tree
+
+
+def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the file at ``path`` (YAML or JSON), then ``overrides``."""
+    config = RunConfig()
+    if path:
+        text = Path(path).read_text()
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping")
+        config = _merge(config, data)
+    if overrides:
+        config = _merge(config, overrides)
+    return config

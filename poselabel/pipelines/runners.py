@@ -1,0 +1,45 @@
+"""Beam runner options for ``direct``, ``dask`` and ``dataflow``.
+
+- ``direct``: Beam's FnApiRunner, in memory for one worker, ``multi_processing``
+  with ``--direct_num_workers`` for more; nothing is downloaded.
+- ``dask``: Beam's DaskRunner on a ``dask.distributed`` cluster: a local one
+  with ``workers`` processes unless ``dask_address`` names a scheduler.
+- ``dataflow``: Google Cloud Dataflow; project, region, temp location, worker
+  image and accelerator options come through ``pipeline_args`` (see infra/).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from poselabel.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def pipeline_options(config: RunConfig):
+    """Yield the ``PipelineOptions`` for ``config``, with any local cluster running meanwhile."""
+    args = list(config.pipeline_args)
+    if config.runner == "direct":
+        mode = "multi_processing" if config.workers > 1 else "in_memory"
+        yield PipelineOptions(["--runner=DirectRunner", f"--direct_running_mode={mode}",
+                               f"--direct_num_workers={config.workers}", *args])
+    elif config.runner == "dask":
+        if config.dask_address:
+            yield PipelineOptions(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={config.dask_address}", *args])
+        else:
+            from distributed import LocalCluster
+
+            with LocalCluster(n_workers=config.workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=logging.WARNING) as cluster:
+                logging.getLogger("distributed").setLevel(logging.WARNING)
+                log.info("local dask cluster at %s with %d workers", cluster.scheduler_address, config.workers)
+                yield PipelineOptions(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                                       f"--dask_client_address={cluster.scheduler_address}", *args])
+    elif config.runner == "dataflow":
+        yield PipelineOptions(["--runner=DataflowRunner", "--save_main_session", *args])
+    else:
+        raise ValueError(f"unknown runner {config.runner!r}")

@@ -1,0 +1,41 @@
+"""Stage: shard path -> its samples (``RawSample``), streamed, never extracted.
+
+A shard that cannot be opened, or a tar that breaks off, yields one error
+sample named ``__shard__`` (after the samples that were read whole), so the
+problem appears in the images table instead of killing the job. The last
+element of every shard is a ``ShardEnd`` with its sample count.
+"""
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from poselabel.io.shards import iter_samples, shard_name
+from poselabel.records import RawSample, ShardEnd
+
+log = logging.getLogger(__name__)
+
+SHARD_ERROR_KEY = "__shard__"
+
+
+class ReadShard(beam.DoFn):
+    def __init__(self):
+        self._samples = Metrics.counter("poselabel", "samples_read")
+        self._shard_errors = Metrics.counter("poselabel", "shard_read_errors")
+
+    def process(self, path: str):
+        count = 0
+        try:
+            for sample in iter_samples(path):
+                self._samples.inc()
+                count += 1
+                yield sample
+        except Exception as exc:
+            log.warning("reading %s failed: %s", path, exc)
+            self._shard_errors.inc()
+            count += 1
+            yield RawSample(key=SHARD_ERROR_KEY, shard=shard_name(path), url=path,
+                            members={"__error__": f"{type(exc).__name__}: {exc}".encode()})
+        yield ShardEnd(shard=shard_name(path), path=path, num_samples=count)

@@ -1,0 +1,53 @@
+"""Stage: a segmentation mask (image coordinates) for every detected person.
+
+Persons whose detector already produced a mask with the same model (the
+MediaPipe detector verifies each person with MediaPipe's segmentation) keep
+it when the segmenter is MediaPipe too; otherwise the segmenter runs. A person
+that cannot be segmented keeps ``mask=None`` and is rejected later
+(``no_mask``), never dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from poselabel.models.segmenters import make_segmenter
+from poselabel.records import ImageRecord, replace
+from poselabel.transforms.base import SampleStage
+
+
+class Segment(SampleStage):
+    stage = "segment"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._missing = Metrics.counter("poselabel", "persons_without_mask")
+
+    def build(self):
+        return make_segmenter(self.config.segment)
+
+    def apply(self, record: ImageRecord) -> ImageRecord:
+        if not record.persons:
+            return record
+        reuse = self.config.segment.backend == "mediapipe" and self.config.detect.backend == "mediapipe"
+        todo = [p for p in record.persons if not (reuse and p.mask is not None)]
+        results = {}
+        if todo:
+            boxes = np.stack([p.bbox_xyxy for p in todo])
+            for person, result in zip(todo, self.backend.segment(record.image, record.extra_members, boxes)):
+                results[person.person_index] = result
+        persons = []
+        for p in record.persons:
+            if p.person_index not in results:
+                persons.append(p)
+                continue
+            result = results[p.person_index]
+            if result is None:
+                self._missing.inc()
+                persons.append(replace(p, mask=None))
+                continue
+            mask, kp2d, kp3d = result
+            persons.append(replace(p, mask=mask,
+                                   keypoints_2d=kp2d if kp2d is not None else p.keypoints_2d,
+                                   keypoints_3d=kp3d if kp3d is not None else p.keypoints_3d))
+        return replace(record, persons=tuple(persons))

@@ -1,0 +1,88 @@
+"""Stage: per input shard, its two Parquet tables and then its done marker.
+
+No shuffle sits between reading and writing: the reader sends a ``ShardEnd``
+after a shard's samples, every stage passes it on, and the writer writes the
+shard once it holds the ``ShardEnd`` and that many rows. A shard is thus on
+disk as soon as it is labelled, and a killed job loses only the shards in
+flight. A bundle that ends with a shard still incomplete fails (the runner
+retries it) rather than writing part of a shard.
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from poselabel import tables
+from poselabel.io import outputs
+from poselabel.records import ImageRecord, ShardEnd
+
+
+class ToRows(beam.DoFn):
+    """``ImageRecord`` -> ``(image_row, person_rows)``; the image is dropped here."""
+
+    def process(self, record: ImageRecord | ShardEnd):
+        if isinstance(record, ShardEnd):
+            yield record
+            return
+        start = time.perf_counter()
+        person_rows = [tables.person_row(record, p) for p in record.persons]
+        record = record.with_timing("rows", time.perf_counter() - start)
+        yield tables.image_row(record), person_rows
+
+
+class WriteShards(beam.DoFn):
+    """Rows and ``ShardEnd``s -> per-shard tables + marker; yields each marker."""
+
+    def __init__(self, out: str, run_id: str):
+        self.out = out
+        self.run_id = run_id
+        self._shards = Metrics.counter("poselabel", "shards_written")
+
+    def start_bundle(self):
+        self._rows: dict[str, list] = collections.defaultdict(list)
+        self._ends: dict[str, ShardEnd] = {}
+
+    def process(self, element):
+        if isinstance(element, ShardEnd):
+            self._ends[element.shard] = element
+            shard = element.shard
+        else:
+            shard = element[0]["shard"]
+            self._rows[shard].append(element)
+        end = self._ends.get(shard)
+        if end is not None and len(self._rows[shard]) == end.num_samples:
+            yield self._write(end, self._rows.pop(shard, []))
+            del self._ends[shard]
+
+    def finish_bundle(self):
+        pending = sorted(set(self._rows) | set(self._ends))
+        if pending:
+            raise RuntimeError(f"bundle ended with shards incomplete (not written): {pending[:5]}")
+
+    def _write(self, end: ShardEnd, rows: list) -> dict:
+        image_rows = tables.sort_rows([image_row for image_row, _ in rows])
+        person_rows = tables.sort_rows([p for _, persons in rows for p in persons])
+        outputs.write_atomic(outputs.table_path(self.out, outputs.PERSONS, end.shard),
+                             tables.to_parquet_bytes(person_rows, tables.PERSONS_SCHEMA))
+        outputs.write_atomic(outputs.table_path(self.out, outputs.IMAGES, end.shard),
+                             tables.to_parquet_bytes(image_rows, tables.IMAGES_SCHEMA))
+        marker = shard_marker(end, image_rows, person_rows, self.run_id)
+        outputs.write_json(outputs.done_path(self.out, end.shard), marker)
+        self._shards.inc()
+        return marker
+
+
+def shard_marker(end: ShardEnd, image_rows, person_rows, run_id) -> dict:
+    status = collections.Counter(r["status"] for r in image_rows)
+    reasons = collections.Counter(reason for r in person_rows for reason in r["reject_reasons"])
+    keys = collections.Counter(r["key"] for r in image_rows)
+    return {
+        "shard": end.shard, "path": end.path, "run_id": run_id, "finished_at": time.time(),
+        "num_samples": len(image_rows), "num_persons": len(person_rows),
+        "num_accepted": sum(1 for r in person_rows if r["accepted"]),
+        "status": dict(sorted(status.items())), "reject_reasons": dict(sorted(reasons.items())),
+        "duplicate_keys": sorted(k for k, n in keys.items() if n > 1),
+    }
