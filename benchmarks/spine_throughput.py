@@ -1,0 +1,66 @@
+"""Spine throughput: images/s of the main job on this machine, 1 vs 2 workers.
+
+Writes ``--shards`` shards of ``--per-shard`` real photos (bus, zidane,
+grace_hopper and the photo without people, repeated), runs the job with the
+embedded default (MediaPipe detection + segmentation) once per worker count
+(fresh output each time) and prints images/s and persons/s, and the ratio of
+each worker count against one worker measured in the same run.
+
+    .venv/bin/python benchmarks/spine_throughput.py --shards 4 --per-shard 16 --workers 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--per-shard", type=int, default=16)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runner", default="direct", choices=["direct", "dask"])
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+
+    from poselabel.assets import demo_samples
+    from poselabel.config import load_config
+    from poselabel.io.shard_writer import write_shard
+    from poselabel.pipelines.job import run_job
+
+    photos = demo_samples()
+    root = Path(tempfile.mkdtemp(prefix="poselabel-bench-"))
+    for s in range(args.shards):
+        samples = [(f"{photos[i % len(photos)][0]}-{s}-{i}", photos[i % len(photos)][1])
+                   for i in range(args.per_shard)]
+        write_shard(str(root / f"bench-{s:06d}.tar"), samples)
+    results = {}
+    for workers in args.workers:
+        out = root / f"out-{args.runner}-{workers}"
+        config = load_config(None, {"input": str(root / "bench-*.tar"), "output": str(out),
+                                    "runner": args.runner, "workers": workers, "progress": False})
+        start = time.perf_counter()
+        summary = run_job(config)
+        wall = time.perf_counter() - start
+        results[workers] = {"images": summary["samples"], "persons": summary["persons"],
+                            "pipeline_s": summary["this_run"]["wall_s"], "job_s": round(wall, 3),
+                            "images_per_s": summary["this_run"]["images_per_s"],
+                            "persons_per_s": round(summary["persons"] / summary["this_run"]["wall_s"], 3)}
+    base = results[args.workers[0]]["images_per_s"]
+    print(f"runner={args.runner} shards={args.shards} images/shard={args.per_shard} cpus={os.cpu_count()}")
+    print(f"{'workers':>8} {'images':>7} {'persons':>8} {'wall_s':>8} {'images/s':>9} {'persons/s':>10} {'ratio':>6}")
+    for workers, r in results.items():
+        print(f"{workers:>8} {r['images']:>7} {r['persons']:>8} {r['pipeline_s']:>8.2f} {r['images_per_s']:>9.2f} "
+              f"{r['persons_per_s']:>10.2f} {r['images_per_s'] / base:>6.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

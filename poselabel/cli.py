@@ -1,0 +1,55 @@
+"""The ``poselabel`` command line.
+
+Each subcommand lives in ``poselabel/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func``. Heavy
+imports happen inside the command's function, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+COMMANDS = ("run", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poselabel",
+        description="Label images with SMPL-X bodies and perspective cameras, at scale.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"poselabel.commands.{name}").register(subparsers)
+    return parser
+
+
+def quiet_third_party() -> None:
+    """Silence start-up chatter that says nothing about the job (inherited by worker processes)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe / absl C++ logs
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_third_party()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from poselabel.config import ConfigError
+
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"poselabel: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""``poselabel run``: the main labelling job."""
+from __future__ import annotations
+
+import json
+
+from poselabel.config import load_config, parse_dotted
+
+# CLI flag -> dotted config key. Flags override the config file.
+FLAG_KEYS = {
+    "input": "input", "output": "output", "runner": "runner", "workers": "workers",
+    "overwrite": "overwrite", "body_model": "body_model", "dask_address": "dask_address",
+    "detector": "detect.backend", "yolo_weights": "detect.yolo_weights",
+    "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
+    "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
+    "rasterizer": "camera.rasterizer", "device": "camera.device", "max_pixels": "decode.max_pixels",
+}
+
+
+def add_run_options(parser, *, require_io: bool = True) -> None:
+    if require_io:
+        parser.add_argument("--input", required=True, help="shards: path, glob, brace range or gs:// URL (comma-separated)")
+        parser.add_argument("--output", required=True, help="output directory, local or gs://")
+    parser.add_argument("--config", help="YAML or JSON configuration file (flags override it)")
+    parser.add_argument("--runner", choices=["direct", "dask", "dataflow"])
+    parser.add_argument("--workers", type=int, help="worker processes (direct: multi-processing when > 1)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="redo shards that are already done")
+    parser.add_argument("--dask-address", help="scheduler of an existing dask cluster (default: start a local one)")
+    parser.add_argument("--body-model", help="SMPL-X format body model file (default: the procedural one)")
+    parser.add_argument("--detector", choices=["mediapipe", "ultralytics", "oracle"])
+    parser.add_argument("--yolo-weights", help="YOLO checkpoint path (with --detector ultralytics)")
+    parser.add_argument("--segmenter", choices=["mediapipe", "oracle"])
+    parser.add_argument("--tz", choices=["none", "geometric", "network", "oracle"])
+    parser.add_argument("--tz-model", help="Tz network checkpoint directory")
+    parser.add_argument("--pose", choices=["none", "geometric", "network", "oracle"])
+    parser.add_argument("--pose-model", help="pose network checkpoint directory")
+    parser.add_argument("--camera", choices=["none", "solver", "oracle"])
+    parser.add_argument("--rasterizer", choices=["auto", "torch", "nvdiffrast"])
+    parser.add_argument("--device", help="torch device for the GPU stages (cpu, cuda)")
+    parser.add_argument("--max-pixels", type=int, help="images with more pixels become error rows")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any configuration key, e.g. --set detect.score_threshold=0.4 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress line")
+
+
+def config_from_args(args, extra_pipeline_args: list[str] | None = None):
+    overrides = parse_dotted(args.set)
+    for flag, dotted in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        node = overrides
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    if args.no_progress:
+        overrides["progress"] = False
+    if extra_pipeline_args:
+        overrides["pipeline_args"] = list(extra_pipeline_args)
+    return load_config(args.config, overrides)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="label shards: tables of persons and images",
+        description="Run the labelling job. Unknown --options after '--' go to Beam "
+                    "(e.g. Dataflow's --project, --region, --temp_location).")
+    add_run_options(parser)
+    parser.add_argument("beam_args", nargs="*", help="extra Beam pipeline options, after '--'")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from poselabel.pipelines.job import run_job
+
+    config = config_from_args(args, args.beam_args).validate()
+    summary = run_job(config)
+    print(json.dumps(summary, indent=2))
+    print(f"tables:   {config.output.rstrip('/')}/persons/, {config.output.rstrip('/')}/images/")
+    print(f"manifest: {config.output.rstrip('/')}/manifest.json")
+    print(f"summary:  {config.output.rstrip('/')}/summary.json")
+    return 0

@@ -1,0 +1,67 @@
+"""Image decoding: bytes -> RGB uint8 ``(H, W, 3)`` after EXIF orientation.
+
+Grayscale, palette, CMYK, RGBA (composited on white), 16-bit and float images
+all become 8-bit RGB. Images over ``max_pixels`` raise
+:class:`ImageTooLarge` before any pixel is decoded.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+class DecodeError(ValueError):
+    """The bytes are not a usable image."""
+
+
+class ImageTooLarge(DecodeError):
+    """The image has more pixels than allowed (a decompression-bomb guard)."""
+
+
+def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """Decode ``data`` to an ``(H, W, 3)`` uint8 RGB array (EXIF orientation applied)."""
+    if not data:
+        raise DecodeError("empty image member (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(f"image of {width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
+            image.load()
+    except ImageTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(str(exc)) from None
+    except Exception as exc:  # PIL raises many types for corrupt data
+        raise DecodeError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
+    image = ImageOps.exif_transpose(image)
+    return to_rgb8(image)
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any PIL image mode -> ``(H, W, 3)`` uint8 RGB."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        if mode == "F" and arr.size and arr.max() <= 1.0:
+            arr = arr * 255.0
+        elif mode != "F":
+            arr = arr / 257.0  # 16-bit -> 8-bit
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P":
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(arr)
