@@ -1,0 +1,183 @@
+"""Synthetic ground-truth WebDataset shards (ARCHITECTURE.md's format).
+
+Per sample ``<key>.jpg``, ``<key>.mask.png`` (uint8 instance mask: 0
+background, ``i + 1`` for person ``i``, nearest surface wins) and
+``<key>.json`` (``width, height, camera, body_model, persons``). A person's
+``bbox_xyxy`` is the box of its *visible* instance mask, in pixels
+``[x0, y0, x1, y1]`` with exclusive right/bottom edges (``x1 = max column + 1``).
+People that end up with fewer than ``MIN_VISIBLE_PX`` visible pixels are
+removed from the scene and the image is rendered again without them.
+
+Every sample is generated from its own RNG seeded by ``(seed, index)``, so the
+bytes do not depend on ``workers`` or ``shard_size``; shards are written whole
+to a temp file and renamed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poselabel.models.body_model import BodyModel
+from poselabel.synth import textures
+from poselabel.synth.render import render_people, shade
+from poselabel.synth.scene import Scene, pose_persons, sample_scene
+
+log = logging.getLogger(__name__)
+MIN_VISIBLE_PX = 30
+SHARD_PATTERN = "synth-{:06d}.tar"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated sample: ``key``, encoded members, and its scene (for statistics)."""
+
+    key: str
+    jpg: bytes
+    mask_png: bytes
+    meta: dict
+    scene: Scene
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index])
+
+
+def make_sample(body: BodyModel, index: int, seed: int, body_model_name: str, max_persons: int) -> Sample:
+    """Generate sample ``index`` of the dataset with ``seed``."""
+    rng = sample_rng(seed, index)
+    dominant = body.smplx.lbs_weights.argmax(1).cpu().numpy()  # (V,) clothing regions
+    while True:
+        scene = sample_scene(rng, body, max_persons)
+        persons = list(scene.persons)
+        while persons:
+            verts = pose_persons(body, tuple(persons))
+            colors = torch.as_tensor(np.stack([textures.person_colors(np.random.default_rng([seed, index, k]),
+                                                                      dominant) for k in range(len(persons))]),
+                                     dtype=verts.dtype, device=verts.device)
+            rendered = render_people(scene.camera, verts, body.faces, colors)
+            area = np.bincount(rendered.instance.reshape(-1), minlength=len(persons) + 1)[1:]
+            keep = area >= MIN_VISIBLE_PX
+            if keep.all():
+                break
+            persons = [p for p, k in zip(persons, keep) if k]
+        if persons:
+            break
+    scene = Scene(scene.camera, tuple(persons))
+    cam = scene.camera
+    light_dir, ambient = textures.light(rng)
+    people = shade(rendered, light_dir, ambient, textures.albedo_texture(rng, cam.height, cam.width))
+    image = textures.background(rng, cam.height, cam.width)
+    fg = rendered.instance > 0
+    image[fg] = people[fg]
+    image = np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1)
+    jpg = io.BytesIO()
+    Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(jpg, format="JPEG", quality=int(rng.integers(80, 96)))
+    png = io.BytesIO()
+    Image.fromarray(rendered.instance).save(png, format="PNG")
+    meta = {
+        "width": cam.width, "height": cam.height,
+        "camera": {"focal_px": cam.focal_px, "cx": cam.cx, "cy": cam.cy},
+        "body_model": body_model_name,
+        "persons": [{"bbox_xyxy": mask_box(rendered.instance == i + 1),
+                     "transl": p.transl.tolist(), "global_orient": p.global_orient.tolist(),
+                     "body_pose": p.body_pose.tolist(), "betas": p.betas.tolist()}
+                    for i, p in enumerate(persons)],
+    }
+    return Sample(f"{index:08d}", jpg.getvalue(), png.getvalue(), meta, scene)
+
+
+def mask_box(mask: np.ndarray) -> list[float]:
+    """``[x0, y0, x1, y1]`` (px) of a boolean (H, W) mask; x1, y1 exclusive."""
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_shard(path: Path, body: BodyModel, indices: range, seed: int, body_model_name: str,
+                max_persons: int) -> dict:
+    """Write samples ``indices`` to the tar at ``path`` (atomically); returns counts."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    persons = 0
+    try:
+        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for index in indices:
+                s = make_sample(body, index, seed, body_model_name, max_persons)
+                _add(tar, f"{s.key}.jpg", s.jpg)
+                _add(tar, f"{s.key}.mask.png", s.mask_png)
+                _add(tar, f"{s.key}.json", json.dumps(s.meta, sort_keys=True).encode())
+                persons += len(s.meta["persons"])
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {"shard": path.name, "samples": len(indices), "persons": persons}
+
+
+_WORKER_BODY: BodyModel | None = None
+
+
+def _init_worker(body_model_path: str) -> None:
+    global _WORKER_BODY
+    torch.set_num_threads(1)
+    _WORKER_BODY = BodyModel(body_model_path)
+
+
+def _worker_shard(args) -> dict:
+    path, indices, seed, name, max_persons = args
+    return write_shard(Path(path), _WORKER_BODY, indices, seed, name, max_persons)
+
+
+def write_synthetic_shards(out_dir: str, num: int, seed: int, body_model_path: str | None = None,
+                           max_persons: int = 3, shard_size: int = 100, workers: int = 1) -> list[dict]:
+    """Write ``num`` samples as ``synth-000000.tar``... in ``out_dir``; returns per-shard counts.
+
+    The body model file used (``None``: the cached procedural one) is copied into
+    ``out_dir``; each sample's ``body_model`` is its file name. ``workers > 1``
+    generates shards in a process pool; the output is identical either way.
+    """
+    if num < 0 or shard_size < 1 or workers < 1 or max_persons < 1:
+        raise ValueError("num >= 0, shard_size >= 1, workers >= 1 and max_persons >= 1 are required")
+    if body_model_path is None:
+        from poselabel.models.procedural_body import default_body_model_path
+
+        body_model_path = default_body_model_path()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = os.path.basename(body_model_path.rstrip("/"))
+    local = out / name
+    if "://" in body_model_path:
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(body_model_path) as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    elif Path(body_model_path).resolve() != local.resolve():
+        shutil.copyfile(body_model_path, local)
+    jobs = [(str(out / SHARD_PATTERN.format(k)), range(start, min(start + shard_size, num)), seed, name, max_persons)
+            for k, start in enumerate(range(0, num, shard_size))]
+    if workers == 1 or len(jobs) == 1:
+        body = BodyModel(str(local))
+        results = [write_shard(Path(j[0]), body, *j[1:]) for j in jobs]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(str(local),)) as pool:
+            results = list(pool.map(_worker_shard, jobs))
+    for r in results:
+        log.info("wrote %s: %d samples, %d persons", r["shard"], r["samples"], r["persons"])
+    return results

@@ -1,0 +1,249 @@
+"""Tests of the hard rasteriser and the differentiable silhouette rasterisers."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from poselabel.models.rasterize import (
+    edge_functions, project_points, rasterize_coverage, rasterize_faces,
+)
+
+torch.set_num_threads(1)
+
+
+def ellipsoid_mesh(radii=(0.2, 0.5, 0.15), center=(0.0, 0.0, 0.0), n_lat=12, n_lon=16):
+    """A closed UV ellipsoid, outward winding: (V, 3) float64 vertices, (F, 3) long faces."""
+    verts = [(0.0, -1.0, 0.0)]
+    for i in range(1, n_lat):
+        th = math.pi * i / n_lat
+        for j in range(n_lon):
+            ph = 2 * math.pi * j / n_lon
+            verts.append((math.sin(th) * math.cos(ph), -math.cos(th), math.sin(th) * math.sin(ph)))
+    verts.append((0.0, 1.0, 0.0))
+    v = torch.tensor(verts, dtype=torch.float64) * torch.tensor(radii, dtype=torch.float64)
+    v = v + torch.tensor(center, dtype=torch.float64)
+    faces = []
+    ring = lambda i, j: 1 + (i - 1) * n_lon + (j % n_lon)
+    for j in range(n_lon):
+        faces.append((0, ring(1, j + 1), ring(1, j)))
+    for i in range(1, n_lat - 1):
+        for j in range(n_lon):
+            a, b, c, d = ring(i, j), ring(i, j + 1), ring(i + 1, j), ring(i + 1, j + 1)
+            faces.append((a, b, d))
+            faces.append((a, d, c))
+    last = len(verts) - 1
+    for j in range(n_lon):
+        faces.append((last, ring(n_lat - 1, j), ring(n_lat - 1, j + 1)))
+    return v, torch.tensor(faces, dtype=torch.long)
+
+
+def brute_force(verts_px, faces, h, w, near=1e-3):
+    """Dense reference: every pixel against every face, same inside/tie rules."""
+    n = verts_px.shape[0]
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    qx = (xs.reshape(1, -1) + 0.5).to(verts_px.dtype)
+    qy = (ys.reshape(1, -1) + 0.5).to(verts_px.dtype)
+    fidx = torch.full((n, h * w), -1, dtype=torch.long)
+    depth = torch.full((n, h * w), float("inf"), dtype=verts_px.dtype)
+    for b in range(n):
+        for f in range(faces.shape[0]):
+            t = verts_px[b, faces[f]][None]
+            if not torch.isfinite(t).all() or (t[0, :, 2] <= near).any():
+                continue
+            w0, w1, w2, area = edge_functions(t[:, :, :2], qx, qy)
+            s = torch.sign(area)
+            ok = ((area != 0) & (w0 * s >= 0) & (w1 * s >= 0) & (w2 * s >= 0))[0]
+            z = (1.0 / ((w0 / t[:, 0, 2:3] + w1 / t[:, 1, 2:3] + w2 / t[:, 2, 2:3]) / area))[0]
+            better = ok & (z < depth[b])
+            depth[b] = torch.where(better, z, depth[b])
+            fidx[b] = torch.where(better, torch.full_like(fidx[b], f), fidx[b])
+    return fidx.view(n, h, w), depth.view(n, h, w)
+
+
+def test_hard_rasteriser_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    v1, f1 = ellipsoid_mesh((0.3, 0.5, 0.2), (0.05, 0.0, 2.0), 6, 8)
+    v2, f2 = ellipsoid_mesh((0.2, 0.2, 0.2), (-0.1, 0.1, 1.6), 5, 7)
+    verts = torch.cat([v1, v2])[None].repeat(2, 1, 1)
+    verts[1] += torch.tensor([0.1, -0.05, 0.3], dtype=torch.float64)
+    verts += 0.01 * torch.randn(verts.shape, generator=g, dtype=torch.float64)
+    faces = torch.cat([f1, f2 + v1.shape[0]])
+    f = torch.tensor([60.0, 75.0], dtype=torch.float64)
+    px = project_points(verts, f, torch.tensor([24.0, 20.0], dtype=torch.float64),
+                        torch.tensor([20.0, 22.0], dtype=torch.float64))
+    h, w = 41, 47
+    fi, dep = rasterize_faces(px, faces, h, w)
+    rf, rd = brute_force(px, faces, h, w)
+    assert fi.shape == (2, h, w) and fi.dtype == torch.long
+    assert (fi >= 0).sum() > 300  # the test mesh covers a good part of the image
+    assert torch.equal(fi, rf)
+    assert torch.equal(torch.isinf(dep), torch.isinf(rd))
+    assert torch.allclose(dep[~torch.isinf(dep)], rd[~torch.isinf(rd)])
+    cov = rasterize_coverage(px, faces, h, w)
+    assert torch.equal(cov, rf >= 0)
+
+
+def test_hard_rasteriser_large_faces_and_near_plane():
+    # Two big triangles (fallback windows up to 64 px) and one crossing the near plane.
+    verts = torch.tensor([[[1.0, 1.0, 2.0], [60.0, 3.0, 2.0], [5.0, 50.0, 2.0],
+                           [10.0, 10.0, 1.0], [40.0, 12.0, 3.0], [20.0, 45.0, 1.5],
+                           [0.0, 0.0, -1.0]]])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5], [0, 1, 6]])
+    fi, dep = rasterize_faces(verts, faces, 52, 63)
+    rf, rd = brute_force(verts, faces, 52, 63)
+    assert torch.equal(fi, rf)
+    assert (fi == 2).sum() == 0 and (fi == 0).sum() > 100 and (fi == 1).sum() > 100
+    assert torch.allclose(dep[fi >= 0], rd[rf >= 0])
+
+
+def test_empty_and_nan_inputs():
+    verts = torch.full((1, 3, 3), float("nan"))
+    fi, dep = rasterize_faces(verts, torch.tensor([[0, 1, 2]]), 8, 8)
+    assert (fi == -1).all() and torch.isinf(dep).all()
+    fi, dep = rasterize_faces(torch.zeros(0, 3, 3), torch.tensor([[0, 1, 2]]), 8, 8)
+    assert fi.shape == (0, 8, 8)
+
+
+# ---- differentiable silhouette -------------------------------------------------------
+
+import torch.nn.functional as F  # noqa: E402
+
+from poselabel.models.camera_crops import gaussian_blur, soft_iou  # noqa: E402
+from poselabel.models.silhouette import (  # noqa: E402
+    MeshEdges, TorchSilhouetteRasterizer, make_silhouette_rasterizer,
+)
+
+
+def _cam(b, f, c, dtype=torch.float64):
+    full = lambda x: torch.full((b,), float(x), dtype=dtype)
+    return full(f), full(c), full(c)
+
+
+def test_silhouette_values_inside_outside():
+    v, f = ellipsoid_mesh((0.3, 0.5, 0.2), (0.0, 0.0, 3.0), 10, 14)
+    render = make_silhouette_rasterizer("torch", "cpu")
+    foc, cx, cy = _cam(1, 100.0, 32.0)
+    m = render(v[None], f, foc, cx, cy, (64, 64))
+    assert m.shape == (1, 64, 64) and m.dtype == torch.float64
+    assert m[0, 32, 32] == 1.0 and m[0, 0, 0] == 0.0 and m[0, 32, 2] == 0.0
+    assert ((m == 0) | (m == 1)).all()
+    expected = rasterize_coverage(project_points(v[None], foc, cx, cy), f, 64, 64)
+    assert torch.equal(m.bool(), expected)
+    # Silhouette area close to the analytic ellipse area (pi * a * b * f^2 / z^2).
+    assert abs(m.sum().item() / (math.pi * 0.3 * 0.5 * (100 / 3) ** 2) - 1) < 0.05
+
+
+def test_mesh_edges_and_back_face_culling():
+    v, f = ellipsoid_mesh((0.3, 0.5, 0.2), (0.0, 0.0, 2.5), 8, 12)
+    edges = MeshEdges(f)
+    assert edges.closed_oriented and (edges.opp_b >= 0).all()
+    assert edges.v0.numel() == f.shape[0] * 3 // 2
+    assert not MeshEdges(f[:-1]).closed_oriented  # an open mesh is never culled
+    render = TorchSilhouetteRasterizer()
+    foc, cx, cy = _cam(1, 90.0, 24.0)
+    render(v[None], f, foc, cx, cy, (48, 48))
+    orient = render._mesh_edges(f).orientation
+    vol = torch.linalg.det(v[f]).sum()
+    assert orient == (1 if vol > 0 else -1)
+    flipped = f[:, [0, 2, 1]].contiguous()
+    render(v[None], flipped, foc, cx, cy, (48, 48))
+    assert render._mesh_edges(flipped).orientation == -orient
+    px = project_points(v[None], foc, cx, cy)
+    assert torch.equal(rasterize_coverage(px, f, 48, 48, front_orientation=orient),
+                       rasterize_coverage(px, f, 48, 48))
+    # Two overlapping closed meshes (one in front of the other): culling keeps the union.
+    v2, f2 = ellipsoid_mesh((0.1, 0.1, 0.1), (0.0, 0.0, 2.2), 6, 8)
+    both_v = torch.cat([v, v2])[None]
+    both_f = torch.cat([f, f2 + v.shape[0]])
+    pxb = project_points(both_v, foc, cx, cy)
+    full = rasterize_coverage(pxb, both_f, 48, 48)
+    assert torch.equal(rasterize_coverage(pxb, both_f, 48, 48, front_orientation=orient), full)
+
+
+def test_edge_sampling_gradient_matches_finite_differences_of_area_coverage():
+    """d/d(f, Tx) of a smooth functional of the mask vs central differences of the
+    8x-supersampled (area) coverage."""
+    v, faces = ellipsoid_mesh((0.25, 0.6, 0.15), (0.0, 0.0, 0.0), 16, 24)
+    render = make_silhouette_rasterizer("torch")
+    h = w = 48
+    yy, xx = torch.meshgrid(torch.arange(h * 8), torch.arange(w * 8), indexing="ij")
+    wt = F.avg_pool2d(torch.exp(-((xx / 8.0 - 30) ** 2 + (yy / 8.0 - 22) ** 2) / 200.0)
+                      .double()[None, None], 8)[0, 0]
+
+    def loss(foc, tx, ss=1):
+        t = torch.stack([tx, torch.tensor(0.02, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)])
+        c = torch.tensor([w * ss / 2.0], dtype=torch.float64)
+        m = render((v + t)[None], faces, (foc * ss)[None], c, c, (h * ss, w * ss))
+        if ss > 1:
+            m = F.avg_pool2d(m[:, None], ss)[:, 0]
+        return (m[0] * wt).sum()
+
+    foc = torch.tensor(75.0, dtype=torch.float64, requires_grad=True)
+    tx = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    loss(foc, tx).backward()
+    with torch.no_grad():
+        gf = (loss(foc + 1.0, tx, 8) - loss(foc - 1.0, tx, 8)) / 2.0
+        gt = (loss(foc, tx + 0.01, 8) - loss(foc, tx - 0.01, 8)) / 0.02
+    assert abs(gf) > 0.5 and abs(gt) > 50
+    assert abs(foc.grad.item() - gf.item()) < 0.06 * abs(gf.item())
+    assert abs(tx.grad.item() - gt.item()) < 0.06 * abs(gt.item())
+
+
+def test_silhouette_gradient_signs():
+    """Moving the mesh toward a target on its right, or enlarging it toward a bigger
+    target, must decrease 1 - soft IoU."""
+    v, faces = ellipsoid_mesh((0.2, 0.45, 0.15), (0.0, 0.0, 0.0), 12, 16)
+    render = make_silhouette_rasterizer("auto", "cpu")
+    assert isinstance(render, TorchSilhouetteRasterizer)
+    h = w = 64
+    c = torch.tensor([32.0], dtype=torch.float64)
+    tgt_t = torch.tensor([0.12, 0.0, 3.0], dtype=torch.float64)
+    target = render((v + tgt_t)[None], faces, torch.tensor([110.0], dtype=torch.float64), c, c, (h, w))
+    target = gaussian_blur(target, 2.0)
+    valid = torch.ones_like(target)
+    foc = torch.tensor([100.0], dtype=torch.float64, requires_grad=True)
+    tx = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    t = torch.stack([tx, torch.tensor(0.0, dtype=torch.float64), torch.tensor(3.0, dtype=torch.float64)])
+    m = render((v + t)[None], faces, foc, c, c, (h, w))
+    loss = 1 - soft_iou(gaussian_blur(m, 2.0), target, valid)
+    loss.sum().backward()
+    assert tx.grad.item() < 0 and foc.grad.item() < 0
+
+
+def test_make_silhouette_rasterizer_rejects_bad_backends():
+    with pytest.raises(ValueError):
+        make_silhouette_rasterizer("pytorch3d")
+    with pytest.raises(ValueError):
+        make_silhouette_rasterizer("nvdiffrast", "cpu")
+
+
+def _has_nvdiffrast_cuda() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import nvdiffrast.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_nvdiffrast_cuda(), reason="needs nvdiffrast and a CUDA device")
+def test_nvdiffrast_backend_agrees_with_torch_backend():
+    dev = torch.device("cuda")
+    v, faces = ellipsoid_mesh((0.3, 0.5, 0.2), (0.05, -0.02, 3.0), 16, 24)
+    v, faces = v.float().to(dev), faces.to(dev)
+    foc, cx, cy = (t.float().to(dev) for t in _cam(1, 100.0, 32.0))
+    nv = make_silhouette_rasterizer("nvdiffrast", dev)
+    th = make_silhouette_rasterizer("torch", dev)
+    a = nv(v[None], faces, foc, cx, cy, (64, 64))
+    b = th(v[None], faces, foc, cx, cy, (64, 64))
+    inter = (a.round() * b).sum()
+    assert inter / (a.round() + b - a.round() * b).sum() > 0.98
+    # Same pixel convention: the silhouettes' centroids agree within a tenth of a pixel.
+    ys = torch.arange(64, device=dev, dtype=torch.float32)[:, None]
+    assert abs(float((a[0] * ys).sum() / a.sum() - (b[0] * ys).sum() / b.sum())) < 0.1
+    foc.requires_grad_(True)
+    nv(v[None], faces, foc, cx, cy, (64, 64)).sum().backward()
+    assert foc.grad.item() > 0  # a larger focal length covers more pixels
