@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-COMMANDS = ("run", "demo")
+COMMANDS = ("run", "demo", "body_model", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:

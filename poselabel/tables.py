@@ -85,7 +85,7 @@ def _arr(x, n: int) -> list[float] | None:
 
 
 def person_row(record: ImageRecord, p: Person) -> dict[str, Any]:
-    diag = dict(p.diagnostics)
+    diag = {k: v for k, v in p.diagnostics.items() if not k.startswith("_")}  # "_x": transient
     cx = diag.pop("cx", record.width / 2 if p.focal_px is not None else None)
     cy = diag.pop("cy", record.height / 2 if p.focal_px is not None else None)
     fit_loss = diag.pop("fit_loss", None)

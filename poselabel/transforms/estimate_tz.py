@@ -1,27 +1,86 @@
 """Stage: pelvis depth ``Tz`` (metres) per person.
 
-Backends: ``none`` (not run yet: ``tz`` stays null), ``oracle`` (ground truth
-from the sample's json, for benchmarks). ``network`` and ``geometric`` arrive
-with the networks (issue 5) and are refused at start-up until then.
+Backends:
+- ``none``: not run (``tz`` stays null);
+- ``geometric`` (the no-weights default): SMPL-X fitted to MediaPipe's world
+  landmarks, then ``Tz`` and ``f`` solved from the 2D–3D correspondences
+  (``poselabel/models/geometric_fit.py``); the fit is kept for the pose stage;
+- ``oracle``: ground truth from the sample's json, for benchmarks.
+A person the backend cannot handle keeps ``tz = None`` and a ``tz_error``
+diagnostic (reject reason ``tz_failed``).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from poselabel.models.ground_truth import match_ground_truth
-from poselabel.records import ImageRecord, replace
+from poselabel.records import ImageRecord, Person, replace
 from poselabel.transforms.base import SampleStage
+
+GEOMETRIC_KEY = "_geometric"  # transient diagnostics key (not written to the tables)
+
+
+def with_geometric_fit(record: ImageRecord, body_model) -> ImageRecord:
+    """Attach the geometric estimate to each person that has MediaPipe landmarks (once)."""
+    from poselabel.models.geometric_fit import estimate_from_landmarks
+
+    todo = [p for p in record.persons if GEOMETRIC_KEY not in p.diagnostics and p.keypoints_2d is not None
+            and p.keypoints_3d is not None]
+    if not todo:
+        return record
+    estimates = estimate_from_landmarks(body_model, np.stack([p.keypoints_2d for p in todo]),
+                                        np.stack([p.keypoints_3d for p in todo]),
+                                        width=record.width, height=record.height)
+    by_index = {p.person_index: e for p, e in zip(todo, estimates)}
+    persons = []
+    for p in record.persons:
+        if p.person_index not in by_index:
+            persons.append(p)
+            continue
+        est = by_index[p.person_index]
+        diag = {**p.diagnostics, GEOMETRIC_KEY: est}
+        if est is not None:
+            diag.update(geo_focal_px=est.focal_px, geo_landmark_error_m=round(est.landmark_error_m, 5),
+                        geo_reprojection_rms_px=round(est.reprojection_rms_px, 3))
+        persons.append(replace(p, diagnostics=diag))
+    return replace(record, persons=tuple(persons))
+
+
+def load_body_model(config):
+    from poselabel.models.body_model import BodyModel
+
+    return BodyModel(config.body_model, device=config.camera.device)
+
+
+def _failed(p: Person, key: str, message: str) -> Person:
+    return replace(p, diagnostics={**p.diagnostics, key: message})
 
 
 class EstimateTz(SampleStage):
     stage = "tz"
 
+    def build(self):
+        return load_body_model(self.config) if self.config.tz.backend == "geometric" else None
+
     def apply(self, record: ImageRecord) -> ImageRecord:
         backend = self.config.tz.backend
         if backend == "none" or not record.persons:
             return record
+        persons = []
         if backend == "oracle":
-            persons = []
             for p in record.persons:
                 gt = match_ground_truth(p.bbox_xyxy, record.meta)
-                persons.append(replace(p, tz=float(gt["transl"][2])) if gt else p)
+                persons.append(replace(p, tz=float(gt["transl"][2])) if gt else
+                               _failed(p, "tz_error", "no matching ground-truth person"))
+            return replace(record, persons=tuple(persons))
+        if backend == "geometric":
+            record = with_geometric_fit(record, self.backend)
+            for p in record.persons:
+                est = p.diagnostics.get(GEOMETRIC_KEY)
+                if est is None:
+                    reason = "no MediaPipe landmarks" if p.keypoints_2d is None else "perspective solve failed"
+                    persons.append(_failed(p, "tz_error", reason))
+                else:
+                    persons.append(replace(p, tz=est.tz))
             return replace(record, persons=tuple(persons))
         raise NotImplementedError(f"tz backend {backend!r}")

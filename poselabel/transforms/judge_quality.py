@@ -1,7 +1,7 @@
 """Stage: accept or reject each person, with every reason named.
 
 Reasons so far: ``not_fitted`` (the camera stage has not produced a fit),
-``no_mask``, ``low_det_score``, ``low_mask_iou``. A counter per reason.
+``no_mask``, ``low_det_score``, ``tz_failed``, ``pose_failed``, ``low_mask_iou``. A counter per reason.
 Issue 6 extends the checks; thresholds live in ``QualityConfig``.
 """
 from __future__ import annotations
@@ -19,6 +19,10 @@ def judge(person: Person, config) -> tuple[str, ...]:
         reasons.append("no_mask")
     if person.det_score < config.min_det_score:
         reasons.append("low_det_score")
+    if "tz_error" in person.diagnostics:
+        reasons.append("tz_failed")
+    if "pose_error" in person.diagnostics:
+        reasons.append("pose_failed")
     if person.focal_px is None or person.transl is None:
         reasons.append(REASON_NOT_FITTED)
     elif person.mask_iou is not None and person.mask_iou < config.min_mask_iou:
