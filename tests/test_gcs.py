@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -59,3 +63,63 @@ def test_job_reads_and_writes_gs(gcs_bucket):
     assert FileSystems.exists(f"{out}/_done/g-000001.json")
     # A rerun finds the done markers in the bucket and does nothing.
     assert run_job(config)["this_run"]["samples"] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gs_job_killed_then_resumed_has_every_sample_once(tmp_path):
+    """The emulator runs in its own process so that the job can be SIGKILLed without it."""
+    import duckdb
+
+    port = _free_port()
+    log = open(tmp_path / "emulator.log", "w")
+    emulator = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator"), "start",
+                                 "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+                                 "--default-bucket", "resume", "-q"], stdout=log, stderr=log)
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "emulator did not start"
+                time.sleep(0.2)
+        samples = mixed_samples()[:4]
+        for i in range(6):
+            write_shard(f"gs://resume/in/r-{i:06d}.tar", [(f"{k}-{i}", m) for k, m in samples])
+        cmd = [sys.executable, "-m", "poselabel.cli", "run", "--no-progress",
+               "--input", "gs://resume/in/r-*.tar", "--output", "gs://resume/out"]
+        job = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        deadline = time.time() + 300
+        while not FileSystems.match(["gs://resume/out/_done/*.json"])[0].metadata_list:
+            assert job.poll() is None, "the job ended before a shard was done"
+            assert time.time() < deadline
+            time.sleep(0.1)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        done = len(FileSystems.match(["gs://resume/out/_done/*.json"])[0].metadata_list)
+        assert 1 <= done < 6
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        local = tmp_path / "images"
+        local.mkdir()
+        for m in FileSystems.match(["gs://resume/out/images/*.parquet"])[0].metadata_list:
+            (local / m.path.rsplit("/", 1)[-1]).write_bytes(read_bytes(m.path))
+        rows = duckdb.sql(f"select shard, key, count(*) n from '{local}/*.parquet' group by all").fetchall()
+        assert len(rows) == 6 * 4 and all(n == 1 for *_, n in rows)
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
