@@ -221,7 +221,7 @@ def rasterize_coverage(verts_px: torch.Tensor, faces: torch.Tensor, height: int,
             w0, w1, w2, area = edge_functions(_rows(uv, rows), px + 0.5, py + 0.5)
             ok = _inside(w0, w1, w2, area) & (px >= 0)
             base = (item.index_select(0, rows) * hw)[:, None] + py * width + px
-            cov[base[ok]] = True
+            cov.index_fill_(0, base.masked_select(ok), True)
     return cov.view(n, height, width)
 
 

@@ -1,0 +1,255 @@
+"""``poselabel bench camera``: the camera solver against focal heuristics on ground truth.
+
+Reads synthetic ground-truth shards (ARCHITECTURE.md: ``<key>.json``, ``<key>.mask.png``
+with value ``i + 1`` for person ``i``), poses each person's GT body with the pelvis at the
+origin, and solves ``f, Tx, Ty`` from the GT visible mask at the GT (or noised) ``Tz``:
+
+- ``solver``: the BLADE-style solve (``poselabel/models/camera_solver.py``);
+- ``hmr2``, ``cliff``, ``nlf``: ``f`` fixed by the heuristic, ``Tx, Ty`` fitted to the same
+  mask by the same solver with ``f`` frozen.
+
+Metrics (BLADE's): ``E_f = |f̂ − f| / f``, ``E_Txy = ‖T̂xy − Txy‖`` (m), ``E_Tz`` (m),
+``E_inv_Tz = |1/T̂z − 1/Tz|`` (1/m), ``mIoU`` (fraction): hard IoU of the rendered mesh with
+the GT mask at full resolution.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import logging
+import posixpath
+import time
+
+log = logging.getLogger(__name__)
+
+METHODS = ("solver", "hmr2", "cliff", "nlf")
+METRICS = ("E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks on ground-truth shards")
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    cam = sub.add_parser(
+        "camera", help="camera solver (f, Tx, Ty) vs focal heuristics on GT mesh, Tz and mask",
+        description="Solve f, Tx, Ty per person from the GT visible mask, GT mesh and GT (or "
+                    "noised) Tz; compare with the HMR 2.0, CLIFF and NLF focal heuristics.")
+    cam.add_argument("--gt", required=True, help="GT shard pattern (paths, globs, {a..b}, gs://)")
+    cam.add_argument("--body-model", default=None,
+                     help="SMPL-X .npz; default: each sample's json body_model, next to its shard")
+    cam.add_argument("--tz-noise", type=float, default=0.0,
+                     help="relative std of multiplicative Tz noise: Tz (1 + N(0, REL))")
+    cam.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    cam.add_argument("--json", default=None, help="write the results as JSON here")
+    cam.add_argument("--limit", type=int, default=None, help="at most N persons")
+    cam.add_argument("--iters", type=int, default=None,
+                     help="total descent steps, spread over the stages like the default schedule")
+    cam.add_argument("--seed", type=int, default=0, help="seed of the Tz noise")
+    cam.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    cam.add_argument("--min-mask-px", type=int, default=64, help="skip persons with fewer visible pixels")
+    cam.add_argument("--principal-point", default="gt", choices=("gt", "center"),
+                     help="principal point given to every method: the GT camera's or the image centre")
+    cam.add_argument("--batch-size", type=int, default=64, help="persons per solver batch")
+    cam.set_defaults(func=run_camera)
+
+
+@dataclasses.dataclass
+class GTPersons:
+    """Ground-truth persons (N of them), CPU tensors.
+
+    ``verts`` (N, V, 3) pelvis-centred camera-axes mesh (m); ``faces`` (F, 3);
+    ``focal`` (N,) px; ``pp`` (N, 2) principal point px; ``size`` (N, 2) ``[W, H]`` px;
+    ``transl`` (N, 3) m; ``masks`` N x (H, W) bool; ``others`` N x (H, W) bool, the other
+    people's pixels (the person may be hidden there: no evidence); ``occluded`` (N,) bool,
+    the GT mesh rendered with the GT camera is hidden by others somewhere (GT IoU < 0.99);
+    ``keys`` N ``(key, person_index)``.
+    """
+
+    verts: object
+    faces: object
+    focal: object
+    pp: object
+    size: object
+    transl: object
+    masks: list
+    others: list
+    occluded: object
+    keys: list
+    skipped: int
+
+
+def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | None = None,
+                    min_mask_px: int = 64) -> GTPersons:
+    """Read GT shards and pose every person (pelvis at the origin) with the GT body model."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from poselabel.io.shards import iter_samples, list_shards
+    from poselabel.models.body_model import BodyModel
+
+    models: dict[str, BodyModel] = {}
+    from poselabel.models.rasterize import project_points, rasterize_coverage
+
+    verts, focal, pp, size, transl, masks, others, occluded, keys = [], [], [], [], [], [], [], [], []
+    faces, skipped = None, 0
+    for shard in list_shards(pattern):
+        for sample in iter_samples(shard):
+            if limit is not None and len(keys) >= limit:
+                break
+            meta = json.loads(sample.members["json"])
+            inst = np.asarray(Image.open(io.BytesIO(sample.members["mask.png"])))
+            path = body_model or posixpath.join(posixpath.dirname(shard), meta["body_model"])
+            if path not in models:
+                models[path] = BodyModel(path)
+            model = models[path]
+            persons = meta["persons"]
+            todo = []
+            for i, p in enumerate(persons):
+                m = inst == i + 1
+                if int(m.sum()) < min_mask_px:
+                    skipped += 1
+                    continue
+                todo.append((i, p, m))
+            if not todo:
+                continue
+            if limit is not None:
+                todo = todo[: limit - len(keys)]
+            cam = meta["camera"]
+            with torch.no_grad():
+                out = model(torch.tensor([p["betas"] for _, p, _ in todo], dtype=torch.float32),
+                            torch.tensor([p["global_orient"] for _, p, _ in todo], dtype=torch.float32),
+                            torch.tensor([p["body_pose"] for _, p, _ in todo], dtype=torch.float32), None)
+            v = out.vertices - out.joints[:, :1]
+            if faces is None:
+                faces = model.faces.cpu()
+            elif not torch.equal(faces, model.faces.cpu()):
+                raise ValueError("all GT persons must share one body model topology")
+            t_gt = torch.tensor([p["transl"] for _, p, _ in todo], dtype=torch.float32)
+            n = len(todo)
+            px = project_points(v + t_gt[:, None], torch.full((n,), float(cam["focal_px"])),
+                                torch.full((n,), float(cam["cx"])), torch.full((n,), float(cam["cy"])))
+            full = rasterize_coverage(px, model.faces.cpu(), inst.shape[0], inst.shape[1])
+            for j, (i, p, m) in enumerate(todo):
+                mt = torch.from_numpy(m)
+                gt_iou = float((full[j] & mt).sum()) / max(1.0, float((full[j] | mt).sum()))
+                occluded.append(gt_iou < 0.99)
+                others.append(torch.from_numpy((inst > 0) & ~m))
+                verts.append(v[j])
+                focal.append(cam["focal_px"])
+                pp.append((cam["cx"], cam["cy"]))
+                size.append((meta["width"], meta["height"]))
+                transl.append(p["transl"])
+                masks.append(mt)
+                keys.append((f"{sample.shard}/{sample.key}", i))
+    if not keys:
+        raise ValueError(f"no usable person in {pattern!r} ({skipped} skipped)")
+    return GTPersons(verts=torch.stack(verts), faces=faces, focal=torch.tensor(focal, dtype=torch.float64),
+                     pp=torch.tensor(pp, dtype=torch.float64), size=torch.tensor(size, dtype=torch.float64),
+                     transl=torch.tensor(transl, dtype=torch.float64), masks=masks, others=others,
+                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped)
+
+
+def scaled_config(iters: int | None, batch_size: int):
+    """The default solver config, with ``iters`` descent steps spread over its stages."""
+    from poselabel.models.camera_solver import CameraSolverConfig
+
+    cfg = CameraSolverConfig(batch_size=batch_size)
+    if iters is None:
+        return cfg
+    total = sum(s.iters for s in cfg.stages)
+    stages = tuple(dataclasses.replace(s, iters=max(1, round(iters * s.iters / total))) for s in cfg.stages)
+    return dataclasses.replace(cfg, stages=stages)
+
+
+def _summary(values) -> dict[str, float]:
+    import torch
+
+    v = values[torch.isfinite(values)]
+    if v.numel() == 0:
+        return {"mean": float("nan"), "median": float("nan")}
+    return {"mean": float(v.mean()), "median": float(v.median())}
+
+
+def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
+                 device: str = "cpu", iters: int | None = None, batch_size: int = 64,
+                 principal_point: str = "gt") -> dict:
+    """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring)."""
+    import torch
+
+    from poselabel.models.camera_solver import solve_camera
+    from poselabel.models.focal_heuristics import HEURISTICS
+
+    n = gt.verts.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
+    cfg = scaled_config(iters, batch_size)
+    pp = gt.pp if principal_point == "gt" else gt.size / 2
+    verts, faces = gt.verts.to(device), gt.faces.to(device)
+    results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "methods": {}}
+    for name in methods:
+        fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
+        start = time.perf_counter()
+        sol = solve_camera(verts, faces, tz_in, gt.masks, cfg, fixed_focal=fixed, principal_point=pp,
+                           ignore=gt.others)
+        seconds = time.perf_counter() - start
+        t_hat = sol.transl
+        metrics = {
+            "E_f": (sol.focal_px - gt.focal).abs() / gt.focal,
+            "E_Txy": (t_hat[:, :2] - gt.transl[:, :2]).norm(dim=1),
+            "E_Tz": (t_hat[:, 2] - gt.transl[:, 2]).abs(),
+            "E_inv_Tz": (1.0 / t_hat[:, 2] - 1.0 / gt.transl[:, 2]).abs(),
+            "mIoU": sol.mask_iou,
+        }
+        entry = {k: _summary(v) for k, v in metrics.items()}
+        entry["persons_per_s"] = n / seconds
+        clear = ~gt.occluded
+        entry["unoccluded"] = {k: _summary(v[clear]) for k, v in metrics.items()}
+        entry["unoccluded"]["count"] = int(clear.sum())
+        entry["rejected"] = sum(r is not None for r in sol.reject_reasons)
+        results["methods"][name] = entry
+        log.info("%s: %d persons in %.1f s", name, n, seconds)
+    return results
+
+
+def format_table(results: dict, subset: str | None = None) -> str:
+    """One row per method: mean and median of each metric (``subset="unoccluded"``: those only)."""
+    head = f"{'method':8s}" + "".join(f"{m + ' mean':>14s}{m + ' med':>13s}" for m in METRICS) + f"{'persons/s':>11s}"
+    lines = [head]
+    for name, e in results["methods"].items():
+        stats = e if subset is None else e[subset]
+        row = f"{name:8s}"
+        for m in METRICS:
+            row += f"{stats[m]['mean']:14.4f}{stats[m]['median']:13.4f}"
+        lines.append(row + f"{e['persons_per_s']:11.2f}")
+    return "\n".join(lines)
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {METHODS}")
+    gt = load_gt_persons(args.gt, args.body_model, args.limit, args.min_mask_px)
+    print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
+          f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}")
+    results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
+                           args.batch_size, args.principal_point)
+    print(format_table(results))
+    count = next(iter(results["methods"].values()))["unoccluded"]["count"]
+    print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")
+    print(format_table(results, "unoccluded"))
+    for name, e in results["methods"].items():
+        if e["rejected"]:
+            print(f"{name}: {e['rejected']} person(s) rejected by the solver (excluded from the metrics)")
+    if args.json:
+        out = {"num_persons": results["num_persons"],
+               "methods": {k: {**{m: v[m] for m in METRICS}, "persons_per_s": v["persons_per_s"]}
+                           for k, v in results["methods"].items()}}
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+    return 0

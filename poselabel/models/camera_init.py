@@ -1,0 +1,129 @@
+"""Global start for the camera solve: focal hypotheses x all image shifts, by FFT (pure torch).
+
+With ``Tz`` fixed, the image of the body is, to first order, the template silhouette
+scaled by ``f / Tz`` and shifted by ``(f Tx / Tz, f Ty / Tz)``. For each focal hypothesis
+we render the mesh once (hard) and score *every* shift at once: the intersection with
+the target and the rendered area seen by the evidence weights are cross-correlations,
+computed with FFTs. The hard IoU at the best shift scores the hypothesis; a second pass
+re-renders each hypothesis at its best shift (perspective changes the shape off-axis)
+and searches again. Moment-based starts fail on truncated or occluded people; this does not.
+
+Frames: the search window is a square of the full image around the target's box
+(``window_scale`` times its longer side) sampled at ``res x res``; the render canvas is a
+same-scale square centred on the projected pelvis, aligned to the window's
+pixel grid (``canvas_factor`` times larger, so that a visible fragment far from the
+pelvis, e.g. a hand in a close-up, is still on it). Offsets are in window pixels.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from poselabel.models import camera_crops as cc
+from poselabel.models.rasterize import project_points, rasterize_coverage
+
+
+def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Tensor:
+    """``out[o] = Σ_y kernel[y] image[y + o]`` from the operands' ``rfft2`` at size (P, P):
+    (B, P, P), offset ``o`` stored at ``o mod P`` (no aliasing when P >= n_kernel + n_image - 1)."""
+    return torch.fft.irfft2(kernel_f.conj() * image_f, s=(pad, pad))
+
+
+def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res: int,
+                 canvas: int, orientation: int | None = None):
+    """Best image shift of the mesh rendered at (focal, a, b) against the window's target.
+
+    Args:
+        verts: (B, V, 3) pelvis-centred mesh (m). tz, focal, a, b, cx, cy: (B,) each
+            (``a = Tx / Tz``, ``b = Ty / Tz``; px for the others).
+        evidence_f: (rfft2 of target * valid, rfft2 of valid), each (B, P, P // 2 + 1), the
+            window's (res x res) target (area fractions) and evidence weights, P = res + canvas.
+        area_t: (B,) target area seen by the weights (window px).
+        window: (x0 (B,), y0 (B,), side (B,)) the window in full-image px.
+        canvas: side of the render canvas (window px), centred on the projected pelvis.
+        orientation: ``front_orientation`` of the mesh (back-face culling) or None.
+
+    Returns:
+        ``(iou (B,), a (B,), b (B,))``: the best hard IoU over shifts and the shifted pose.
+    """
+    x0, y0, side = window
+    k = side / res  # full px per window px
+    transl = torch.stack([a * tz, b * tz, tz], dim=1)
+    up, vp = cx + focal * a, cy + focal * b  # projected pelvis, full px
+    # Canvas origin on the window grid, canvas centred on the pelvis.
+    nx = torch.round((up - x0) / k - canvas / 2)
+    ny = torch.round((vp - y0) / k - canvas / 2)
+    fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + nx * k, y0 + ny * k, side, res)
+    px = project_points(verts + transl[:, None], fw, cxw, cyw)
+    render = rasterize_coverage(px, faces, canvas, canvas, front_orientation=orientation).to(area_t.dtype)
+    pad = res + canvas
+    render_f = torch.fft.rfft2(render, s=(pad, pad))
+    inter = _xcorr(render_f, evidence_f[0], pad)
+    area_r = _xcorr(render_f, evidence_f[1], pad)
+    iou = inter / (area_r + area_t[:, None, None] - inter).clamp(min=1e-6)
+    # Canvas offsets o in [-(canvas - 1), res - 1]: index i holds o = i (i < res) or i - pad.
+    idx = torch.arange(pad, device=iou.device)
+    off = torch.where(idx < res, idx, idx - pad)
+    best = iou.flatten(1).argmax(dim=1)
+    oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
+    score = iou.flatten(1).gather(1, best[:, None])[:, 0]
+    du, dv = (ox - nx) * k, (oy - ny) * k  # full px the render moves by
+    return score, a + du / focal, b + dv / focal
+
+
+def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
+                 res: int = 80, window_scale: float = 2.5, canvas_factor: int = 3, refine_top: int = 2,
+                 orientation: int | None = None):
+    """Pick, per person, the best of the focal hypotheses after a shift search.
+
+    Args:
+        verts: (B, V, 3) pelvis-centred meshes (m); faces (F, 3); tz, cx, cy: (B,).
+        candidates: list of ``(focal (B,), a (B,), b (B,))`` starting hypotheses.
+        masks, ignore, boxes: per person target mask (H, W) bool, ignore mask or None,
+            target box ``(x0, y0, x1, y1)``.
+        refine_top: the best this many hypotheses per person get a second search,
+            re-rendered at their first-pass shift.
+
+    Returns:
+        ``(focal, a, b, iou)``, each (B,): the best hypothesis and its hard IoU (window res).
+    """
+    dev, dt = verts.device, verts.dtype
+    wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
+    tg, vd = [], []
+    for m, ign, w in zip(masks, ignore, wins):
+        t, v = cc.sample_mask_crop(m, *w, res)
+        if ign is not None:
+            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
+        tg.append(t)
+        vd.append(v)
+    target, valid = torch.stack(tg).to(dev, dt), torch.stack(vd).to(dev, dt)
+    window = tuple(torch.tensor([w[i] for w in wins], dtype=dt, device=dev) for i in range(3))
+    canvas = canvas_factor * res
+    pad = res + canvas
+    evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
+    area_t = (target * valid).sum(dim=(1, 2))
+
+    def search(focal, a, b):
+        return shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res,
+                            canvas, orientation)
+
+    found = []
+    for focal, a, b in candidates:
+        focal = focal.clamp(*focal_range)
+        iou, a, b = search(focal, a, b)
+        found.append(torch.stack([focal, a, b, iou]))
+    found = torch.stack(found)  # (C, 4, B)
+    order = found[:, 3].argsort(dim=0, descending=True)[:refine_top]  # (k, B)
+    best = found.gather(0, order[:1, None].expand(1, 4, -1))[0]  # (4, B)
+    for r in range(order.shape[0]):
+        pick = found.gather(0, order[r:r + 1, None].expand(1, 4, -1))[0]
+        iou, a, b = search(pick[0], pick[1], pick[2])
+        new = torch.stack([pick[0], a, b, iou])
+        best = torch.where((iou > best[3])[None], new, best)
+    return best[0], best[1], best[2], best[3]
+
+
+def fov_focals(longer_side: torch.Tensor, fovs_deg) -> list[torch.Tensor]:
+    """Focal lengths (px) giving each field of view (degrees) on the longer image side."""
+    return [longer_side / (2 * math.tan(math.radians(f) / 2)) for f in fovs_deg]

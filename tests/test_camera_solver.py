@@ -1,0 +1,166 @@
+"""Tests of the camera solver (f, Tx, Ty from a mask), its heuristics and the bench command."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from poselabel.models.camera_solver import (
+    REJECT_BEHIND_CAMERA, REJECT_EMPTY_MASK, REJECT_NAN, REJECT_SMALL_MASK,
+    CameraSolverConfig, SolverStage, solve_camera,
+)
+from poselabel.models.focal_heuristics import cliff_focal, hmr2_focal, nlf_focal
+from poselabel.models.rasterize import project_points, rasterize_coverage
+from test_rasterize import ellipsoid_mesh
+
+torch.set_num_threads(1)
+
+SMALL = CameraSolverConfig(
+    stages=(SolverStage(res=64, blur=2.0, iters=15, lr=1.0), SolverStage(res=128, blur=1.0, iters=15, lr=0.2)),
+    init_res=64, init_fovs_deg=(25.0, 40.0, 60.0, 85.0, 110.0),
+)
+
+
+def person_mesh():
+    """A closed, person-like union of ellipsoids (m, pelvis near the origin, y down)."""
+    parts = [((0.16, 0.27, 0.1), (0.0, -0.22, 0.0)), ((0.09, 0.11, 0.1), (0.0, -0.62, 0.0)),
+             ((0.07, 0.4, 0.07), (-0.1, 0.4, 0.02)), ((0.07, 0.4, 0.07), (0.11, 0.38, -0.03)),
+             ((0.05, 0.28, 0.05), (-0.26, -0.15, 0.05)), ((0.05, 0.28, 0.05), (0.3, -0.3, 0.0))]
+    vs, fs, off = [], [], 0
+    for r, c in parts:
+        v, f = ellipsoid_mesh(r, c, 10, 14)
+        vs.append(v)
+        fs.append(f + off)
+        off += v.shape[0]
+    return torch.cat(vs).float(), torch.cat(fs)
+
+
+def make_targets(verts, faces, focal, transl, h, w):
+    """Render GT masks: (B,) focal, (B, 3) transl -> list of (h, w) bool masks."""
+    b = focal.shape[0]
+    px = project_points(verts + transl[:, None], focal, torch.full((b,), w / 2), torch.full((b,), h / 2))
+    return list(rasterize_coverage(px, faces, h, w))
+
+
+def test_solver_recovers_focal_and_translation():
+    v, f = person_mesh()
+    focal = torch.tensor([150.0, 260.0, 420.0])
+    transl = torch.tensor([[0.1, 0.05, 3.0], [-0.2, 0.1, 2.2], [0.05, -0.1, 4.5]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    sol = solve_camera(v[None].repeat(3, 1, 1), f, transl[:, 2], masks, SMALL)
+    assert sol.reject_reasons == [None, None, None]
+    e_f = (sol.focal_px - focal.double()).abs() / focal.double()
+    e_txy = (sol.transl[:, :2] - transl[:, :2].double()).norm(dim=1)
+    assert e_f.max() < 0.01, e_f
+    assert e_txy.max() < 0.005, e_txy
+    assert torch.allclose(sol.transl[:, 2], transl[:, 2].double())  # Tz not refined by default
+    assert sol.mask_iou.min() > 0.97
+    assert (sol.iterations == 30).all() and torch.isfinite(sol.final_loss).all()
+
+
+def test_solver_beats_the_blade_start_and_a_frozen_focal():
+    v, f = person_mesh()
+    focal, transl = torch.tensor([300.0]), torch.tensor([[0.3, 0.1, 3.0]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    blade_start = dataclasses.replace(SMALL, init_rounds=0, init_fovs_deg=(), stages=(SolverStage(64, 2.0, 0, 1.0),))
+    start = solve_camera(v[None], f, transl[:, 2], masks, blade_start)
+    frozen = solve_camera(v[None], f, transl[:, 2], masks, SMALL, fixed_focal=torch.tensor([160.0]))
+    solved = solve_camera(v[None], f, transl[:, 2], masks, SMALL)
+    assert frozen.focal_px.item() == pytest.approx(160.0)
+    assert solved.mask_iou.item() > max(start.mask_iou.item(), frozen.mask_iou.item()) + 0.1
+
+
+def test_degenerate_inputs_give_reasons_not_exceptions():
+    v, f = person_mesh()
+    h, w = 96, 128
+    focal, transl = torch.tensor([200.0]), torch.tensor([[0.0, 0.0, 3.0]])
+    good = make_targets(v[None], f, focal, transl, h, w)[0]
+    verts = v[None].repeat(5, 1, 1)
+    verts[3, 10, 0] = float("nan")
+    tz = torch.tensor([3.0, 3.0, 3.0, 3.0, -1.0])
+    tiny = torch.zeros(h, w, dtype=torch.bool)
+    tiny[5, 5] = True
+    masks = [good, torch.zeros(h, w, dtype=torch.bool), tiny, good, good]
+    sol = solve_camera(verts, f, tz, masks, SMALL)
+    assert sol.reject_reasons == [None, REJECT_EMPTY_MASK, REJECT_SMALL_MASK, REJECT_NAN, REJECT_BEHIND_CAMERA]
+    assert torch.isnan(sol.focal_px[1:]).all() and torch.isnan(sol.mask_iou[1:]).all()
+    assert abs(sol.focal_px[0].item() / 200.0 - 1) < 0.01
+    # A mesh partly behind the camera is rejected as well.
+    near = solve_camera(v[None], f, torch.tensor([0.1]), [good], SMALL)
+    assert near.reject_reasons == [REJECT_BEHIND_CAMERA]
+
+
+def test_crop_solve_matches_full_image_solve():
+    v, f = person_mesh()
+    h = w = 128
+    focal, transl = torch.tensor([180.0]), torch.tensor([[0.15, -0.05, 3.2]])
+    masks = make_targets(v[None], f, focal, transl, h, w)
+    full_cfg = dataclasses.replace(SMALL, crop_to_person=False, stages=tuple(
+        dataclasses.replace(s, res=w) for s in SMALL.stages))
+    crop = solve_camera(v[None], f, transl[:, 2], masks, SMALL)
+    full = solve_camera(v[None], f, transl[:, 2], masks, full_cfg)
+    assert abs(crop.focal_px.item() / full.focal_px.item() - 1) < 0.01
+    assert (crop.transl - full.transl).norm() < 0.005
+    assert abs(crop.mask_iou.item() - full.mask_iou.item()) < 0.02
+
+
+def test_occluders_are_ignored():
+    """Half the person hidden by another's mask: with the occluder as ``ignore`` the solve
+    still recovers the camera."""
+    v, f = person_mesh()
+    h, w = 120, 160
+    focal, transl = torch.tensor([260.0]), torch.tensor([[0.0, 0.0, 2.5]])
+    mask = make_targets(v[None], f, focal, transl, h, w)[0]
+    occluder = torch.zeros(h, w, dtype=torch.bool)
+    occluder[:, 80:] = True
+    sol = solve_camera(v[None], f, transl[:, 2], [mask & ~occluder], SMALL, ignore=[occluder])
+    assert abs(sol.focal_px.item() / 260.0 - 1) < 0.02
+    assert (sol.transl[0, :2] - transl[0, :2].double()).norm() < 0.01
+
+
+def test_config_validation_and_heuristics():
+    with pytest.raises(ValueError):
+        CameraSolverConfig(stages=())
+    with pytest.raises(ValueError):
+        CameraSolverConfig(tz_range=(5.0, 1.0))
+    with pytest.raises(ValueError):
+        CameraSolverConfig(soft_iou_form="dice")
+    w, h = torch.tensor([640.0]), torch.tensor([480.0])
+    assert hmr2_focal(w, h).item() == pytest.approx(12500.0)
+    assert cliff_focal(w, h).item() == pytest.approx(800.0)
+    assert nlf_focal(w, h).item() == pytest.approx(640 / (2 * 0.520567), rel=1e-5)
+
+
+_HAS_SYNTH = importlib.util.find_spec("poselabel.synth.writer") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _HAS_SYNTH, reason="poselabel.synth.writer not present yet")
+def test_bench_camera_end_to_end(tmp_path):
+    import argparse
+
+    from poselabel.commands import bench
+    from poselabel.synth.writer import write_synthetic_shards
+
+    write_synthetic_shards(str(tmp_path / "gt"), 2, seed=3, max_persons=2)
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers())
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["bench", "camera", "--gt", str(tmp_path / "gt" / "synth-*.tar"),
+                              "--limit", "2", "--iters", "8", "--json", str(out), "--tz-noise", "0.05"])
+    assert args.func(args) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"num_persons", "methods"}
+    assert 1 <= result["num_persons"] <= 2
+    assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
+    for entry in result["methods"].values():
+        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "persons_per_s"}
+        assert entry["persons_per_s"] > 0
+        assert 0.0 <= entry["mIoU"]["mean"] <= 1.0
+    # With 5 % Tz noise the given Tz is off, and E_Tz reports it.
+    assert result["methods"]["solver"]["E_Tz"]["mean"] > 0
+    # The HMR 2.0 focal (5000 px per 256 px) is far off on synthetic web-like cameras.
+    assert result["methods"]["hmr2"]["E_f"]["median"] > 1.0
