@@ -75,6 +75,7 @@ class TzConfig:
     def validate(self) -> None:
         _check(self.backend in ("none", "geometric", "network", "oracle"),
                f"tz.backend must be none, geometric, network or oracle, not {self.backend!r}")
+        _check(self.backend != "network" or bool(self.model), "tz.backend=network needs tz.model (--tz-model DIR)")
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,18 @@ class PoseConfig:
     def validate(self) -> None:
         _check(self.backend in ("none", "geometric", "network", "oracle"),
                f"pose.backend must be none, geometric, network or oracle, not {self.backend!r}")
+        _check(self.backend != "network" or bool(self.model), "pose.backend=network needs pose.model (--pose-model DIR)")
 
 
 @dataclass(frozen=True)
 class CameraConfig:
     backend: str = "none"  # none | solver | oracle
     rasterizer: str = "auto"  # auto | torch | nvdiffrast
-    device: str = "cpu"
+    device: str = "cpu"  # torch device of the body model and the solver
+    refine_tz: bool = False  # let the solver move Tz around its estimate (log-normal prior)
+    tz_prior_sigma: float = 0.05  # relative std of that prior
+    iterations_scale: float = 1.0  # multiplies every solver stage's iteration count
+    batch_size: int = 64  # persons per solver batch
 
     def validate(self) -> None:
         _check(self.backend in ("none", "solver", "oracle"),
@@ -100,13 +106,44 @@ class CameraConfig:
                f"camera.rasterizer must be auto, torch or nvdiffrast, not {self.rasterizer!r}")
 
 
+QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
+                  "not_converged", "tz_out_of_range", "fov_out_of_range", "extreme_shape", "joint_limits")
+
+
 @dataclass(frozen=True)
 class QualityConfig:
-    min_mask_iou: float = 0.5
+    """Thresholds of the accept rule (``poselabel/models/quality.py``, docs/quality.md)."""
+
+    min_mask_iou: float = 0.9  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
     min_det_score: float = 0.5
+    min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
+    min_mask_area_px: int = 400
+    min_box_side_px: float = 32.0  # longer side of the detection box
+    border_margin_px: float = 1.0  # a box edge this close to the image edge touches it
+    max_border_sides: int = 4  # truncated: the box touches >= this many image sides
+    max_border_cut: float = 0.9  # truncated: the mask's run on one image edge / the mask box's extent
+    min_tz_m: float = 0.3
+    max_tz_m: float = 50.0
+    min_fov_deg: float = 20.0  # horizontal field of view 2 atan(W / 2f)
+    max_fov_deg: float = 120.0
+    max_abs_beta: float = 3.0
+    joint_limit_slack_deg: float = 0.0  # added to every bound of the joint-limit table
+    max_fit_loss: float = 1.0  # camera solver's final 1 - soft IoU; 1.0: off
+    disabled_checks: tuple[str, ...] = ()  # names from QUALITY_CHECKS
 
     def validate(self) -> None:
         _check(0.0 <= self.min_mask_iou <= 1.0, "quality.min_mask_iou must be in [0, 1]")
+        _check(0.0 <= self.min_det_score <= 1.0, "quality.min_det_score must be in [0, 1]")
+        _check(0.0 <= self.min_mask_box_iou <= 1.0, "quality.min_mask_box_iou must be in [0, 1]")
+        _check(self.min_mask_area_px >= 0 and self.min_box_side_px >= 0, "quality size thresholds must be >= 0")
+        _check(1 <= self.max_border_sides <= 5, "quality.max_border_sides must be in [1, 5] (5: off)")
+        _check(0.0 < self.max_border_cut, "quality.max_border_cut must be > 0 (above 1: off)")
+        _check(0.0 < self.min_tz_m < self.max_tz_m, "quality needs 0 < min_tz_m < max_tz_m")
+        _check(0.0 <= self.min_fov_deg < self.max_fov_deg <= 180.0, "quality needs 0 <= min_fov_deg < max_fov_deg <= 180")
+        _check(self.max_abs_beta > 0, "quality.max_abs_beta must be > 0")
+        _check(self.max_fit_loss > 0, "quality.max_fit_loss must be > 0")
+        unknown = [c for c in self.disabled_checks if c not in QUALITY_CHECKS]
+        _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,33 @@
 """Stage: accept or reject each person, with every reason named.
 
-Reasons so far: ``not_fitted`` (the camera stage has not produced a fit),
-``no_mask``, ``low_det_score``, ``tz_failed``, ``pose_failed``, ``low_mask_iou``. A counter per reason.
-Issue 6 extends the checks; thresholds live in ``QualityConfig``.
+The rule itself is :func:`poselabel.models.quality.judge` (pure numpy, shared with
+``poselabel filter``); this stage builds each person's :class:`PersonFacts` from its
+``Person`` record, sets ``accepted`` / ``reject_reasons``, and counts
+``rejected_<reason>`` and ``accepted`` (Beam counters, namespace ``poselabel``).
+Thresholds: ``QualityConfig`` (recorded in the run manifest).
 """
 from __future__ import annotations
 
+import numpy as np
 from apache_beam.metrics import Metrics
 
-from poselabel.records import REASON_NOT_FITTED, ImageRecord, Person, replace
+from poselabel.models.quality import PersonFacts, judge, mask_geometry
+from poselabel.records import ImageRecord, Person, replace
 from poselabel.transforms.base import SampleStage
 
 
-def judge(person: Person, config) -> tuple[str, ...]:
-    """The reject reasons of one person under a :class:`QualityConfig` (empty: accepted)."""
-    reasons = []
-    if person.mask is None and "mask_rle" not in person.diagnostics:
-        reasons.append("no_mask")
-    if person.det_score < config.min_det_score:
-        reasons.append("low_det_score")
-    if "tz_error" in person.diagnostics:
-        reasons.append("tz_failed")
-    if "pose_error" in person.diagnostics:
-        reasons.append("pose_failed")
-    if person.focal_px is None or person.transl is None:
-        reasons.append(REASON_NOT_FITTED)
-    elif person.mask_iou is not None and person.mask_iou < config.min_mask_iou:
-        reasons.append("low_mask_iou")
-    return tuple(reasons)
+def person_facts(record: ImageRecord, p: Person) -> PersonFacts:
+    """The facts :func:`judge` needs, as the persons table will hold them."""
+    area = box = runs = None
+    if p.mask is not None:
+        area, box, runs = mask_geometry(p.mask)
+    diag = {k: v for k, v in p.diagnostics.items() if not k.startswith("_")}
+    vec = lambda x: None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)  # noqa: E731
+    return PersonFacts(
+        det_score=float(p.det_score), image_width=record.width, image_height=record.height,
+        bbox_xyxy=vec(p.bbox_xyxy), has_mask=p.mask is not None, mask_area=area, mask_box=box,
+        border_runs=runs, tz=p.tz, focal_px=p.focal_px, transl=vec(p.transl), betas=vec(p.betas),
+        body_pose=vec(p.body_pose), mask_iou=p.mask_iou, fit_loss=diag.get("fit_loss"), diagnostics=diag)
 
 
 class JudgeQuality(SampleStage):
@@ -36,7 +36,7 @@ class JudgeQuality(SampleStage):
     def apply(self, record: ImageRecord) -> ImageRecord:
         persons = []
         for p in record.persons:
-            reasons = judge(p, self.config.quality)
+            reasons = judge(person_facts(record, p), self.config.quality)
             for reason in reasons:
                 Metrics.counter("poselabel", f"rejected_{reason}").inc()
             if not reasons:

@@ -1,0 +1,324 @@
+"""Failure benchmark of the accept rule: can ``judge quality`` tell good fits from bad ones?
+
+Ground truth: synthetic shards (``write_synthetic_shards``). Every person is fitted twice by
+the camera solver (``poselabel.models.camera_solver.solve_camera``, the pipeline's solver),
+from oracle inputs (GT mesh, GT Tz, GT visible mask, GT box):
+
+- ``clean``: the oracle inputs as they are;
+- one injected error, cycling over persons:
+  ``tz_x0.6`` / ``tz_x1.5`` (Tz scaled), ``pose_noise`` (N(0, 0.2 rad) on every body_pose
+  component), ``mask_swap`` (another person's mask, from another image, at its own place),
+  ``mask_shift`` (the mask moved by 25 % of its box), ``mask_erode`` (eroded by 8 % of
+  the box's shorter side), ``box_shift`` (the box moved by 30 % of its size and the mask
+  cut to it, as a segmenter run on a wrong box would give).
+
+Every fit is labelled **bad** when its true error is large:
+``PVE_cam > PVE_MAX_FRAC · Tz_gt`` (mean vertex distance in the camera frame, translation
+included, relative to the distance) **or** ``E_f = |f̂ − f| / f > EF_MAX`` (see docs/quality.md).
+Then precision (good among accepted) and recall (accepted among good) of the accept rule,
+sweeping ``min_mask_iou`` (and ``max_fit_loss``) with every other check at its default.
+
+Usage (default size, 30 images / 114 fits: about 4-5 minutes on one idle CPU core; 16 minutes
+measured on 2 cores shared with 7 other busy processes)::
+
+    .venv/bin/python benchmarks/quality_failures.py
+    .venv/bin/python benchmarks/quality_failures.py --from-json benchmarks/results/quality_failures.json
+
+Writes ``benchmarks/results/quality_failures.json`` (every fit, re-analysable with
+``--from-json``) and the curve ``docs/figures/quality_pr.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from poselabel.config import QualityConfig  # noqa: E402
+from poselabel.models.quality import PersonFacts, judge, mask_geometry  # noqa: E402
+
+INJECTIONS = ("tz_x0.6", "tz_x1.5", "pose_noise", "mask_swap", "mask_shift", "mask_erode", "box_shift")
+PVE_MAX_FRAC = 0.10  # bad: mean camera-frame vertex error above 10 % of the true distance
+EF_MAX = 0.25  # bad: focal length off by more than 25 %
+MIN_MASK_PX = 64
+
+
+def load_persons(gt_dir: str):
+    """GT persons of every sample: dicts with image size, camera, params, masks (bool (H, W))."""
+    from PIL import Image
+
+    from poselabel.io.shards import iter_samples, list_shards
+
+    persons = []
+    for shard in list_shards(os.path.join(gt_dir, "synth-*.tar")):
+        for s in iter_samples(shard):
+            meta = json.loads(s.members["json"])
+            inst = np.asarray(Image.open(io.BytesIO(s.members["mask.png"])))
+            for i, p in enumerate(meta["persons"]):
+                mask = inst == i + 1
+                if mask.sum() < MIN_MASK_PX:
+                    continue
+                persons.append({"key": f"{s.shard}/{s.key}", "index": i, "W": meta["width"], "H": meta["height"],
+                                "focal": meta["camera"]["focal_px"], "bbox": np.asarray(p["bbox_xyxy"], np.float64),
+                                "transl": np.asarray(p["transl"]), "global_orient": np.asarray(p["global_orient"]),
+                                "body_pose": np.asarray(p["body_pose"]), "betas": np.asarray(p["betas"]),
+                                "mask": mask, "others": (inst > 0) & ~mask, "body_model": meta["body_model"]})
+    return persons
+
+
+def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    src = mask[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    return out
+
+
+def inject(p: dict, kind: str, rng: np.random.Generator, pool: list[dict]) -> dict:
+    """The solver inputs of person ``p`` with error ``kind``: tz, body_pose, mask, bbox."""
+    from scipy import ndimage
+
+    v = {"tz": float(p["transl"][2]), "body_pose": p["body_pose"].copy(), "mask": p["mask"], "bbox": p["bbox"]}
+    x0, y0, x1, y1 = p["bbox"]
+    bw, bh = x1 - x0, y1 - y0
+    angle = rng.uniform(0, 2 * math.pi)
+    if kind == "tz_x0.6":
+        v["tz"] *= 0.6
+    elif kind == "tz_x1.5":
+        v["tz"] *= 1.5
+    elif kind == "pose_noise":
+        v["body_pose"] = p["body_pose"] + rng.normal(0.0, 0.2, 63)
+    elif kind == "mask_swap":
+        others = [q for q in pool if q["key"] != p["key"]]
+        q = others[int(rng.integers(len(others)))]
+        m = np.zeros_like(p["mask"])
+        h, w = min(m.shape[0], q["mask"].shape[0]), min(m.shape[1], q["mask"].shape[1])
+        m[:h, :w] = q["mask"][:h, :w]
+        v["mask"] = m if m.sum() >= MIN_MASK_PX else _shift(p["mask"], int(bw * 0.5), 0)
+    elif kind == "mask_shift":
+        v["mask"] = _shift(p["mask"], int(round(0.25 * bw * math.cos(angle))), int(round(0.25 * bh * math.sin(angle))))
+    elif kind == "mask_erode":
+        k = max(1, int(round(0.08 * min(bw, bh))))
+        v["mask"] = ndimage.binary_erosion(p["mask"], iterations=k)
+    elif kind == "box_shift":
+        dx, dy = 0.3 * bw * math.cos(angle), 0.3 * bh * math.sin(angle)
+        box = np.array([x0 + dx, y0 + dy, x1 + dx, y1 + dy])
+        box = np.clip(box, 0, [p["W"], p["H"], p["W"], p["H"]])
+        m = np.zeros_like(p["mask"])
+        bx0, by0, bx1, by1 = int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])), int(math.ceil(box[3]))
+        m[by0:by1, bx0:bx1] = p["mask"][by0:by1, bx0:bx1]
+        v["mask"], v["bbox"] = m, box
+    if v["mask"].sum() < MIN_MASK_PX:  # nothing left to fit: keep the error but on a sliver
+        v["mask"] = p["mask"] & _shift(p["mask"], 2, 2)
+    return v  # mask_* keep the GT box: the detector was right, the segmentation wrong
+
+
+def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
+    """Solve every (person, variant); returns one record per fit with its true errors."""
+    import torch
+
+    from poselabel.models.body_model import BodyModel
+    from poselabel.models.camera_solver import CameraSolverConfig, solve_camera
+
+    rng = np.random.default_rng(seed)
+    cfg = CameraSolverConfig(batch_size=batch_size)
+    total = sum(s.iters for s in cfg.stages)
+    cfg = dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, iters=max(1, round(iters * s.iters / total)))
+                                                for s in cfg.stages))
+    jobs = []
+    for n, p in enumerate(persons):
+        jobs.append((p, "clean", inject(p, "clean", rng, persons)))
+        kind = INJECTIONS[n % len(INJECTIONS)]
+        jobs.append((p, kind, inject(p, kind, rng, persons)))
+    body = BodyModel(persons[0]["body_model_path"])
+    t = lambda key, src: torch.tensor(np.stack([src(j) for j in jobs]), dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        fit_in = body(t("b", lambda j: j[0]["betas"]), t("g", lambda j: j[0]["global_orient"]),
+                      t("p", lambda j: j[2]["body_pose"]))
+        gt = body(t("b", lambda j: j[0]["betas"]), t("g", lambda j: j[0]["global_orient"]),
+                  t("p", lambda j: j[0]["body_pose"]), t("t", lambda j: j[0]["transl"]))
+    verts = fit_in.vertices - fit_in.joints[:, :1]
+    start = time.perf_counter()
+    sol = solve_camera(verts, body.faces, torch.tensor([j[2]["tz"] for j in jobs]),
+                       [torch.from_numpy(j[2]["mask"]) for j in jobs], cfg,
+                       ignore=[torch.from_numpy(j[0]["others"] & ~j[2]["mask"]) for j in jobs])
+    seconds = time.perf_counter() - start
+    out = []
+    for k, (p, kind, v) in enumerate(jobs):
+        transl = sol.transl[k].numpy()
+        ok = bool(np.isfinite(transl).all())
+        pve = float((verts[k].double() + torch.from_numpy(transl) - gt.vertices[k].double()).norm(dim=1).mean()) if ok else math.inf
+        area, mbox, runs = mask_geometry(v["mask"])
+        out.append({"key": p["key"], "index": p["index"], "injection": kind, "W": p["W"], "H": p["H"],
+                    "tz_gt": float(p["transl"][2]), "tz_in": v["tz"], "focal_gt": p["focal"],
+                    "focal": float(sol.focal_px[k]), "transl": transl.tolist(), "mask_iou": float(sol.mask_iou[k]),
+                    "fit_loss": float(sol.final_loss[k]), "camera_reject": sol.reject_reasons[k],
+                    "pve_mm": pve * 1000, "e_f": abs(float(sol.focal_px[k]) - p["focal"]) / p["focal"] if ok else math.inf,
+                    "bbox": np.asarray(v["bbox"]).tolist(), "mask_area": area,
+                    "mask_box": None if mbox is None else mbox.tolist(), "border_runs": list(runs),
+                    "betas": p["betas"].tolist(), "body_pose": np.asarray(v["body_pose"]).tolist()})
+    print(f"{len(jobs)} fits in {seconds:.0f} s ({len(jobs) / seconds:.2f} fits/s)", flush=True)
+    return out
+
+
+def is_bad(r: dict) -> bool:
+    return not (r["pve_mm"] / 1000 <= PVE_MAX_FRAC * r["tz_gt"] and r["e_f"] <= EF_MAX)
+
+
+def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
+    f = PersonFacts(det_score=1.0, image_width=r["W"], image_height=r["H"], bbox_xyxy=np.asarray(r["bbox"]),
+                    has_mask=True, mask_area=r["mask_area"],
+                    mask_box=None if r["mask_box"] is None else np.asarray(r["mask_box"]),
+                    border_runs=tuple(r["border_runs"]), tz=r["tz_in"],
+                    focal_px=None if r["camera_reject"] else r["focal"],
+                    transl=None if r["camera_reject"] else np.asarray(r["transl"]),
+                    betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
+                    mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
+                    diagnostics={"camera_reject": r["camera_reject"]} if r["camera_reject"] else {})
+    return judge(f, quality)
+
+
+def precision_recall(records: list[dict], quality: QualityConfig) -> dict:
+    bad = np.array([is_bad(r) for r in records])
+    acc = np.array([not reasons_of(r, quality) for r in records])
+    tp = int((acc & ~bad).sum())
+    return {"accepted": int(acc.sum()), "good": int((~bad).sum()), "n": len(records),
+            "precision": tp / max(int(acc.sum()), 1), "recall": tp / max(int((~bad).sum()), 1)}
+
+
+def sweep(records, base: QualityConfig, field: str, values) -> list[dict]:
+    return [{field: float(x), **precision_recall(records, dataclasses.replace(base, **{field: float(x)}))}
+            for x in values]
+
+
+def by_injection(records, quality) -> dict:
+    out = {}
+    for kind in ("clean",) + INJECTIONS:
+        rs = [r for r in records if r["injection"] == kind]
+        if not rs:
+            continue
+        bad = [is_bad(r) for r in rs]
+        acc = [not reasons_of(r, quality) for r in rs]
+        out[kind] = {"n": len(rs), "bad": sum(bad), "accepted": sum(acc),
+                     "bad_accepted": sum(a and b for a, b in zip(acc, bad)),
+                     "good_rejected": sum((not a) and (not b) for a, b in zip(acc, bad)),
+                     "median_iou": float(np.nanmedian([r["mask_iou"] for r in rs])),
+                     "median_pve_mm": float(np.median([r["pve_mm"] for r in rs])),
+                     "median_e_f": float(np.median([r["e_f"] for r in rs]))}
+    return out
+
+
+def plot(records, base: QualityConfig, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ious = np.round(np.arange(0.0, 0.97, 0.025), 3)
+    losses = np.round(np.linspace(0.02, 1.0, 50), 3)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for label, cfg in (("all checks", base),
+                       ("mask IoU alone", dataclasses.replace(base, disabled_checks=tuple(
+                           c for c in _all_checks() if c != "low_mask_iou")))):
+        s = sweep(records, cfg, "min_mask_iou", ious)
+        axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "o-", ms=3, label=f"min_mask_iou sweep ({label})")
+    s = sweep(records, dataclasses.replace(base, min_mask_iou=0.0), "max_fit_loss", losses)
+    axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "s-", ms=3, label="max_fit_loss sweep (IoU off)")
+    d = precision_recall(records, base)
+    axes[0].plot([d["recall"]], [d["precision"]], "r*", ms=16, label=f"defaults (IoU ≥ {base.min_mask_iou:g})")
+    axes[0].axhline(0.95, color="grey", ls=":", lw=1)
+    axes[0].axvline(0.90, color="grey", ls=":", lw=1)
+    axes[0].set_xlabel("recall (good fits accepted)")
+    axes[0].set_ylabel("precision (accepted fits that are good)")
+    axes[0].set_title("accept rule on clean + injected fits")
+    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].grid(alpha=0.3)
+    s = sweep(records, base, "min_mask_iou", ious)
+    axes[1].plot(ious, [x["precision"] for x in s], label="precision")
+    axes[1].plot(ious, [x["recall"] for x in s], label="recall")
+    axes[1].axvline(base.min_mask_iou, color="r", ls="--", lw=1, label="default")
+    axes[1].set_xlabel("min_mask_iou (other checks at defaults)")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    n_bad = sum(is_bad(r) for r in records)
+    fig.suptitle(f"{len(records)} fits, {n_bad} bad (PVE_cam > {PVE_MAX_FRAC:.0%} of Tz or E_f > {EF_MAX:.0%})", fontsize=10)
+    fig.tight_layout()
+    Path(png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=90)
+    print(f"wrote {png}")
+
+
+def _all_checks():
+    from poselabel.config import QUALITY_CHECKS
+
+    return QUALITY_CHECKS
+
+
+def report(records, base: QualityConfig) -> dict:
+    d = precision_recall(records, base)
+    print(f"\ndefaults: precision {d['precision']:.3f}  recall {d['recall']:.3f}  "
+          f"({d['accepted']} accepted of {d['n']}, {d['good']} good)")
+    print(f"\n{'min_mask_iou':>12s} {'precision':>9s} {'recall':>7s} {'accepted':>8s}")
+    for x in sweep(records, base, "min_mask_iou", np.round(np.arange(0.3, 0.96, 0.05), 2)):
+        print(f"{x['min_mask_iou']:12.2f} {x['precision']:9.3f} {x['recall']:7.3f} {x['accepted']:8d}")
+    table = by_injection(records, base)
+    print(f"\n{'injection':>11s} {'n':>4s} {'bad':>4s} {'acc':>4s} {'bad acc':>7s} {'good rej':>8s} {'med IoU':>7s} "
+          f"{'med PVE mm':>10s} {'med E_f':>7s}")
+    for k, e in table.items():
+        print(f"{k:>11s} {e['n']:4d} {e['bad']:4d} {e['accepted']:4d} {e['bad_accepted']:7d} {e['good_rejected']:8d} "
+              f"{e['median_iou']:7.3f} {e['median_pve_mm']:10.0f} {e['median_e_f']:7.3f}")
+    return {"defaults": d, "by_injection": table}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num", type=int, default=30, help="synthetic images (about 1.9 persons each)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--iters", type=int, default=40, help="solver descent steps (default schedule: 80)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality_failures.json"))
+    parser.add_argument("--png", default=str(ROOT / "docs/figures/quality_pr.png"))
+    parser.add_argument("--from-json", help="re-analyse saved fits instead of solving")
+    args = parser.parse_args(argv)
+    base = QualityConfig()
+    if args.from_json:
+        records = json.loads(Path(args.from_json).read_text())["fits"]
+    else:
+        import torch
+
+        from poselabel.synth.writer import write_synthetic_shards
+
+        torch.set_num_threads(args.threads)
+        with tempfile.TemporaryDirectory() as gt_dir:
+            t0 = time.perf_counter()
+            write_synthetic_shards(gt_dir, num=args.num, seed=args.seed, max_persons=3, shard_size=args.num)
+            persons = load_persons(gt_dir)
+            for p in persons:
+                p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
+            print(f"{args.num} images, {len(persons)} persons in {time.perf_counter() - t0:.0f} s", flush=True)
+            records = run_fits(persons, args.seed, args.iters)
+    summary = report(records, base)
+    plot(records, base, args.png)
+    if not args.from_json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"args": vars(args), "pve_max_frac": PVE_MAX_FRAC, "ef_max": EF_MAX,
+                                               "quality": dataclasses.asdict(base), "summary": summary,
+                                               "fits": records}, default=float))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

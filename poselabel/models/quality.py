@@ -1,0 +1,210 @@
+"""The accept rule: named reject reasons of one person (numpy only, no Beam, no torch).
+
+The same rule runs in the pipeline (``transforms/judge_quality.py``, on ``Person``
+records) and in ``poselabel filter`` (on persons-table rows): both first build
+:class:`PersonFacts`, then call :func:`judge`. Thresholds are ``QualityConfig``'s
+(``poselabel/config.py``); docs/quality.md says how the defaults were chosen.
+
+Reasons, in the order they are reported (a person gets every reason that fires):
+
+- pipeline failures (cannot be disabled): ``no_mask``, ``tz_failed``, ``pose_failed``,
+  the camera solver's own reject reason (``diagnostics["camera_reject"]``, e.g.
+  ``empty_mask``, ``small_mask``, ``behind_camera``, ``nan``, ``no_overlap``), else
+  ``not_fitted`` when there is no finite ``focal_px``/``transl``;
+- ``low_det_score``: ``det_score < min_det_score``;
+- ``mask_box_mismatch``: IoU of the detection box with the mask's tight box below
+  ``min_mask_box_iou`` (a mask that belongs to someone else, or is shifted);
+- ``too_small``: ``mask_area < min_mask_area_px`` or the box's longer side
+  ``< min_box_side_px``;
+- ``truncated``: the box touches (within ``border_margin_px``) ``>= max_border_sides``
+  image sides, or on one image edge the mask's pixels span ``>= max_border_cut`` of the
+  mask box's extent along that edge (a body cut across, not a foot touching the edge);
+- ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
+  camera stage gives no IoU, e.g. the oracle camera);
+- ``not_converged``: ``diagnostics["converged"] is False`` or ``fit_loss > max_fit_loss``;
+- ``tz_out_of_range``: pelvis depth (``transl[2]``, else ``tz``) outside
+  ``[min_tz_m, max_tz_m]``;
+- ``fov_out_of_range``: horizontal field of view ``2 atan(W / 2f)`` outside
+  ``[min_fov_deg, max_fov_deg]``;
+- ``extreme_shape``: any ``|beta| > max_abs_beta`` (4D-Humans drops betas beyond 3);
+- ``joint_limits``: a body joint's axis-angle outside :data:`JOINT_LIMITS_DEG`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from poselabel.models.masks import box_iou, decode_rle, mask_bbox
+
+REASON_NO_MASK = "no_mask"
+REASON_NOT_FITTED = "not_fitted"
+
+# Per body joint (SMPL-X joints 1..21 = body_pose slots 0..20): (max |θ| deg, hinge) where
+# hinge = (axis, sign_left, max_off_axis_deg): the rotation's component about ``axis``
+# times the side's sign must be >= -10° (no hyperextension) and the other two components
+# stay within max_off_axis_deg. Right-side slots mirror the y and z signs. Signs follow
+# poselabel/synth/poses.py: knee +x flexes, left elbow -y flexes.
+HYPEREXTENSION_DEG = 10.0
+JOINT_LIMITS_DEG: tuple[tuple[str, float, tuple[int, float, float] | None], ...] = (
+    ("left_hip", 160, None), ("right_hip", 160, None), ("spine1", 70, None),
+    ("left_knee", 165, (0, 1.0, 45)), ("right_knee", 165, (0, 1.0, 45)), ("spine2", 70, None),
+    ("left_ankle", 90, None), ("right_ankle", 90, None), ("spine3", 70, None),
+    ("left_foot", 60, None), ("right_foot", 60, None), ("neck", 90, None),
+    ("left_collar", 60, None), ("right_collar", 60, None), ("head", 90, None),
+    ("left_shoulder", 170, None), ("right_shoulder", 170, None),
+    ("left_elbow", 165, (1, -1.0, 60)), ("right_elbow", 165, (1, -1.0, 60)),
+    ("left_wrist", 120, None), ("right_wrist", 120, None),
+)
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """What the rule looks at, from a ``Person`` or a table row.
+
+    Pixels for sizes and boxes (``bbox_xyxy`` (4,) image frame), metres for ``tz`` and
+    ``transl`` (3,), radians for ``body_pose`` (63,), px for ``focal_px``. ``border_runs``:
+    per image edge (left, top, right, bottom) the number of mask pixels lying on it;
+    ``mask_box``: the mask's tight box (4,) or None.
+    """
+
+    det_score: float
+    image_width: int
+    image_height: int
+    bbox_xyxy: np.ndarray
+    has_mask: bool
+    mask_area: int | None = None
+    mask_box: np.ndarray | None = None
+    border_runs: tuple[int, int, int, int] | None = None
+    tz: float | None = None
+    focal_px: float | None = None
+    transl: np.ndarray | None = None
+    betas: np.ndarray | None = None
+    body_pose: np.ndarray | None = None
+    mask_iou: float | None = None
+    fit_loss: float | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def mask_geometry(mask: np.ndarray) -> tuple[int, np.ndarray | None, tuple[int, int, int, int]]:
+    """``(area px, tight box (4,) or None, border runs (left, top, right, bottom))`` of a (H, W) bool mask."""
+    mask = np.asarray(mask, dtype=bool)
+    runs = (int(mask[:, 0].sum()), int(mask[0, :].sum()), int(mask[:, -1].sum()), int(mask[-1, :].sum()))
+    return int(mask.sum()), mask_bbox(mask), runs
+
+
+def _finite(x) -> bool:
+    return x is not None and bool(np.all(np.isfinite(np.asarray(x, dtype=np.float64))))
+
+
+def _arr(x) -> np.ndarray | None:
+    return None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def facts_from_row(row: dict[str, Any]) -> PersonFacts:
+    """Facts of a persons-table row (a dict of its columns); decodes ``mask_rle`` (pycocotools)."""
+    rle = row.get("mask_rle")
+    area, box, runs = (None, None, None)
+    if rle is not None:
+        area, box, runs = mask_geometry(decode_rle(rle))
+    diag = row.get("diagnostics")
+    diag = json.loads(diag) if isinstance(diag, str) and diag else (diag or {})
+    return PersonFacts(
+        det_score=float(row["det_score"]), image_width=int(row["image_width"]),
+        image_height=int(row["image_height"]), bbox_xyxy=_arr(row["bbox_xyxy"]), has_mask=rle is not None,
+        mask_area=area, mask_box=box, border_runs=runs, tz=row.get("tz"), focal_px=row.get("focal_px"),
+        transl=_arr(row.get("transl")), betas=_arr(row.get("betas")), body_pose=_arr(row.get("body_pose")),
+        mask_iou=row.get("mask_iou"), fit_loss=row.get("fit_loss"), diagnostics=diag)
+
+
+def horizontal_fov_deg(width: float, focal_px: float) -> float:
+    """``2 atan(W / 2f)`` in degrees."""
+    return math.degrees(2.0 * math.atan(width / (2.0 * focal_px)))
+
+
+def joint_limit_violations(body_pose: np.ndarray, slack_deg: float = 0.0) -> list[str]:
+    """Names of the joints of a (63,) axis-angle body pose outside :data:`JOINT_LIMITS_DEG`."""
+    pose = np.degrees(np.asarray(body_pose, dtype=np.float64).reshape(21, 3))
+    bad = []
+    for slot, (name, max_deg, hinge) in enumerate(JOINT_LIMITS_DEG):
+        aa = pose[slot]
+        if np.linalg.norm(aa) > max_deg + slack_deg:
+            bad.append(name)
+            continue
+        if hinge is not None:
+            axis, sign, off_deg = hinge
+            side = -1.0 if name.startswith("right_") and axis != 0 else 1.0
+            flex = aa[axis] * sign * side
+            off = np.delete(aa, axis)
+            if flex < -HYPEREXTENSION_DEG - slack_deg or np.abs(off).max() > off_deg + slack_deg:
+                bad.append(name)
+    return bad
+
+
+def truncation(f: PersonFacts, config) -> tuple[int, float]:
+    """``(image sides the box touches, largest border cut)``; the cut is the mask's run on an
+    image edge over the mask box's extent along that edge (0 without a mask)."""
+    x0, y0, x1, y1 = f.bbox_xyxy
+    m = config.border_margin_px
+    sides = int(x0 <= m) + int(y0 <= m) + int(x1 >= f.image_width - m) + int(y1 >= f.image_height - m)
+    cut = 0.0
+    if f.border_runs is not None and f.mask_box is not None:
+        bw = max(float(f.mask_box[2] - f.mask_box[0]), 1.0)
+        bh = max(float(f.mask_box[3] - f.mask_box[1]), 1.0)
+        left, top, right, bottom = f.border_runs
+        cut = max(left / bh, right / bh, top / bw, bottom / bw)
+    return sides, cut
+
+
+def judge(f: PersonFacts, config) -> tuple[str, ...]:
+    """The reject reasons of one person under a ``QualityConfig`` (empty: accepted)."""
+    off = set(config.disabled_checks)
+    reasons: list[str] = []
+
+    def check(name: str, fails: bool) -> None:
+        if fails and name not in off:
+            reasons.append(name)
+
+    diag = f.diagnostics or {}
+    if not f.has_mask:
+        reasons.append(REASON_NO_MASK)
+    if "tz_error" in diag:
+        reasons.append("tz_failed")
+    if "pose_error" in diag:
+        reasons.append("pose_failed")
+    fitted = _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0
+    if diag.get("camera_reject"):
+        reasons.append(str(diag["camera_reject"]))
+    elif not fitted:
+        reasons.append(REASON_NOT_FITTED)
+    check("low_det_score", f.det_score < config.min_det_score)
+    if f.mask_box is not None:
+        iou = float(box_iou(f.bbox_xyxy[None], f.mask_box[None])[0, 0])
+        check("mask_box_mismatch", iou < config.min_mask_box_iou)
+    bw, bh = f.bbox_xyxy[2] - f.bbox_xyxy[0], f.bbox_xyxy[3] - f.bbox_xyxy[1]
+    small_mask = f.mask_area is not None and f.mask_area < config.min_mask_area_px
+    check("too_small", small_mask or max(bw, bh) < config.min_box_side_px)
+    sides, cut = truncation(f, config)
+    check("truncated", sides >= config.max_border_sides or cut >= config.max_border_cut)
+    if fitted:
+        check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < config.min_mask_iou)
+        check("not_converged", diag.get("converged") is False
+              or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
+        fov = horizontal_fov_deg(f.image_width, f.focal_px)
+        check("fov_out_of_range", not config.min_fov_deg <= fov <= config.max_fov_deg)
+    depth = f.transl[2] if fitted else f.tz
+    if _finite(depth):
+        check("tz_out_of_range", not config.min_tz_m <= float(depth) <= config.max_tz_m)
+    if _finite(f.betas):
+        check("extreme_shape", bool(np.abs(f.betas).max() > config.max_abs_beta))
+    if _finite(f.body_pose) and f.body_pose.size == 63:
+        check("joint_limits", bool(joint_limit_violations(f.body_pose, config.joint_limit_slack_deg)))
+    return tuple(reasons)
+
+
+def judge_row(row: dict[str, Any], config) -> tuple[str, ...]:
+    """:func:`judge` on a persons-table row."""
+    return judge(facts_from_row(row), config)

@@ -1,0 +1,83 @@
+"""A small labelled table directory built from synthetic ground truth (shared by the quality tests).
+
+Persons carry their ground-truth fit, scaled in depth by 1.0, 1.3 or 1.08 in turn (transl
+times the factor, focal length unchanged), so that some silhouettes match and some do not. ``mask_iou`` is the
+real hard IoU of the rendered fit with the visible mask (``rasterize_faces``), so the
+tables hold a spread of IoUs as a solver would leave them. Rows, markers and manifest are
+written with the pipeline's own ``tables`` / ``outputs`` / ``shard_marker``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poselabel import tables
+from poselabel.config import RunConfig
+from poselabel.io import outputs
+from poselabel.io.shards import iter_samples, list_shards
+from poselabel.models.body_model import BodyModel
+from poselabel.models.masks import mask_iou
+from poselabel.models.rasterize import project_points, rasterize_faces
+from poselabel.records import ImageRecord, Person, ShardEnd
+from poselabel.synth.writer import write_synthetic_shards
+from poselabel.transforms.judge_quality import JudgeQuality
+from poselabel.transforms.write_tables import shard_marker
+
+
+def build(root: Path, num: int = 3, seed: int = 5) -> Path:
+    """Shards in ``root/gt``, tables in ``root/labels`` (returned); reused when already there."""
+    out = root / "labels"
+    if (out / "manifest.json").exists():
+        return out
+    gt = root / "gt"
+    write_synthetic_shards(str(gt), num=num, seed=seed, max_persons=3, shard_size=2)
+    body_path = next(str(p) for p in gt.iterdir() if p.suffix == ".npz")
+    body = BodyModel(body_path)
+    config = RunConfig(input=str(gt / "synth-*.tar"), output=str(out), body_model=body_path)
+    judge = JudgeQuality(config)
+    outputs.ensure_dirs(str(out))
+    n = 0
+    for path in list_shards(config.input):
+        image_rows, person_rows, count = [], [], 0
+        for s in iter_samples(path):
+            meta = json.loads(s.members["json"])
+            inst = np.asarray(Image.open(io.BytesIO(s.members["mask.png"])))
+            cam, H, W = meta["camera"], meta["height"], meta["width"]
+            persons = []
+            for i, p in enumerate(meta["persons"]):
+                transl = np.asarray(p["transl"], np.float32) * (1.0, 1.3, 1.08)[n % 3]
+                n += 1
+                with torch.no_grad():
+                    v = body(torch.tensor([p["betas"]]), torch.tensor([p["global_orient"]]),
+                             torch.tensor([p["body_pose"]]), torch.tensor(transl[None])).vertices
+                    px = project_points(v, torch.tensor([cam["focal_px"]]), torch.tensor([cam["cx"]]),
+                                        torch.tensor([cam["cy"]]))
+                    sil = rasterize_faces(px, body.faces.long(), H, W)[0][0].numpy() >= 0
+                mask = inst == i + 1
+                persons.append(Person(
+                    person_index=i, bbox_xyxy=np.asarray(p["bbox_xyxy"], np.float32), det_score=0.9, mask=mask,
+                    tz=float(transl[2]), betas=np.asarray(p["betas"]), global_orient=np.asarray(p["global_orient"]),
+                    body_pose=np.asarray(p["body_pose"]), focal_px=float(cam["focal_px"]), transl=transl,
+                    mask_iou=mask_iou(sil, mask),
+                    diagnostics={"cx": cam["cx"], "cy": cam["cy"], "fit_loss": 1.0 - mask_iou(sil, mask), "fit_iters": 80}))
+            record = ImageRecord(key=s.key, shard=s.shard, url=path, width=W, height=H, meta=meta,
+                                 member_exts=tuple(sorted(s.members)), persons=tuple(persons))
+            record = judge.apply(record)
+            image_rows.append(tables.image_row(record))
+            person_rows.extend(tables.person_row(record, p) for p in record.persons)
+            count += 1
+        shard = os.path.basename(path)[: -len(".tar")]
+        outputs.write_atomic(outputs.table_path(str(out), "persons", shard),
+                             tables.to_parquet_bytes(tables.sort_rows(person_rows), tables.PERSONS_SCHEMA))
+        outputs.write_atomic(outputs.table_path(str(out), "images", shard),
+                             tables.to_parquet_bytes(tables.sort_rows(image_rows), tables.IMAGES_SCHEMA))
+        outputs.write_json(outputs.done_path(str(out), shard),
+                           shard_marker(ShardEnd(shard, path, count), image_rows, person_rows, "test"))
+    outputs.write_json(str(out / "manifest.json"), {"run_id": "test", "config": config.to_dict()})
+    return out

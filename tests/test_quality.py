@@ -1,0 +1,152 @@
+"""The accept rule (poselabel/models/quality.py): each reason fires on a constructed row, not on a good one."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from poselabel.config import ConfigError, QualityConfig, RunConfig
+from poselabel.models.masks import encode_rle
+from poselabel.models.quality import facts_from_row, horizontal_fov_deg, joint_limit_violations, judge_row
+from poselabel.records import ImageRecord, Person
+from poselabel.tables import person_row
+from poselabel.transforms.judge_quality import JudgeQuality
+
+W, H = 300, 400
+Q = QualityConfig()
+
+
+def ellipse(cx=150, cy=200, rx=50, ry=120) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    return ((xx + 0.5 - cx) / rx) ** 2 + ((yy + 0.5 - cy) / ry) ** 2 <= 1
+
+
+def box_of(mask) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def good_row(**changes) -> dict:
+    mask = changes.pop("mask", ellipse())
+    focal = (W / 2) / np.tan(np.radians(30))  # 60° horizontal field of view
+    row = {"key": "k", "shard": "s", "person_index": 0, "image_width": W, "image_height": H,
+           "bbox_xyxy": box_of(mask), "det_score": 0.9, "mask_rle": encode_rle(mask), "mask_area": int(mask.sum()),
+           "tz": 3.0, "focal_px": float(focal), "cx": W / 2, "cy": H / 2, "transl": [0.0, 0.1, 3.0],
+           "global_orient": [np.pi, 0.0, 0.0], "body_pose": [0.0] * 63, "betas": [0.5] * 10,
+           "mask_iou": 0.95, "fit_loss": 0.2, "fit_iters": 80, "diagnostics": None}
+    row.update(changes)
+    return row
+
+
+def pose_with(slot: int, xyz) -> list[float]:
+    pose = np.zeros((21, 3))
+    pose[slot] = xyz
+    return pose.reshape(-1).tolist()
+
+
+def test_good_row_is_accepted():
+    assert judge_row(good_row(), Q) == ()
+    assert horizontal_fov_deg(W, good_row()["focal_px"]) == pytest.approx(60.0)
+
+
+CASES = {
+    "no_mask": dict(mask_rle=None, mask_area=None),
+    "not_fitted": dict(focal_px=None, transl=None, mask_iou=None, fit_loss=None),
+    "tz_failed": dict(diagnostics=json.dumps({"tz_error": "no landmarks"})),
+    "pose_failed": dict(diagnostics=json.dumps({"pose_error": "no landmark fit"})),
+    "behind_camera": dict(focal_px=float("nan"), transl=[float("nan")] * 3,
+                          diagnostics=json.dumps({"camera_reject": "behind_camera"})),
+    "low_det_score": dict(det_score=0.3),
+    "mask_box_mismatch": dict(bbox_xyxy=[150.0, 0.0, 300.0, 150.0]),
+    "low_mask_iou": dict(mask_iou=0.3),
+    "not_converged": dict(diagnostics=json.dumps({"converged": False})),
+    "tz_out_of_range": dict(transl=[0.0, 0.0, 80.0]),
+    "fov_out_of_range": dict(focal_px=40.0),  # 150°
+    "extreme_shape": dict(betas=[0.0, 0.0, 3.5] + [0.0] * 7),
+    "joint_limits": dict(body_pose=pose_with(3, (-0.6, 0, 0))),  # left knee bent forwards
+}
+
+
+@pytest.mark.parametrize("reason", sorted(CASES))
+def test_each_reason_fires_alone(reason):
+    assert judge_row(good_row(**CASES[reason]), Q) == (reason,)
+
+
+def test_size_and_truncation():
+    small = ellipse(rx=6, ry=12)
+    assert judge_row(good_row(mask=small), Q) == ("too_small",)
+    assert judge_row(good_row(mask=ellipse(rx=8, ry=30)), Q) == ()  # 60 px tall, 750 px: big enough
+    cut = ellipse(cy=390, ry=200)  # cut across by the bottom edge: its run there spans the body
+    assert judge_row(good_row(mask=cut), Q) == ("truncated",)
+    foot = ellipse(cy=280, ry=120.3)  # only the tip touches the bottom edge
+    assert judge_row(good_row(mask=foot), Q) == ()
+    huge = np.zeros((H, W), bool)
+    huge[:, 20:] = True  # touches top, right and bottom
+    assert "truncated" in judge_row(good_row(mask=huge), Q)
+
+
+def test_thresholds_move_the_verdict():
+    assert judge_row(good_row(fit_loss=0.6), dataclasses.replace(Q, max_fit_loss=0.5)) == ("not_converged",)
+    assert judge_row(good_row(mask_iou=0.8), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=0.8), dataclasses.replace(Q, min_mask_iou=0.7)) == ()
+    assert judge_row(good_row(mask_iou=0.3), dataclasses.replace(Q, disabled_checks=("low_mask_iou",))) == ()
+    assert judge_row(good_row(focal_px=2000.0), Q) == ("fov_out_of_range",)  # 8.6°
+    with pytest.raises(ConfigError):
+        dataclasses.replace(Q, disabled_checks=("no_such_check",)).validate()
+    with pytest.raises(ConfigError):
+        dataclasses.replace(Q, min_tz_m=5.0, max_tz_m=1.0).validate()
+
+
+def test_joint_limits_hinges_and_mirroring():
+    assert joint_limit_violations(pose_with(3, (2.0, 0, 0))) == []  # knee flexed 115°
+    assert joint_limit_violations(pose_with(17, (0, -2.0, 0))) == []  # left elbow flexes with -y
+    assert joint_limit_violations(pose_with(18, (0, 2.0, 0))) == []  # right elbow mirrored: +y
+    assert joint_limit_violations(pose_with(17, (0, 1.0, 0))) == ["left_elbow"]
+    assert joint_limit_violations(pose_with(12, (0, 0, 1.5))) == ["left_collar"]
+    assert joint_limit_violations(pose_with(12, (0, 0, 1.5)), slack_deg=30) == []
+
+
+def test_stage_and_table_rows_agree():
+    """The pipeline stage on a Person and judge_row on its table row give the same reasons."""
+    mask = ellipse(cy=390, ry=200)
+    variants = [dict(), dict(mask_iou=0.2), dict(det_score=0.1, body_pose=pose_with(4, (-0.5, 0, 0)))]
+    config = RunConfig(input="x", output="y")
+    stage = JudgeQuality(config)
+    for v in variants:
+        row = good_row(mask=mask, **v)
+        person = Person(person_index=0, bbox_xyxy=np.asarray(row["bbox_xyxy"], np.float32), det_score=row["det_score"],
+                        mask=mask, tz=row["tz"], betas=np.asarray(row["betas"]),
+                        global_orient=np.asarray(row["global_orient"]), body_pose=np.asarray(row["body_pose"]),
+                        focal_px=row["focal_px"], transl=np.asarray(row["transl"]), mask_iou=row["mask_iou"],
+                        diagnostics={"fit_loss": row["fit_loss"], "cx": W / 2, "cy": H / 2})
+        record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=(person,))
+        judged = stage.apply(record).persons[0]
+        table_row = person_row(record, judged)
+        assert judged.reject_reasons == judge_row(table_row, config.quality) == judge_row(row, config.quality)
+        assert judged.accepted == (judged.reject_reasons == ())
+        assert facts_from_row(table_row).mask_area == int(mask.sum())
+    assert "truncated" in judged.reject_reasons and "joint_limits" in judged.reject_reasons
+
+
+def test_stage_in_a_pipeline_counts_reasons():
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    config = RunConfig(input="x", output="y")
+    mask = ellipse()
+    persons = tuple(Person(person_index=i, bbox_xyxy=np.asarray(box_of(mask), np.float32), det_score=s, mask=mask,
+                           focal_px=300.0, transl=np.array([0.0, 0.0, 3.0]), mask_iou=iou)
+                    for i, (s, iou) in enumerate(((0.9, 0.9), (0.9, 0.2), (0.1, 0.9))))
+    record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=persons)
+    pipeline = TestPipeline()
+    out = (pipeline | beam.Create([record]) | beam.ParDo(JudgeQuality(config))
+           | beam.FlatMap(lambda r: [p.reject_reasons for p in r.persons]))
+    assert_that(out, equal_to([(), ("low_mask_iou",), ("low_det_score",)]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {m.key.metric.name: m.committed for m in result.metrics().query()["counters"]}
+    assert counters["rejected_low_mask_iou"] == 1 and counters["rejected_low_det_score"] == 1
+    assert counters["accepted"] == 1

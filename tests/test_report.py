@@ -1,0 +1,52 @@
+"""``poselabel report``: one self-contained HTML file with counts, histograms and overlays."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+import labelled_tables
+from poselabel.report import overlay, write_report
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory):
+    return labelled_tables.build(tmp_path_factory.getbasetemp() / "labelled")
+
+
+def test_report_is_one_self_contained_file(labelled, tmp_path):
+    out = tmp_path / "r" / "report.html"
+    write_report(str(labelled), str(out), sample=3)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]
+    page = out.read_text()
+    for section in ("id='counts'", "id='histograms'", "id='accepted'", "id='rejected'", "id='thresholds'"):
+        assert section in page
+    assert "src=\"http" not in page and "src='http" not in page and "href=" not in page
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    pngs = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    jpegs = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(pngs) == 1  # the histograms
+    persons = [r for f in (labelled / "persons").glob("*.parquet") for r in pq.read_table(f).to_pylist()]
+    n_acc = sum(r["accepted"] for r in persons)
+    assert len(jpegs) == min(3, n_acc) + min(3, len(persons) - n_acc)
+    for reason in {x for r in persons for x in r["reject_reasons"]}:
+        assert f">{reason}</td>" in page  # counts by reason
+    # The overlays show the fitted body: orange fit pixels in the first card.
+    pic = np.asarray(Image.open(io.BytesIO(base64.b64decode(jpegs[0]))).convert("RGB")).astype(int)
+    orange = (pic[..., 0] > 180) & (pic[..., 1] > 80) & (pic[..., 1] < 190) & (pic[..., 2] < 80)
+    assert orange.sum() > 50
+
+
+def test_person_without_fit_shows_its_mask_only(labelled):
+    row = next(r for f in sorted((labelled / "persons").glob("*.parquet")) for r in pq.read_table(f).to_pylist())
+    row = {**row, "focal_px": None, "transl": None}
+    assert not overlay.has_fit(row)
+    pic = np.asarray(overlay.overlay(row, None, body=None)).astype(int)
+    green = (pic[..., 1] > 150) & (pic[..., 0] < 120)
+    orange = (pic[..., 0] > 180) & (pic[..., 2] < 60) & (pic[..., 1] < 190) & (pic[..., 1] > 80)
+    assert green.sum() > 20 and orange.sum() == 0
