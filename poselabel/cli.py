@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-COMMANDS = ("run", "demo", "body_model", "synth")
+COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,9 +26,13 @@ def main(args) -> int:
     config = load_config(None, {"input": shard, "output": str(out / "labels"), "workers": args.workers,
                                 "overwrite": True}).validate()
     summary = run_job(config)
+    from poselabel.report import write_report
+
+    write_report(str(out / "labels"), str(out / "report.html"), sample=12)
     print(json.dumps(summary, indent=2))
     print(f"shard:    {shard}")
     print(f"tables:   {out / 'labels' / 'persons'}/, {out / 'labels' / 'images'}/")
     print(f"manifest: {out / 'labels' / 'manifest.json'}")
     print(f"summary:  {out / 'labels' / 'summary.json'}")
+    print(f"report:   {out / 'report.html'}")
     return 0

@@ -125,9 +125,11 @@ def run_job(config: RunConfig) -> dict[str, Any]:
         "config": config.to_dict(), "versions": versions(),
         "shards": {"total": len(shards), "todo": len(todo), "skipped_done": len(shards) - len(todo)},
         "body_model": {"path": config.body_model, "sha256": file_sha256(config.body_model) if config.body_model else None},
-        "models": {name: {"path": path, "sha256": file_sha256(path) if path else None}
-                   for name, path in (("tz", config.tz.model), ("pose", config.pose.model),
-                                      ("yolo", config.detect.yolo_weights))},
+        "models": {name: {"path": path, "sha256": file_sha256(weights) if path else None}
+                   for name, path, weights in (
+                       ("tz", config.tz.model, config.tz.model and outputs.join(config.tz.model, "model.safetensors")),
+                       ("pose", config.pose.model, config.pose.model and outputs.join(config.pose.model, "model.safetensors")),
+                       ("yolo", config.detect.yolo_weights, config.detect.yolo_weights))},
         "argv": sys.argv,
     }
     outputs.write_json(outputs.join(config.output, "_runs", f"{run_id}.json"), manifest)

@@ -52,3 +52,62 @@ class SampleStage(beam.DoFn):
             return
         self._ok.inc()
         yield out.with_timing(self.stage, time.perf_counter() - start)
+
+
+class BatchedSampleStage(SampleStage):
+    """A stage that works on several samples at once (GPU stages batch persons across images).
+
+    Records are buffered until ``batch_persons`` persons (or ``batch_records``
+    records) are waiting, then ``apply_batch(records)`` runs once. A
+    ``ShardEnd`` flushes the buffer first, so it still follows its shard's
+    samples; the bundle's end flushes the rest. If a batch raises, its records
+    are retried one by one so that only the failing sample becomes an error row.
+    """
+
+    batch_persons = 64
+    batch_records = 32
+
+    def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        return [self.apply(r) for r in records]
+
+    def start_bundle(self):
+        self._buffer: list[ImageRecord] = []
+        self._buffered_persons = 0
+
+    def process(self, record: ImageRecord | ShardEnd):
+        if isinstance(record, ShardEnd):
+            yield from self._flush()
+            yield record
+            return
+        if record.failed or not record.persons:
+            yield record
+            return
+        self._buffer.append(record)
+        self._buffered_persons += len(record.persons)
+        if self._buffered_persons >= self.batch_persons or len(self._buffer) >= self.batch_records:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for out in self._flush():
+            yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self):
+        records, self._buffer, self._buffered_persons = self._buffer, [], 0
+        if not records:
+            return
+        start = time.perf_counter()
+        try:
+            outs = self.apply_batch(records)
+        except Exception as exc:  # isolate the culprit
+            log.warning("%s batch of %d failed (%s); retrying one by one", self.stage, len(records), exc)
+            for record in records:
+                yield from super().process(record)
+            return
+        share = (time.perf_counter() - start) / len(records)
+        for out in outs:
+            self._ok.inc()
+            yield out.with_timing(self.stage, share)

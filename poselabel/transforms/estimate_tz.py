@@ -5,6 +5,8 @@ Backends:
 - ``geometric`` (the no-weights default): SMPL-X fitted to MediaPipe's world
   landmarks, then ``Tz`` and ``f`` solved from the 2D–3D correspondences
   (``poselabel/models/geometric_fit.py``); the fit is kept for the pose stage;
+- ``network``: BLADE's Tz network (``--tz-model DIR``, local or gs://),
+  batched across images;
 - ``oracle``: ground truth from the sample's json, for benchmarks.
 A person the backend cannot handle keeps ``tz = None`` and a ``tz_error``
 diagnostic (reject reason ``tz_failed``).
@@ -15,7 +17,7 @@ import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, Person, replace
-from poselabel.transforms.base import SampleStage
+from poselabel.transforms.base import BatchedSampleStage
 
 GEOMETRIC_KEY = "_geometric"  # transient diagnostics key (not written to the tables)
 
@@ -56,11 +58,25 @@ def _failed(p: Person, key: str, message: str) -> Person:
     return replace(p, diagnostics={**p.diagnostics, key: message})
 
 
-class EstimateTz(SampleStage):
+class EstimateTz(BatchedSampleStage):
     stage = "tz"
 
     def build(self):
-        return load_body_model(self.config) if self.config.tz.backend == "geometric" else None
+        if self.config.tz.backend == "geometric":
+            return load_body_model(self.config)
+        if self.config.tz.backend == "network":
+            from poselabel.models.checkpoints import load_tz_predictor
+
+            return load_tz_predictor(self.config.tz.model, device=self.config.camera.device)
+        return None
+
+    def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        if self.config.tz.backend != "network":
+            return [self.apply(r) for r in records]
+        depths = self.backend.predict_batch([(r.image, np.stack([p.bbox_xyxy for p in r.persons]))
+                                             for r in records])
+        return [replace(r, persons=tuple(replace(p, tz=float(t)) for p, t in zip(r.persons, tz)))
+                for r, tz in zip(records, depths)]
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         backend = self.config.tz.backend
@@ -83,4 +99,6 @@ class EstimateTz(SampleStage):
                 else:
                     persons.append(replace(p, tz=est.tz))
             return replace(record, persons=tuple(persons))
+        if backend == "network":
+            return self.apply_batch([record])[0]
         raise NotImplementedError(f"tz backend {backend!r}")

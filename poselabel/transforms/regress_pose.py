@@ -1,6 +1,8 @@
 """Stage: SMPL-X ``betas`` (10), ``global_orient`` (3) and ``body_pose`` (63), axis-angle.
 
-Backends: ``none`` (not run), ``geometric`` (the body fitted to MediaPipe's
+Backends: ``none`` (not run), ``network`` (the Tz-conditioned regressor,
+``--pose-model DIR``, batched across images; persons without a Tz get
+``pose_error`` when the network is conditioned), ``geometric`` (the body fitted to MediaPipe's
 world landmarks; reuses the fit of a geometric Tz stage), ``oracle`` (ground
 truth, for benchmarks). A person without a result keeps null parameters and a
 ``pose_error`` diagnostic (reject reason ``pose_failed``).
@@ -11,15 +13,46 @@ import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, replace
-from poselabel.transforms.base import SampleStage
+from poselabel.transforms.base import BatchedSampleStage
 from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, load_body_model, with_geometric_fit
 
 
-class RegressPose(SampleStage):
+class RegressPose(BatchedSampleStage):
     stage = "pose"
 
     def build(self):
-        return load_body_model(self.config) if self.config.pose.backend == "geometric" else None
+        if self.config.pose.backend == "geometric":
+            return load_body_model(self.config)
+        if self.config.pose.backend == "network":
+            from poselabel.models.checkpoints import load_pose_predictor
+
+            return load_pose_predictor(self.config.pose.model, device=self.config.camera.device)
+        return None
+
+    def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        if self.config.pose.backend != "network":
+            return [self.apply(r) for r in records]
+        conditioned = self.backend.conditioned
+        items, kept = [], []
+        for r in records:
+            persons = [p for p in r.persons if p.tz is not None or not conditioned]
+            kept.append(persons)
+            if persons:
+                tz = np.array([p.tz for p in persons], np.float32) if conditioned else None
+                items.append((r.image, np.stack([p.bbox_xyxy for p in persons]), tz))
+        results = iter(self.backend.predict_batch(items))
+        out = []
+        for r, persons in zip(records, kept):
+            done = {}
+            if persons:
+                res = next(results)
+                for i, p in enumerate(persons):
+                    done[p.person_index] = replace(p, betas=res["betas"][i], global_orient=res["global_orient"][i],
+                                                   body_pose=res["body_pose"][i])
+            out.append(replace(r, persons=tuple(
+                done.get(p.person_index) or replace(p, diagnostics={**p.diagnostics, "pose_error": "no Tz"})
+                for p in r.persons)))
+        return out
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         backend = self.config.pose.backend
@@ -46,4 +79,6 @@ class RegressPose(SampleStage):
                 persons.append(replace(p, betas=est.betas, global_orient=est.global_orient,
                                        body_pose=est.body_pose))
             return replace(record, persons=tuple(persons))
+        if backend == "network":
+            return self.apply_batch([record])[0]
         raise NotImplementedError(f"pose backend {backend!r}")
