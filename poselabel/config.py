@@ -69,7 +69,7 @@ class SegmentConfig:
 
 @dataclass(frozen=True)
 class TzConfig:
-    backend: str = "none"  # none (until fitted) | geometric | network | oracle
+    backend: str = "geometric"  # none | geometric (no weights: MediaPipe landmarks) | network | oracle
     model: str | None = None
 
     def validate(self) -> None:
@@ -80,7 +80,7 @@ class TzConfig:
 
 @dataclass(frozen=True)
 class PoseConfig:
-    backend: str = "none"  # none | geometric | network | oracle
+    backend: str = "geometric"  # none | geometric | network | oracle
     model: str | None = None
 
     def validate(self) -> None:
@@ -91,7 +91,7 @@ class PoseConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    backend: str = "none"  # none | solver | oracle
+    backend: str = "solver"  # none | solver | oracle
     rasterizer: str = "auto"  # auto | torch | nvdiffrast
     device: str = "cpu"  # torch device of the body model and the solver
     refine_tz: bool = False  # let the solver move Tz around its estimate (log-normal prior)

@@ -28,7 +28,8 @@ def test_network_backends_label_every_person(tmp_path):
     config = load_config(None, {
         "input": str(gt / "synth-*.tar"), "output": str(out), "progress": False,
         "detect": {"backend": "oracle"}, "segment": {"backend": "oracle"},
-        "tz": {"backend": "network", "model": str(tz_dir)}, "pose": {"backend": "network", "model": str(pose_dir)}})
+        "tz": {"backend": "network", "model": str(tz_dir)}, "pose": {"backend": "network", "model": str(pose_dir)},
+        "camera": {"backend": "none"}})
     run_job(config)
     rows = duckdb.sql(f"select tz, betas, global_orient, body_pose, reject_reasons from '{out}/persons/*.parquet'").fetchall()
     assert rows

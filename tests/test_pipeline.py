@@ -67,8 +67,23 @@ def test_masks_have_image_size_and_cover_their_person(mixed_run):
         inside = mask[y0:y1, x0:x1].sum()
         assert inside / mask.sum() > 0.95, "the mask lies within its person's box"
         assert inside / ((x1 - x0) * (y1 - y0)) > 0.2, "the mask fills a fair part of the box"
-        # Until the later stages exist, persons carry null fits and the reason not_fitted.
-        assert p["focal_px"] is None and p["accepted"] is False and "not_fitted" in p["reject_reasons"]
+
+
+def test_embedded_default_fits_every_detected_person(mixed_run):
+    """The no-weights default (MediaPipe landmarks -> geometric Tz and pose -> camera solver)
+    gives every detected person a Tz, a focal length and a mask IoU."""
+    out, _ = mixed_run
+    persons = _rows(out, "persons")
+    assert persons
+    for p in persons:
+        assert 0.3 <= p["tz"] <= 50, p
+        assert 10 <= p["focal_px"] <= 1e4 and p["cx"] == p["image_width"] / 2
+        assert 0 < p["mask_iou"] <= 1 and p["fit_iters"] > 0
+        assert len(p["betas"]) == 10 and len(p["body_pose"]) == 63 and len(p["transl"]) == 3
+        assert p["transl"][2] == pytest.approx(p["tz"])
+        assert "not_fitted" not in p["reject_reasons"]
+        assert p["accepted"] == (p["reject_reasons"] == [])
+    assert sum(p["mask_iou"] for p in persons) / len(persons) > 0.4
 
 
 def test_rerun_changes_nothing(mixed_shard, mixed_run):
