@@ -1,7 +1,9 @@
 """Shared fixtures: small real shards written in tmp_path."""
 from __future__ import annotations
 
+import logging
 import os
+import socket
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,3 +37,35 @@ def mixed_shard(tmp_path_factory):
     path = tmp_path_factory.mktemp("shards") / "mixed-000000.tar"
     write_shard(str(path), mixed_samples())
     return path
+
+
+@pytest.fixture(scope="session")
+def gcs_bucket():
+    """A ``gs://`` bucket on a local Cloud Storage emulator (real JSON API, loopback only).
+
+    Beam's GCS client connects to it anonymously because ``STORAGE_EMULATOR_HOST``
+    is set. Tests use their own prefixes under the bucket.
+    """
+    from gcp_storage_emulator.server import create_server
+
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="poselabel-test")
+    server.start()
+    # The emulator needs no credentials: connect anonymously at once instead of letting Beam look for
+    # default credentials (4 retries with exponential back-off, about 20 s). Private Beam state.
+    from apache_beam.internal.gcp.auth import _Credentials
+
+    saved = (_Credentials._credentials_init, _Credentials._credentials)
+    _Credentials._credentials_init, _Credentials._credentials = True, None
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    yield "gs://poselabel-test"
+    server.stop()
+    _Credentials._credentials_init, _Credentials._credentials = saved
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous

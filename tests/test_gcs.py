@@ -6,7 +6,6 @@ on loopback; Beam's client connects to it anonymously when
 """
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -25,26 +24,6 @@ from poselabel.io.shard_writer import write_shard
 from poselabel.pipelines.job import run_job
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def gcs_bucket():
-    from gcp_storage_emulator.server import create_server
-
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="poselabel-test")
-    server.start()
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    yield "gs://poselabel-test"
-    server.stop()
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = previous
 
 
 def test_job_reads_and_writes_gs(gcs_bucket):

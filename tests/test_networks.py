@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
-import socket
 
 import numpy as np
 import pytest
@@ -236,34 +234,8 @@ def test_checkpoint_roundtrip_local(tmp_path):
         load_checkpoint(str(tmp_path / "tz"))
 
 
-@pytest.fixture()
-def gcs_bucket():
-    from gcp_storage_emulator.server import create_server
-
-    logging.getLogger("gcp_storage_emulator").setLevel(logging.ERROR)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="nets")
-    server.start()
-    # The emulator needs no credentials: connect anonymously at once instead of letting Beam look for
-    # default credentials (4 retries with exponential back-off, about 20 s).
-    from apache_beam.internal.gcp.auth import _Credentials
-
-    saved = (_Credentials._credentials_init, _Credentials._credentials)
-    _Credentials._credentials_init, _Credentials._credentials = True, None
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    yield "gs://nets"
-    server.stop()
-    _Credentials._credentials_init, _Credentials._credentials = saved
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = previous
-
-
 def test_checkpoint_roundtrip_gcs(gcs_bucket, tmp_path):
+    gcs_bucket = f"{gcs_bucket}/networks"
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
     from poselabel.models.checkpoints import read_file, write_file

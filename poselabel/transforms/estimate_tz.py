@@ -54,6 +54,17 @@ def load_body_model(config):
     return BodyModel(config.body_model, device=config.camera.device)
 
 
+def build_backend(config, backend: str, model: str | None, loader: str):
+    """The body model for ``geometric``, a checkpoint predictor (``checkpoints.<loader>``) for ``network``."""
+    if backend == "geometric":
+        return load_body_model(config)
+    if backend == "network":
+        from poselabel.models import checkpoints
+
+        return getattr(checkpoints, loader)(model, device=config.camera.device)
+    return None
+
+
 def _failed(p: Person, key: str, message: str) -> Person:
     return replace(p, diagnostics={**p.diagnostics, key: message})
 
@@ -62,13 +73,7 @@ class EstimateTz(BatchedSampleStage):
     stage = "tz"
 
     def build(self):
-        if self.config.tz.backend == "geometric":
-            return load_body_model(self.config)
-        if self.config.tz.backend == "network":
-            from poselabel.models.checkpoints import load_tz_predictor
-
-            return load_tz_predictor(self.config.tz.model, device=self.config.camera.device)
-        return None
+        return build_backend(self.config, self.config.tz.backend, self.config.tz.model, "load_tz_predictor")
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         if self.config.tz.backend != "network":

@@ -14,20 +14,14 @@ import numpy as np
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, replace
 from poselabel.transforms.base import BatchedSampleStage
-from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, load_body_model, with_geometric_fit
+from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, build_backend, with_geometric_fit
 
 
 class RegressPose(BatchedSampleStage):
     stage = "pose"
 
     def build(self):
-        if self.config.pose.backend == "geometric":
-            return load_body_model(self.config)
-        if self.config.pose.backend == "network":
-            from poselabel.models.checkpoints import load_pose_predictor
-
-            return load_pose_predictor(self.config.pose.model, device=self.config.camera.device)
-        return None
+        return build_backend(self.config, self.config.pose.backend, self.config.pose.model, "load_pose_predictor")
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         if self.config.pose.backend != "network":
