@@ -1,10 +1,11 @@
-"""Spine throughput: images/s of the main job on this machine, 1 vs 2 workers.
+"""Throughput of the main job on this machine: images/s, 1 vs 2 workers, time share per stage.
 
 Writes ``--shards`` shards of ``--per-shard`` real photos (bus, zidane,
 grace_hopper and the photo without people, repeated), runs the job with the
 embedded default (MediaPipe detection + segmentation) once per worker count
-(fresh output each time) and prints images/s and persons/s, and the ratio of
-each worker count against one worker measured in the same run.
+(fresh output each time) and prints images/s and persons/s, the ratio of
+each worker count against the first measured in the same run, and the share of
+stage time per stage (from the images tables' per-sample timings).
 
     .venv/bin/python benchmarks/spine_throughput.py --shards 4 --per-shard 16 --workers 1 2
 """
@@ -20,6 +21,17 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+def stage_totals(out: Path) -> dict[str, float]:
+    """Milliseconds per stage summed over every image of a run's images tables."""
+    import pyarrow.parquet as pq
+
+    totals: dict[str, float] = {}
+    for row in pq.read_table(str(out / "images"), columns=["timings_ms"]).to_pylist():
+        for stage, ms in json.loads(row["timings_ms"] or "{}").items():
+            totals[stage] = totals.get(stage, 0.0) + ms
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", type=int, default=4)
@@ -27,10 +39,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runner", default="direct", choices=["direct", "dask"])
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="configuration overrides, e.g. --set camera.backend=none")
     args = parser.parse_args()
 
     from poselabel.assets import demo_samples
-    from poselabel.config import load_config
+    from poselabel.config import load_config, parse_dotted
     from poselabel.io.shard_writer import write_shard
     from poselabel.pipelines.job import run_job
 
@@ -43,7 +57,7 @@ def main() -> None:
     results = {}
     for workers in args.workers:
         out = root / f"out-{args.runner}-{workers}"
-        config = load_config(None, {"input": str(root / "bench-*.tar"), "output": str(out),
+        config = load_config(None, {**parse_dotted(args.set), "input": str(root / "bench-*.tar"), "output": str(out),
                                     "runner": args.runner, "workers": workers, "progress": False})
         start = time.perf_counter()
         summary = run_job(config)
@@ -51,13 +65,19 @@ def main() -> None:
         results[workers] = {"images": summary["samples"], "persons": summary["persons"],
                             "pipeline_s": summary["this_run"]["wall_s"], "job_s": round(wall, 3),
                             "images_per_s": summary["this_run"]["images_per_s"],
-                            "persons_per_s": round(summary["persons"] / summary["this_run"]["wall_s"], 3)}
+                            "persons_per_s": round(summary["persons"] / summary["this_run"]["wall_s"], 3),
+                            "stage_ms": stage_totals(out)}
     base = results[args.workers[0]]["images_per_s"]
     print(f"runner={args.runner} shards={args.shards} images/shard={args.per_shard} cpus={os.cpu_count()}")
     print(f"{'workers':>8} {'images':>7} {'persons':>8} {'wall_s':>8} {'images/s':>9} {'persons/s':>10} {'ratio':>6}")
     for workers, r in results.items():
         print(f"{workers:>8} {r['images']:>7} {r['persons']:>8} {r['pipeline_s']:>8.2f} {r['images_per_s']:>9.2f} "
               f"{r['persons_per_s']:>10.2f} {r['images_per_s'] / base:>6.2f}")
+    stages = results[args.workers[0]]["stage_ms"]
+    total = sum(stages.values()) or 1.0
+    print("time per stage (first worker count, summed over images):")
+    for stage, ms in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"  {stage:>8} {ms / 1000:>8.2f} s {100 * ms / total:>6.1f} %")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

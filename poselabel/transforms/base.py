@@ -8,6 +8,8 @@ writer. Counters: ``<stage>_ok``, ``<stage>_errors``.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 
 import apache_beam as beam
@@ -16,6 +18,11 @@ from apache_beam.metrics import Metrics
 from poselabel.records import ImageRecord, ShardEnd
 
 log = logging.getLogger(__name__)
+
+
+def torch_threads(config) -> int:
+    """Intra-op threads per worker process: ``config.torch_threads``, or cores / workers."""
+    return config.torch_threads or max(1, (os.cpu_count() or 1) // max(1, config.workers))
 
 
 class SampleStage(beam.DoFn):
@@ -34,6 +41,10 @@ class SampleStage(beam.DoFn):
 
     def setup(self):
         self.backend = self.build()
+        if "torch" in sys.modules:  # worker processes must not oversubscribe the cores
+            import torch
+
+            torch.set_num_threads(torch_threads(self.config))
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         raise NotImplementedError
