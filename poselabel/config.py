@@ -156,7 +156,7 @@ class RunConfig:
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     progress: bool = True
-    torch_threads: int = 0  # per worker process; 0: the machine's cores divided by workers
+    torch_threads: int = 1  # per worker process (fixed: results do not depend on the worker count); 0: cores / workers
     pipeline_args: tuple[str, ...] = ()  # passed through to Beam (e.g. Dataflow options)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
