@@ -238,7 +238,7 @@ def test_checkpoint_roundtrip_gcs(gcs_bucket, tmp_path):
     gcs_bucket = f"{gcs_bucket}/networks"
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
-    from poselabel.models.checkpoints import read_file, write_file
+    from poselabel.io.files import read_file, write_file
 
     tz_net = _trained_like(TzNet(tz_config("tiny")))
     pose_net = _trained_like(PoseNet(pose_config("tiny", conditioning="none")))

@@ -49,13 +49,9 @@ def local_model_path(path: str) -> tuple[str, bool]:
     """
     if "://" not in path:
         return path, False
-    from apache_beam.io.filesystems import FileSystems  # heavy; remote paths only
+    from poselabel.io.files import copy_to_local  # Beam's file systems, remote paths only
 
-    folder = tempfile.mkdtemp(prefix="poselabel-body-")
-    local = os.path.join(folder, path.rstrip("/").rsplit("/", 1)[-1])
-    with FileSystems.open(path) as src, open(local, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return local, True
+    return copy_to_local(path, tempfile.mkdtemp(prefix="poselabel-body-")), True
 
 
 class BodyModel(torch.nn.Module):

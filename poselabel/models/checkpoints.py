@@ -7,8 +7,8 @@ A checkpoint is a directory holding
   hyper-parameters}, "training": {data, steps, seed, losses, ...}, "format": 1}``.
 
 ``gs://`` (and any other Beam file system) works through
-``apache_beam.io.filesystems.FileSystems``, imported lazily so that the pure
-model code does not depend on Beam. ``sha256`` is the hex digest of the
+``poselabel.io.files``, which imports Beam's file systems only for remote
+paths, so the model code does not depend on Beam. ``sha256`` is the hex digest of the
 weights file, for the run manifest.
 
 Inference: ``load_tz_predictor(path)`` and ``load_pose_predictor(path)`` build
@@ -18,13 +18,9 @@ predictors that take full RGB uint8 images (H, W, 3) and person boxes
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -32,73 +28,14 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from poselabel.io.files import join as _join
+from poselabel.io.files import read_file, write_file
 from poselabel.models.crops import extract_crops
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT = 1
 
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name if _is_remote(directory) else os.path.join(directory, name)
-
-
-def read_file(path: str) -> bytes:
-    """Bytes of a local or remote (``gs://``) file."""
-    if not _is_remote(path):
-        with open(path, "rb") as f:
-            return f.read()
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path) as f:
-        return f.read()
-
-
-def write_file(path: str, data: bytes) -> None:
-    """Write bytes to a local or remote path through a temporary name and a rename."""
-    if not _is_remote(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-        return
-    from poselabel.io.outputs import write_atomic  # Beam file systems
-
-    write_atomic(path, data)
-
-
-def exists(path: str) -> bool:
-    if not _is_remote(path):
-        return os.path.exists(path)
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.exists(path)
-
-
-@contextlib.contextmanager
-def local_dir(path: str) -> Iterator[str]:
-    """A local directory with the files of ``path`` (remote directories are copied to a temp dir)."""
-    if not _is_remote(path):
-        yield path
-        return
-    from apache_beam.io.filesystems import FileSystems
-
-    tmp = tempfile.mkdtemp(prefix="poselabel-ckpt-")
-    try:
-        matches = FileSystems.match([path.rstrip("/") + "/*"])[0].metadata_list
-        if not matches:
-            raise FileNotFoundError(f"no files under {path!r}")
-        for m in matches:
-            with FileSystems.open(m.path) as src, open(os.path.join(tmp, m.path.rsplit("/", 1)[-1]), "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_checkpoint(directory: str, model: nn.Module, training: dict | None = None) -> str:

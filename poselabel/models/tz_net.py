@@ -169,7 +169,7 @@ def build_tz_net(config: TzNetConfig, encoder_path: str | None = None) -> TzNet:
         return TzNet(config)
     from transformers import DepthAnythingForDepthEstimation
 
-    from poselabel.models.checkpoints import local_dir
+    from poselabel.io.files import local_dir
 
     with local_dir(encoder_path) as path:
         encoder = DepthAnythingForDepthEstimation.from_pretrained(path)

@@ -27,7 +27,9 @@ import torch
 from safetensors.torch import load as load_safetensors
 from torch import nn
 
-from poselabel.models.checkpoints import WEIGHTS, _join, exists, read_file, save_checkpoint, write_file
+from poselabel.io.files import exists, read_file, write_file
+from poselabel.io.files import join as _join
+from poselabel.models.checkpoints import WEIGHTS, save_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,84 @@
+"""Reading and writing files by path, local or remote (``gs://`` and every Beam file system).
+
+Remote paths go through ``apache_beam.io.filesystems.FileSystems``, imported
+only when a remote path is used; local paths use plain ``open``. ``models/``
+loads body models and checkpoints through these helpers and so never imports
+Beam itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def join(directory: str, name: str) -> str:
+    return directory.rstrip("/") + "/" + name if is_remote(directory) else os.path.join(directory, name)
+
+
+def read_file(path: str) -> bytes:
+    """Bytes of a local or remote (``gs://``) file."""
+    if not is_remote(path):
+        with open(path, "rb") as f:
+            return f.read()
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return f.read()
+
+
+def write_file(path: str, data: bytes) -> None:
+    """Write bytes to a local or remote path through a temporary name and a rename."""
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return
+    from poselabel.io.outputs import write_atomic  # Beam file systems
+
+    write_atomic(path, data)
+
+
+def exists(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.exists(path)
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
+@contextlib.contextmanager
+def local_dir(path: str) -> Iterator[str]:
+    """A local directory with the files of ``path`` (remote directories are copied to a temp dir)."""
+    if not is_remote(path):
+        yield path
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    tmp = tempfile.mkdtemp(prefix="poselabel-ckpt-")
+    try:
+        matches = FileSystems.match([path.rstrip("/") + "/*"])[0].metadata_list
+        if not matches:
+            raise FileNotFoundError(f"no files under {path!r}")
+        for m in matches:
+            with FileSystems.open(m.path) as src, open(os.path.join(tmp, m.path.rsplit("/", 1)[-1]), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_to_local(path: str, folder: str) -> str:
+    """Copy the file at ``path`` into the local ``folder``, keeping its base name; returns the copy's path."""
+    local = os.path.join(folder, path.rstrip("/").rsplit("/", 1)[-1])
+    with open(local, "wb") as dst:
+        dst.write(read_file(path))
+    return local
