@@ -7,6 +7,7 @@ writer. Counters: ``<stage>_ok``, ``<stage>_errors``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -18,6 +19,16 @@ from apache_beam.metrics import Metrics
 from poselabel.records import ImageRecord, ShardEnd
 
 log = logging.getLogger(__name__)
+
+
+def map_persons(record: ImageRecord, fn) -> ImageRecord:
+    """``record`` with each person ``p`` replaced by ``fn(p)`` (which may return ``p`` unchanged)."""
+    return dataclasses.replace(record, persons=tuple(fn(p) for p in record.persons))
+
+
+def with_error(person, key: str, message: str):
+    """``person`` with a stage's failure recorded in its diagnostics (judged later, never dropped)."""
+    return dataclasses.replace(person, diagnostics={**person.diagnostics, key: message})
 
 
 def torch_threads(config) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, Person, replace
-from poselabel.transforms.base import BatchedSampleStage
+from poselabel.transforms.base import BatchedSampleStage, map_persons, with_error
 
 GEOMETRIC_KEY = "_geometric"  # transient diagnostics key (not written to the tables)
 
@@ -34,18 +34,18 @@ def with_geometric_fit(record: ImageRecord, body_model) -> ImageRecord:
                                         np.stack([p.keypoints_3d for p in todo]),
                                         width=record.width, height=record.height)
     by_index = {p.person_index: e for p, e in zip(todo, estimates)}
-    persons = []
-    for p in record.persons:
+
+    def attach(p: Person) -> Person:
         if p.person_index not in by_index:
-            persons.append(p)
-            continue
+            return p
         est = by_index[p.person_index]
         diag = {**p.diagnostics, GEOMETRIC_KEY: est}
         if est is not None:
             diag.update(geo_focal_px=est.focal_px, geo_landmark_error_m=round(est.landmark_error_m, 5),
                         geo_reprojection_rms_px=round(est.reprojection_rms_px, 3))
-        persons.append(replace(p, diagnostics=diag))
-    return replace(record, persons=tuple(persons))
+        return replace(p, diagnostics=diag)
+
+    return map_persons(record, attach)
 
 
 def load_body_model(config):
@@ -65,8 +65,17 @@ def build_backend(config, backend: str, model: str | None, loader: str):
     return None
 
 
-def _failed(p: Person, key: str, message: str) -> Person:
-    return replace(p, diagnostics={**p.diagnostics, key: message})
+def _oracle_tz(p: Person, meta) -> Person:
+    gt = match_ground_truth(p.bbox_xyxy, meta)
+    return replace(p, tz=float(gt["transl"][2])) if gt else with_error(p, "tz_error", "no matching ground truth")
+
+
+def _geometric_tz(p: Person) -> Person:
+    est = p.diagnostics.get(GEOMETRIC_KEY)
+    if est is None:
+        reason = "no MediaPipe landmarks" if p.keypoints_2d is None else "perspective solve failed"
+        return with_error(p, "tz_error", reason)
+    return replace(p, tz=est.tz)
 
 
 class EstimateTz(BatchedSampleStage):
@@ -87,23 +96,10 @@ class EstimateTz(BatchedSampleStage):
         backend = self.config.tz.backend
         if backend == "none" or not record.persons:
             return record
-        persons = []
         if backend == "oracle":
-            for p in record.persons:
-                gt = match_ground_truth(p.bbox_xyxy, record.meta)
-                persons.append(replace(p, tz=float(gt["transl"][2])) if gt else
-                               _failed(p, "tz_error", "no matching ground-truth person"))
-            return replace(record, persons=tuple(persons))
+            return map_persons(record, lambda p: _oracle_tz(p, record.meta))
         if backend == "geometric":
-            record = with_geometric_fit(record, self.backend)
-            for p in record.persons:
-                est = p.diagnostics.get(GEOMETRIC_KEY)
-                if est is None:
-                    reason = "no MediaPipe landmarks" if p.keypoints_2d is None else "perspective solve failed"
-                    persons.append(_failed(p, "tz_error", reason))
-                else:
-                    persons.append(replace(p, tz=est.tz))
-            return replace(record, persons=tuple(persons))
+            return map_persons(with_geometric_fit(record, self.backend), _geometric_tz)
         if backend == "network":
             return self.apply_batch([record])[0]
         raise NotImplementedError(f"tz backend {backend!r}")

@@ -13,8 +13,22 @@ import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, replace
-from poselabel.transforms.base import BatchedSampleStage
+from poselabel.transforms.base import BatchedSampleStage, map_persons, with_error
 from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, build_backend, with_geometric_fit
+
+
+def _oracle_pose(p, meta):
+    gt = match_ground_truth(p.bbox_xyxy, meta)
+    if gt is None:
+        return with_error(p, "pose_error", "no matching ground truth")
+    return replace(p, **{k: np.asarray(gt[k], np.float32) for k in ("betas", "global_orient", "body_pose")})
+
+
+def _geometric_pose(p):
+    est = p.diagnostics.get(GEOMETRIC_KEY)
+    if est is None:
+        return with_error(p, "pose_error", "no landmark fit")
+    return replace(p, betas=est.betas, global_orient=est.global_orient, body_pose=est.body_pose)
 
 
 class RegressPose(BatchedSampleStage):
@@ -43,36 +57,17 @@ class RegressPose(BatchedSampleStage):
                 for i, p in enumerate(persons):
                     done[p.person_index] = replace(p, betas=res["betas"][i], global_orient=res["global_orient"][i],
                                                    body_pose=res["body_pose"][i])
-            out.append(replace(r, persons=tuple(
-                done.get(p.person_index) or replace(p, diagnostics={**p.diagnostics, "pose_error": "no Tz"})
-                for p in r.persons)))
+            out.append(map_persons(r, lambda p: done.get(p.person_index) or with_error(p, "pose_error", "no Tz")))
         return out
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         backend = self.config.pose.backend
         if backend == "none" or not record.persons:
             return record
-        persons = []
         if backend == "oracle":
-            for p in record.persons:
-                gt = match_ground_truth(p.bbox_xyxy, record.meta)
-                if gt is None:
-                    persons.append(replace(p, diagnostics={**p.diagnostics, "pose_error": "no matching ground truth"}))
-                    continue
-                persons.append(replace(p, betas=np.asarray(gt["betas"], np.float32),
-                                       global_orient=np.asarray(gt["global_orient"], np.float32),
-                                       body_pose=np.asarray(gt["body_pose"], np.float32)))
-            return replace(record, persons=tuple(persons))
+            return map_persons(record, lambda p: _oracle_pose(p, record.meta))
         if backend == "geometric":
-            record = with_geometric_fit(record, self.backend)
-            for p in record.persons:
-                est = p.diagnostics.get(GEOMETRIC_KEY)
-                if est is None:
-                    persons.append(replace(p, diagnostics={**p.diagnostics, "pose_error": "no landmark fit"}))
-                    continue
-                persons.append(replace(p, betas=est.betas, global_orient=est.global_orient,
-                                       body_pose=est.body_pose))
-            return replace(record, persons=tuple(persons))
+            return map_persons(with_geometric_fit(record, self.backend), _geometric_pose)
         if backend == "network":
             return self.apply_batch([record])[0]
         raise NotImplementedError(f"pose backend {backend!r}")

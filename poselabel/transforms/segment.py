@@ -13,7 +13,7 @@ from apache_beam.metrics import Metrics
 
 from poselabel.models.segmenters import make_segmenter
 from poselabel.records import ImageRecord, replace
-from poselabel.transforms.base import SampleStage
+from poselabel.transforms.base import SampleStage, map_persons
 
 
 class Segment(SampleStage):
@@ -36,18 +36,16 @@ class Segment(SampleStage):
             boxes = np.stack([p.bbox_xyxy for p in todo])
             for person, result in zip(todo, self.backend.segment(record.image, record.extra_members, boxes)):
                 results[person.person_index] = result
-        persons = []
-        for p in record.persons:
+
+        def merge(p):
             if p.person_index not in results:
-                persons.append(p)
-                continue
+                return p
             result = results[p.person_index]
             if result is None:
                 self._missing.inc()
-                persons.append(replace(p, mask=None))
-                continue
+                return replace(p, mask=None)
             mask, kp2d, kp3d = result
-            persons.append(replace(p, mask=mask,
-                                   keypoints_2d=kp2d if kp2d is not None else p.keypoints_2d,
-                                   keypoints_3d=kp3d if kp3d is not None else p.keypoints_3d))
-        return replace(record, persons=tuple(persons))
+            return replace(p, mask=mask, keypoints_2d=kp2d if kp2d is not None else p.keypoints_2d,
+                           keypoints_3d=kp3d if kp3d is not None else p.keypoints_3d)
+
+        return map_persons(record, merge)
