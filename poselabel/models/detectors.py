@@ -107,12 +107,16 @@ class OracleDetector:
         return [Detection(np.asarray(p["bbox_xyxy"], np.float32), 1.0) for p in meta["persons"]]
 
 
-def make_detector(config) -> PersonDetector:
-    """Build the detector named by a :class:`poselabel.config.DetectConfig`."""
+def make_detector(config, *, mask_threshold: float = 0.2) -> PersonDetector:
+    """Build the detector named by a :class:`poselabel.config.DetectConfig`.
+
+    ``mask_threshold``: the segmentation threshold of the masks the MediaPipe
+    detector produces on the way (the run's ``segment.threshold``).
+    """
     common = dict(score_threshold=config.score_threshold, nms_iou=config.nms_iou,
                   max_persons=config.max_persons, min_box_px=config.min_box_px)
     if config.backend == "mediapipe":
-        return MediaPipeDetector(**common)
+        return MediaPipeDetector(mask_threshold=mask_threshold, **common)
     if config.backend == "ultralytics":
         return UltralyticsDetector(config.yolo_weights, device=config.device, **common)
     if config.backend == "oracle":

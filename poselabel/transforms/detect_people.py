@@ -16,7 +16,8 @@ class DetectPeople(SampleStage):
         self._persons = Metrics.counter("poselabel", "persons_detected")
 
     def build(self):
-        return make_detector(self.config.detect)
+        # The MediaPipe detector's masks are reused by the segment stage: same threshold.
+        return make_detector(self.config.detect, mask_threshold=self.config.segment.threshold)
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         detections = self.backend.detect(record.image, record.meta)
