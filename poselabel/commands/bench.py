@@ -172,6 +172,20 @@ def _summary(values) -> dict[str, float]:
     return {"mean": float(v.mean()), "median": float(v.median())}
 
 
+def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
+    """As in the pipeline (``camera_solver.occluder_masks``): per person, the pixels of the
+    people who may stand in front of it by the ``tz`` (N,) the solver is given; people
+    left out of the bench (tiny visible masks) count as possible occluders."""
+    from poselabel.models.camera_solver import occluder_masks
+
+    groups = [k[0] for k in gt.keys]
+    near = occluder_masks(gt.masks, tz.tolist(), groups, depth_margin)
+    kept = {}
+    for g, m in zip(groups, gt.masks):
+        kept[g] = kept[g] | m if g in kept else m.clone()
+    return [n | (o & ~kept[g]) for n, o, g in zip(near, gt.others, groups)]
+
+
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
                  principal_point: str = "gt") -> dict:
@@ -186,13 +200,14 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
     cfg = scaled_config(iters, batch_size)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
+    ignore = occluders(gt, tz_in, cfg.occluder_depth_margin)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
         sol = solve_camera(verts, faces, tz_in, gt.masks, cfg, fixed_focal=fixed, principal_point=pp,
-                           ignore=gt.others)
+                           ignore=ignore)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
         metrics = {

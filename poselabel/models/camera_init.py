@@ -6,13 +6,15 @@ we render the mesh once (hard) and score *every* shift at once: the intersection
 the target and the rendered area seen by the evidence weights are cross-correlations,
 computed with FFTs. The hard IoU at the best shift scores the hypothesis; a second pass
 re-renders each hypothesis at its best shift (perspective changes the shape off-axis)
-and searches again. Moment-based starts fail on truncated or occluded people; this does not.
+and searches again, a few times. Moment-based starts fail on truncated or occluded people;
+this does not.
 
 Frames: the search window is a square of the full image around the target's box
 (``window_scale`` times its longer side) sampled at ``res x res``; the render canvas is a
-same-scale square centred on the projected pelvis, aligned to the window's
-pixel grid (``canvas_factor`` times larger, so that a visible fragment far from the
-pelvis, e.g. a hand in a close-up, is still on it). Offsets are in window pixels.
+same-scale square centred on the window, on the window's pixel grid, ``canvas_factor``
+times larger: every part of the body that can be shifted onto the target is on it. (It
+was centred on the projected pelvis: in close-ups the pelvis projects far outside the
+image and the visible part fell off the canvas.) Offsets are in window pixels.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
             window's (res x res) target (area fractions) and evidence weights, P = res + canvas.
         area_t: (B,) target area seen by the weights (window px).
         window: (x0 (B,), y0 (B,), side (B,)) the window in full-image px.
-        canvas: side of the render canvas (window px), centred on the projected pelvis.
+        canvas: side of the render canvas (window px), centred on the window.
         orientation: ``front_orientation`` of the mesh (back-face culling) or None.
 
     Returns:
@@ -50,10 +52,10 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
     x0, y0, side = window
     k = side / res  # full px per window px
     transl = torch.stack([a * tz, b * tz, tz], dim=1)
-    up, vp = cx + focal * a, cy + focal * b  # projected pelvis, full px
-    # Canvas origin on the window grid, canvas centred on the pelvis.
-    nx = torch.round((up - x0) / k - canvas / 2)
-    ny = torch.round((vp - y0) / k - canvas / 2)
+    # Canvas origin on the window grid, canvas centred on the window: whatever part of the
+    # body is near the target is on it, however far the pelvis projects (close-ups).
+    nx = torch.full_like(a, float((res - canvas) // 2))
+    ny = nx
     fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + nx * k, y0 + ny * k, side, res)
     px = project_points(verts + transl[:, None], fw, cxw, cyw)
     render = rasterize_coverage(px, faces, canvas, canvas, front_orientation=orientation).to(area_t.dtype)
@@ -73,17 +75,23 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
 
 
 def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
-                 res: int = 80, window_scale: float = 2.5, canvas_factor: int = 3, refine_top: int = 2,
-                 orientation: int | None = None):
-    """Pick, per person, the best of the focal hypotheses after a shift search.
+                 res: int = 128, window_scale: float = 2.5, canvas_factor: int = 4, passes: int = 3,
+                 refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None):
+    """Pick, per person, the best focal hypothesis after shift searches, then refine it.
+
+    Every hypothesis gets ``passes`` shift searches, each re-rendered at the previous
+    pass's shift: the 2D-shift model is only first order (off-axis the view of the body
+    changes, strongly so at close range), so the fixed point of render-and-shift is what
+    a hypothesis is scored by. Scoring a hypothesis after one pass picked wrong focal
+    lengths on close-ups (measured: the GT focal length among the hypotheses, yet the
+    wrong one won). Then the best focal length is scaled by each of ``refine_scales`` in
+    turn (two passes each), keeping any improvement: a local search finer than the grid.
 
     Args:
         verts: (B, V, 3) pelvis-centred meshes (m); faces (F, 3); tz, cx, cy: (B,).
         candidates: list of ``(focal (B,), a (B,), b (B,))`` starting hypotheses.
         masks, ignore, boxes: per person target mask (H, W) bool, ignore mask or None,
             target box ``(x0, y0, x1, y1)``.
-        refine_top: the best this many hypotheses per person get a second search,
-            re-rendered at their first-pass shift.
 
     Returns:
         ``(focal, a, b, iou)``, each (B,): the best hypothesis and its hard IoU (window res).
@@ -104,23 +112,18 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
     area_t = (target * valid).sum(dim=(1, 2))
 
-    def search(focal, a, b):
-        return shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res,
-                            canvas, orientation)
+    def settle(focal, a, b, n):
+        iou = None
+        for _ in range(max(1, n)):
+            iou, a, b = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res,
+                                     canvas, orientation)
+        return torch.stack([focal, a, b, iou])
 
-    found = []
-    for focal, a, b in candidates:
-        focal = focal.clamp(*focal_range)
-        iou, a, b = search(focal, a, b)
-        found.append(torch.stack([focal, a, b, iou]))
-    found = torch.stack(found)  # (C, 4, B)
-    order = found[:, 3].argsort(dim=0, descending=True)[:refine_top]  # (k, B)
-    best = found.gather(0, order[:1, None].expand(1, 4, -1))[0]  # (4, B)
-    for r in range(order.shape[0]):
-        pick = found.gather(0, order[r:r + 1, None].expand(1, 4, -1))[0]
-        iou, a, b = search(pick[0], pick[1], pick[2])
-        new = torch.stack([pick[0], a, b, iou])
-        best = torch.where((iou > best[3])[None], new, best)
+    found = torch.stack([settle(focal.clamp(*focal_range), a, b, passes) for focal, a, b in candidates])
+    best = found.gather(0, found[:, 3].argmax(dim=0)[None, None].expand(1, 4, -1))[0]  # (4, B)
+    for s in refine_scales:
+        new = settle((best[0] * s).clamp(*focal_range), best[1], best[2], 2)
+        best = torch.where((new[3] > best[3])[None], new, best)
     return best[0], best[1], best[2], best[3]
 
 

@@ -6,8 +6,8 @@ Backends:
 - ``solver``: BLADE's camera solve (``poselabel/models/camera_solver.py``): the
   posed body (from the pose stage) rendered as a silhouette and aligned with the
   person's mask by differentiable rasterisation, starting from the Tz stage's
-  depth. Other people's masks are passed as "no evidence" regions (the person
-  may be hidden behind them). The hard mask IoU at full resolution, the fit loss
+  depth. The masks of other people that may stand in front (by their Tz) are
+  passed as "no evidence" regions (the person may be hidden behind them). The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
   ``behind_camera``, ``nan``, ...) lands in ``diagnostics["camera_reject"]``.
 """
@@ -87,7 +87,7 @@ class SolveCamera(BatchedSampleStage):
         """One solver call for all ready persons of ``records``."""
         import torch
 
-        from poselabel.models.camera_solver import solve_camera
+        from poselabel.models.camera_solver import occluder_masks, solve_camera
 
         body, cfg, render = self.backend
         ready = [(r, p) for r in records for p in r.persons
@@ -99,16 +99,14 @@ class SolveCamera(BatchedSampleStage):
             verts = body(torch.as_tensor(np.stack([p.betas for _, p in ready]), device=dev),
                          torch.as_tensor(np.stack([p.global_orient for _, p in ready]), device=dev),
                          torch.as_tensor(np.stack([p.body_pose for _, p in ready]), device=dev)).vertices
-        everyone = {}
-        for r in records:
-            union = np.zeros((r.height, r.width), bool)
-            for p in r.persons:
-                if p.mask is not None:
-                    union |= p.mask
-            everyone[id(r)] = union
         masks = [torch.from_numpy(p.mask) for _, p in ready]
-        ignore = [torch.from_numpy(everyone[id(r)] & ~p.mask) for r, p in ready]
         tz = torch.tensor([p.tz for _, p in ready], dtype=verts.dtype)
+        # Occluders: every masked person of the image; one without a Tz may be in front.
+        masked = [(r, p) for r in records for p in r.persons if p.mask is not None]
+        occ = occluder_masks([p.mask for _, p in masked], [0.0 if p.tz is None else p.tz for _, p in masked],
+                             [id(r) for r, _ in masked], cfg.occluder_depth_margin)
+        occ = {(id(r), p.person_index): o for (r, p), o in zip(masked, occ)}
+        ignore = [occ[(id(r), p.person_index)] for r, p in ready]
         sol = solve_camera(verts, body.faces, tz, masks, cfg, ignore=ignore, render_fn=render)
         solved = {}
         for j, (r, p) in enumerate(ready):
