@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     cam.add_argument("--principal-point", default="gt", choices=("gt", "center"),
                      help="principal point given to every method: the GT camera's or the image centre")
     cam.add_argument("--batch-size", type=int, default=64, help="persons per solver batch")
+    cam.add_argument("--per-person", default=None, help="write every person's errors per method here (CSV)")
+    cam.add_argument("--workers", type=int, default=1,
+                     help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
 
 
@@ -186,13 +189,48 @@ def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
     return [n | (o & ~kept[g]) for n, o, g in zip(near, gt.others, groups)]
 
 
-def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
-                 device: str = "cpu", iters: int | None = None, batch_size: int = 64,
-                 principal_point: str = "gt") -> dict:
-    """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring)."""
+def _solve_chunk(args):
     import torch
 
     from poselabel.models.camera_solver import solve_camera
+
+    torch.set_num_threads(1)
+    verts, faces, tz, masks, cfg, fixed, pp, ignore = args
+    return solve_camera(verts, faces, tz, masks, cfg, fixed_focal=fixed, principal_point=pp, ignore=ignore)
+
+
+def _solve_all(verts, faces, tz, masks, cfg, fixed, pp, ignore, workers: int):
+    """``solve_camera`` over all persons, in ``workers`` processes by batches of ``cfg.batch_size``."""
+    import multiprocessing
+
+    import torch
+
+    from poselabel.models.camera_solver import CameraSolution
+
+    n = verts.shape[0]
+    if workers <= 1 or n <= cfg.batch_size or verts.device.type != "cpu":
+        return _solve_chunk((verts, faces, tz, masks, cfg, fixed, pp, ignore))
+    chunks = [slice(s, s + cfg.batch_size) for s in range(0, n, cfg.batch_size)]
+    jobs = [(verts[c], faces, tz[c], masks[c], cfg, None if fixed is None else fixed[c], pp[c], ignore[c])
+            for c in chunks]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        parts = pool.map(_solve_chunk, jobs, chunksize=1)
+    return CameraSolution(
+        focal_px=torch.cat([p.focal_px for p in parts]), transl=torch.cat([p.transl for p in parts]),
+        mask_iou=torch.cat([p.mask_iou for p in parts]), iterations=torch.cat([p.iterations for p in parts]),
+        final_loss=torch.cat([p.final_loss for p in parts]),
+        reject_reasons=[r for p in parts for r in p.reject_reasons])
+
+
+def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
+                 device: str = "cpu", iters: int | None = None, batch_size: int = 64,
+                 principal_point: str = "gt", workers: int = 1) -> dict:
+    """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
+
+    ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
+    (CPU; the result is the same as with one)."""
+    import torch
+
     from poselabel.models.focal_heuristics import HEURISTICS
 
     n = gt.verts.shape[0]
@@ -202,12 +240,12 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     pp = gt.pp if principal_point == "gt" else gt.size / 2
     ignore = occluders(gt, tz_in, cfg.occluder_depth_margin)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
-    results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "methods": {}}
+    results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
+                     "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
-        sol = solve_camera(verts, faces, tz_in, gt.masks, cfg, fixed_focal=fixed, principal_point=pp,
-                           ignore=ignore)
+        sol = _solve_all(verts, faces, tz_in, gt.masks, cfg, fixed, pp, ignore, workers)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
         metrics = {
@@ -223,6 +261,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
         entry["unoccluded"] = {k: _summary(v[clear]) for k, v in metrics.items()}
         entry["unoccluded"]["count"] = int(clear.sum())
         entry["rejected"] = sum(r is not None for r in sol.reject_reasons)
+        entry["per_person"] = {k: v.tolist() for k, v in metrics.items()}
+        entry["per_person"]["reject"] = list(sol.reject_reasons)
         results["methods"][name] = entry
         log.info("%s: %d persons in %.1f s", name, n, seconds)
     return results
@@ -241,6 +281,20 @@ def format_table(results: dict, subset: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def write_per_person(path: str, gt: GTPersons, results: dict) -> None:
+    """One CSV row per person and method: sample, person index, occluded, visible px, errors."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["sample", "person", "method", "occluded", "mask_px", *METRICS, "reject"])
+        for name, e in results["methods"].items():
+            pp = e["per_person"]
+            for i, (sample, person) in enumerate(gt.keys):
+                out.writerow([sample, person, name, int(gt.occluded[i]), int(gt.masks[i].sum()),
+                              *(f"{pp[m][i]:.6g}" for m in METRICS), pp["reject"][i] or ""])
+
+
 def run_camera(args: argparse.Namespace) -> int:
     import torch
 
@@ -251,9 +305,9 @@ def run_camera(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {METHODS}")
     gt = load_gt_persons(args.gt, args.body_model, args.limit, args.min_mask_px)
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
-          f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}")
+          f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
-                           args.batch_size, args.principal_point)
+                           args.batch_size, args.principal_point, args.workers)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")
@@ -261,6 +315,8 @@ def run_camera(args: argparse.Namespace) -> int:
     for name, e in results["methods"].items():
         if e["rejected"]:
             print(f"{name}: {e['rejected']} person(s) rejected by the solver (excluded from the metrics)")
+    if args.per_person:
+        write_per_person(args.per_person, gt, results)
     if args.json:
         out = {"num_persons": results["num_persons"],
                "methods": {k: {**{m: v[m] for m in METRICS}, "persons_per_s": v["persons_per_s"]}

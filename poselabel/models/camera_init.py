@@ -113,11 +113,14 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     area_t = (target * valid).sum(dim=(1, 2))
 
     def settle(focal, a, b, n):
-        iou = None
+        best = None
         for _ in range(max(1, n)):
             iou, a, b = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res,
                                      canvas, orientation)
-        return torch.stack([focal, a, b, iou])
+            new = torch.stack([focal, a, b, iou])
+            # Close-ups can oscillate between passes: keep each person's best pass.
+            best = new if best is None else torch.where((iou > best[3])[None], new, best)
+        return best
 
     found = torch.stack([settle(focal.clamp(*focal_range), a, b, passes) for focal, a, b in candidates])
     best = found.gather(0, found[:, 3].argmax(dim=0)[None, None].expand(1, 4, -1))[0]  # (4, B)
