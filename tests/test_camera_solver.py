@@ -10,7 +10,7 @@ import torch
 
 from poselabel.models.camera_solver import (
     REJECT_BEHIND_CAMERA, REJECT_EMPTY_MASK, REJECT_NAN, REJECT_SMALL_MASK,
-    CameraSolverConfig, SolverStage, solve_camera,
+    CameraSolverConfig, SolverStage, occluder_masks, solve_camera,
 )
 from poselabel.models.focal_heuristics import cliff_focal, hmr2_focal, nlf_focal
 from poselabel.models.rasterize import project_points, rasterize_coverage
@@ -119,6 +119,26 @@ def test_occluders_are_ignored():
     sol = solve_camera(v[None], f, transl[:, 2], [mask & ~occluder], SMALL, ignore=[occluder])
     assert abs(sol.focal_px.item() / 260.0 - 1) < 0.02
     assert (sol.transl[0, :2] - transl[0, :2].double()).norm() < 0.01
+
+
+def test_occluders_are_the_people_in_front():
+    """Only people nearer the camera (within the margin) are no-evidence regions for a
+    person; people behind are evidence of absence; other images never count."""
+    h, w = 20, 30
+    a = torch.zeros(h, w, dtype=torch.bool)
+    a[:, :12] = True
+    b = torch.zeros(h, w, dtype=torch.bool)
+    b[:, 10:20] = True
+    c = torch.zeros(h, w, dtype=torch.bool)
+    c[:, 25:] = True
+    occ = occluder_masks([a, b, c, b], [2.0, 4.0, 4.5, 1.0], ["img1", "img1", "img1", "img2"], 0.1)
+    assert not occ[0].any()  # b and c stand behind a
+    assert torch.equal(occ[1], a & ~b)  # a is in front of b
+    assert torch.equal(occ[2], (a | b) & ~c)  # a and b stand in front of c
+    assert not occ[3].any()  # alone in its image
+    # Within the margin either may occlude the other.
+    near = occluder_masks([a, b], [2.0, 2.1], [0, 0], 0.1)
+    assert torch.equal(near[0], b & ~a) and torch.equal(near[1], a & ~b)
 
 
 def test_config_validation_and_heuristics():
