@@ -66,7 +66,8 @@ class GTPersons:
     ``transl`` (N, 3) m; ``masks`` N x (H, W) bool; ``others`` N x (H, W) bool, the other
     people's pixels (the person may be hidden there: no evidence); ``occluded`` (N,) bool,
     the GT mesh rendered with the GT camera is hidden by others somewhere (GT IoU < 0.99);
-    ``keys`` N ``(key, person_index)``.
+    ``keys`` N ``(key, person_index)``; ``images`` N ints, persons with equal values share
+    an image.
     """
 
     verts: object
@@ -80,6 +81,7 @@ class GTPersons:
     occluded: object
     keys: list
     skipped: int
+    images: list = dataclasses.field(default_factory=list)
 
 
 def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | None = None,
@@ -96,7 +98,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     from poselabel.models.rasterize import project_points, rasterize_coverage
 
     verts, focal, pp, size, transl, masks, others, occluded, keys = [], [], [], [], [], [], [], [], []
-    faces, skipped = None, 0
+    faces, skipped, images, n_images = None, 0, [], 0
     for shard in list_shards(pattern):
         for sample in iter_samples(shard):
             if limit is not None and len(keys) >= limit:
@@ -146,12 +148,14 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
                 transl.append(p["transl"])
                 masks.append(mt)
                 keys.append((f"{sample.shard}/{sample.key}", i))
+                images.append(n_images)
+            n_images += 1
     if not keys:
         raise ValueError(f"no usable person in {pattern!r} ({skipped} skipped)")
     return GTPersons(verts=torch.stack(verts), faces=faces, focal=torch.tensor(focal, dtype=torch.float64),
                      pp=torch.tensor(pp, dtype=torch.float64), size=torch.tensor(size, dtype=torch.float64),
                      transl=torch.tensor(transl, dtype=torch.float64), masks=masks, others=others,
-                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped)
+                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images)
 
 
 def scaled_config(iters: int | None, batch_size: int):
@@ -181,7 +185,7 @@ def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
     left out of the bench (tiny visible masks) count as possible occluders."""
     from poselabel.models.camera_solver import occluder_masks
 
-    groups = [k[0] for k in gt.keys]
+    groups = gt.images
     near = occluder_masks(gt.masks, tz.tolist(), groups, depth_margin)
     kept = {}
     for g, m in zip(groups, gt.masks):

@@ -164,6 +164,9 @@ def occluder_masks(masks: Sequence, tz: Sequence[float], groups: Sequence, depth
         acc = torch.zeros_like(m)
         for j, o in enumerate(ts):
             if j != i and groups[j] == groups[i] and float(tz[j]) < float(tz[i]) * (1.0 + depth_margin):
+                if o.shape != m.shape:
+                    raise ValueError(f"persons {i} and {j} share an image but their masks are "
+                                     f"{tuple(m.shape)} and {tuple(o.shape)}")
                 acc |= o
         out.append(acc & ~m)
     return out
