@@ -124,6 +124,17 @@ def inject(p: dict, kind: str, rng: np.random.Generator, pool: list[dict]) -> di
     return v  # mask_* keep the GT box: the detector was right, the segmentation wrong
 
 
+def occluders(p: dict, v: dict, persons: list[dict], margin: float) -> np.ndarray:
+    """As the pipeline (``camera_solver.occluder_masks``): the masks of the people of ``p``'s
+    image who may stand in front of it at the fitted Tz ``v["tz"]``; people too small to be
+    listed count as possible occluders."""
+    out = p["others"].copy()
+    for q in persons:
+        if q["key"] == p["key"] and q["index"] != p["index"] and q["transl"][2] >= v["tz"] * (1 + margin):
+            out &= ~q["mask"]
+    return out & ~v["mask"]
+
+
 def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
     """Solve every (person, variant); returns one record per fit with its true errors."""
     import torch
@@ -152,7 +163,8 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     start = time.perf_counter()
     sol = solve_camera(verts, body.faces, torch.tensor([j[2]["tz"] for j in jobs]),
                        [torch.from_numpy(j[2]["mask"]) for j in jobs], cfg,
-                       ignore=[torch.from_numpy(j[0]["others"] & ~j[2]["mask"]) for j in jobs])
+                       ignore=[torch.from_numpy(occluders(j[0], j[2], persons, cfg.occluder_depth_margin))
+                               for j in jobs])
     seconds = time.perf_counter() - start
     out = []
     for k, (p, kind, v) in enumerate(jobs):

@@ -65,12 +65,30 @@ def test_solver_beats_the_blade_start_and_a_frozen_focal():
     v, f = person_mesh()
     focal, transl = torch.tensor([300.0]), torch.tensor([[0.3, 0.1, 3.0]])
     masks = make_targets(v[None], f, focal, transl, 120, 160)
-    blade_start = dataclasses.replace(SMALL, init_rounds=0, init_fovs_deg=(), stages=(SolverStage(64, 2.0, 0, 1.0),))
+    blade_start = dataclasses.replace(SMALL, init_rounds=0, init_fovs_deg=(), stages=(SolverStage(64, 2.0, 0, 1.0),),
+                                      retry_below_iou=0.0)
     start = solve_camera(v[None], f, transl[:, 2], masks, blade_start)
     frozen = solve_camera(v[None], f, transl[:, 2], masks, SMALL, fixed_focal=torch.tensor([160.0]))
     solved = solve_camera(v[None], f, transl[:, 2], masks, SMALL)
     assert frozen.focal_px.item() == pytest.approx(160.0)
     assert solved.mask_iou.item() > max(start.mask_iou.item(), frozen.mask_iou.item()) + 0.1
+
+
+def test_second_chance_only_where_the_first_solve_failed():
+    """A start that cannot succeed (no focal hypotheses, one descent step) is retried with
+    the dense grid, and only there; the retry is kept where it is better."""
+    v, f = person_mesh()
+    focal = torch.tensor([120.0, 300.0])
+    transl = torch.tensor([[0.3, 0.1, 3.0], [0.0, 0.0, 2.0]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    weak = dataclasses.replace(SMALL, init_rounds=0, init_fovs_deg=(), stages=(SolverStage(64, 2.0, 1, 1.0),))
+    once = solve_camera(v[None].repeat(2, 1, 1), f, transl[:, 2], masks, dataclasses.replace(weak, retry_below_iou=0.0))
+    twice = solve_camera(v[None].repeat(2, 1, 1), f, transl[:, 2], masks, weak)
+    retried = twice.iterations > once.iterations
+    assert retried.any() and torch.equal(retried, once.mask_iou < 0.9)
+    assert (twice.mask_iou >= once.mask_iou).all()
+    assert (twice.mask_iou[retried] - once.mask_iou[retried]).max() > 0.5
+    assert torch.equal(twice.focal_px[~retried], once.focal_px[~retried])
 
 
 def test_degenerate_inputs_give_reasons_not_exceptions():

@@ -23,9 +23,13 @@ Schedule (per batch of persons, all steps batched):
 3. The final mesh is rasterised hard over the whole image at full resolution and compared
    with the mask (ignored pixels excluded): ``mask_iou``. If the descent lowered it below
    the start's (it sees only its crop), the start is kept.
+4. Second chance: persons whose ``mask_iou`` is below ``retry_below_iou`` run 1-3 again
+   with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
+   kept (``iterations`` counts both descents).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,6 +96,13 @@ class CameraSolverConfig:
     # be in front (their Tz < this Tz x (1 + margin)); pixels of people behind are evidence
     # of absence (this person, if there, would hide them).
     occluder_depth_margin: float = 0.1
+    # Second chance: persons whose full-resolution IoU is below this are solved again with a
+    # denser focal grid and more passes (cost only where the first search failed); the
+    # better of the two is kept. 0 disables.
+    retry_below_iou: float = 0.9
+    retry_fovs_deg: tuple[float, ...] = (12.0, 14.3, 16.9, 20.0, 23.7, 28.1, 33.3, 39.4, 46.7, 55.3, 65.5,
+                                         77.6, 91.9, 108.8, 128.9, 140.0)
+    retry_passes: int = 4
 
     def __post_init__(self):
         if not self.stages or any(s.res < 8 or s.iters < 0 or s.lr < 0 or s.blur < 0 for s in self.stages):
@@ -371,6 +382,36 @@ def _full_res_iou(batch: _Batch, focal, transl, faces, cfg: CameraSolverConfig) 
     return out
 
 
+def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSolverConfig, fixed: bool,
+                 render_fn, orientation):
+    """Start, descent and full-resolution check of one batch (b persons); see ``solve_camera``.
+
+    Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations int)``.
+    """
+    dev, dt = verts.device, verts.dtype
+    batch = _Batch(verts=verts, masks=masks, ignore=ignore, cx=pp[:, 0], cy=pp[:, 1],
+                   f0=f_start.clamp(*config.focal_range), a0=torch.zeros(len(masks), dtype=dt, device=dev),
+                   b0=torch.zeros(len(masks), dtype=dt, device=dev),
+                   tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
+                   orientation=orientation)
+    with torch.no_grad():
+        _moment_init(batch, faces, config, fixed)
+        start_f = batch.f0.clone()
+        start_t = torch.stack([batch.a0 * batch.tz0, batch.b0 * batch.tz0, batch.tz0], dim=1)
+        start_iou = _full_res_iou(batch, start_f, start_t, faces, config)
+    th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
+    with torch.no_grad():
+        f_b, t_b = _decode(batch, th[0], th[1], th[2], side)
+        iou_b = _full_res_iou(batch, f_b, t_b, faces, config)
+        # The descent only sees its crop: where it lost full-resolution IoU (e.g. it
+        # moved mesh into image areas outside the crop), keep the start.
+        worse = ~(iou_b >= start_iou)
+        f_b = torch.where(worse, start_f, f_b)
+        t_b = torch.where(worse[:, None].to(t_b.device), start_t, t_b)
+        iou_b = torch.where(worse, start_iou, iou_b)
+    return f_b, t_b, iou_b, best_loss, n_it
+
+
 def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
                  masks: Sequence[torch.Tensor], config: CameraSolverConfig = CameraSolverConfig(),
                  *, fixed_focal: torch.Tensor | None = None, principal_point: torch.Tensor | None = None,
@@ -411,6 +452,11 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
     render_fn = render_fn or make_silhouette_rasterizer(config.backend, dev, near=1e-3)
     todo = [i for i in range(n) if reasons[i] is None]
     orientation = front_orientation(vertices[todo[0]], faces) if todo else None
+    fixed = fixed_focal is not None or not config.optimize_focal
+    retry_cfg = None
+    if config.retry_below_iou > 0 and not fixed:
+        retry_cfg = dataclasses.replace(config, init_fovs_deg=config.retry_fovs_deg,
+                                        init_passes=config.retry_passes, retry_below_iou=0.0)
     for s in range(0, len(todo), config.batch_size):
         idx = todo[s:s + config.batch_size]
         ms = [masks[i] for i in idx]
@@ -418,34 +464,23 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         f_start = hw[:, 0].clone() if fixed_focal is None else fixed_focal[idx].to(dev, dt)
         pp = hw.flip(1) / 2 if principal_point is None else principal_point[idx].to(dev, dt)
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
-        batch = _Batch(verts=vertices[idx], masks=ms, ignore=ign, cx=pp[:, 0], cy=pp[:, 1],
-                       f0=f_start.clamp(*config.focal_range), a0=torch.zeros(len(idx), dtype=dt, device=dev),
-                       b0=torch.zeros(len(idx), dtype=dt, device=dev),
-                       tz0=tz[idx].clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in ms],
-                       orientation=orientation)
-        fixed = fixed_focal is not None or not config.optimize_focal
-        with torch.no_grad():
-            _moment_init(batch, faces, config, fixed)
-        with torch.no_grad():
-            start_f = batch.f0.clone()
-            start_t = torch.stack([batch.a0 * batch.tz0, batch.b0 * batch.tz0, batch.tz0], dim=1)
-            start_iou = _full_res_iou(batch, start_f, start_t, faces, config)
-        th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
-        with torch.no_grad():
-            f_b, t_b = _decode(batch, th[0], th[1], th[2], side)
-            iou_b = _full_res_iou(batch, f_b, t_b, faces, config)
-            # The descent only sees its crop: where it lost full-resolution IoU (e.g. it
-            # moved mesh into image areas outside the crop), keep the start.
-            worse = ~(iou_b >= start_iou)
-            f_b = torch.where(worse, start_f, f_b)
-            t_b = torch.where(worse[:, None].to(t_b.device), start_t, t_b)
-            iou_b = torch.where(worse, start_iou, iou_b)
+        args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
+        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation)
+        n_it = torch.full((len(idx),), n_it, dtype=torch.long)
+        again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
+        if again:
+            sub = [[a[j] for j in again] if isinstance(a, list) else a[again] for a in args]
+            r = _solve_batch(*sub, faces, retry_cfg, fixed, render_fn, orientation)
+            for k, j in enumerate(again):
+                n_it[j] += r[4]
+                if bool(r[2][k] > iou_b[j]):
+                    f_b[j], t_b[j], iou_b[j], best_loss[j] = r[0][k], r[1][k], r[2][k], r[3][k]
         for j, i in enumerate(idx):
             if not (torch.isfinite(f_b[j]) and torch.isfinite(t_b[j]).all()):
                 reasons[i] = REJECT_NAN
                 continue
             focal[i], transl[i], iou[i] = float(f_b[j]), t_b[j].double().cpu(), iou_b[j]
-            loss[i], iters[i] = float(best_loss[j]), n_it
+            loss[i], iters[i] = float(best_loss[j]), int(n_it[j])
             if iou_b[j] <= 0:
                 reasons[i] = REJECT_NO_OVERLAP
     return CameraSolution(focal_px=focal, transl=transl, mask_iou=iou, iterations=iters,
