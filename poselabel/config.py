@@ -98,6 +98,9 @@ class CameraConfig:
     tz_prior_sigma: float = 0.05  # relative std of that prior
     iterations_scale: float = 1.0  # multiplies every solver stage's iteration count
     batch_size: int = 64  # persons per solver batch
+    # Persons whose fit's mask IoU is below this are solved again with a wider start search
+    # (costs about 2x for them; 0 disables). It fixes failed starts, not poor poses.
+    retry_below_iou: float = 0.9
 
     def validate(self) -> None:
         _check(self.backend in ("none", "solver", "oracle"),

@@ -32,7 +32,8 @@ def solver_config(camera_config):
                    for s in base.stages)
     return dataclasses.replace(base, stages=stages, backend=camera_config.rasterizer,
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
-                               batch_size=camera_config.batch_size)
+                               batch_size=camera_config.batch_size,
+                               retry_below_iou=camera_config.retry_below_iou)
 
 
 class SolveCamera(BatchedSampleStage):
