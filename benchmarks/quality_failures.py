@@ -125,14 +125,18 @@ def inject(p: dict, kind: str, rng: np.random.Generator, pool: list[dict]) -> di
 
 
 def occluders(p: dict, v: dict, persons: list[dict], margin: float) -> np.ndarray:
-    """As the pipeline (``camera_solver.occluder_masks``): the masks of the people of ``p``'s
-    image who may stand in front of it at the fitted Tz ``v["tz"]``; people too small to be
-    listed count as possible occluders."""
-    out = p["others"].copy()
-    for q in persons:
-        if q["key"] == p["key"] and q["index"] != p["index"] and q["transl"][2] >= v["tz"] * (1 + margin):
-            out &= ~q["mask"]
-    return out & ~v["mask"]
+    """As the pipeline: ``camera_solver.occluder_masks`` over the people of ``p``'s image,
+    ``p`` at the fitted Tz ``v["tz"]`` with its fitted mask; people too small to be listed
+    count as possible occluders."""
+    from poselabel.models.camera_solver import occluder_masks
+
+    rest = [q for q in persons if q["key"] == p["key"] and q["index"] != p["index"]]
+    near = occluder_masks([v["mask"]] + [q["mask"] for q in rest], [v["tz"]] + [q["transl"][2] for q in rest],
+                          [0] * (len(rest) + 1), margin)[0].numpy()
+    unlisted = p["others"].copy()
+    for q in rest:
+        unlisted &= ~q["mask"]
+    return (near | unlisted) & ~v["mask"]
 
 
 def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
