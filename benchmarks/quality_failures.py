@@ -188,6 +188,18 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     return out
 
 
+def attach_peers(records: list[dict]) -> None:
+    """Set each fit's ``peers``: ``(focal, mask_iou)`` of the *clean* fits of the other people
+    of its image (what ``judge_image`` sees in the pipeline: one fit per person, the others
+    uncorrupted; an injected fit is judged against its image's clean fits)."""
+    clean: dict = {}
+    for r in records:
+        if r["injection"] == "clean" and not r["camera_reject"]:
+            clean.setdefault(r["key"], []).append(r)
+    for r in records:
+        r["peers"] = [[o["focal"], o["mask_iou"]] for o in clean.get(r["key"], []) if o["index"] != r["index"]]
+
+
 def is_bad(r: dict) -> bool:
     return not (r["pve_mm"] / 1000 <= PVE_MAX_FRAC * r["tz_gt"] and r["e_f"] <= EF_MAX)
 
@@ -201,7 +213,8 @@ def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
                     transl=None if r["camera_reject"] else np.asarray(r["transl"]),
                     betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
                     mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
-                    diagnostics={"camera_reject": r["camera_reject"]} if r["camera_reject"] else {})
+                    diagnostics={"camera_reject": r["camera_reject"]} if r["camera_reject"] else {},
+                    peers=tuple(tuple(x) for x in r.get("peers", ())))
     return judge(f, quality)
 
 
@@ -311,6 +324,7 @@ def main(argv=None) -> int:
     base = QualityConfig()
     if args.from_json:
         records = json.loads(Path(args.from_json).read_text())["fits"]
+        attach_peers(records)
     else:
         import torch
 
@@ -325,6 +339,7 @@ def main(argv=None) -> int:
                 p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
             print(f"{args.num} images, {len(persons)} persons in {time.perf_counter() - t0:.0f} s", flush=True)
             records = run_fits(persons, args.seed, args.iters)
+            attach_peers(records)
     summary = report(records, base)
     plot(records, base, args.png)
     if not args.from_json:

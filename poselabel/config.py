@@ -110,7 +110,8 @@ class CameraConfig:
 
 
 QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
-                  "not_converged", "tz_out_of_range", "fov_out_of_range", "extreme_shape", "joint_limits")
+                  "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
+                  "joint_limits")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class QualityConfig:
     max_tz_m: float = 50.0
     min_fov_deg: float = 20.0  # horizontal field of view 2 atan(W / 2f)
     max_fov_deg: float = 120.0
+    # focal_disagreement: fewer than half of the image's other well-fitted people have f within x(1 + this)
+    max_focal_disagreement: float = 0.1
     max_abs_beta: float = 3.0
     joint_limit_slack_deg: float = 0.0  # added to every bound of the joint-limit table
     max_fit_loss: float = 1.0  # camera solver's final 1 - soft IoU; 1.0: off
@@ -144,6 +147,7 @@ class QualityConfig:
         _check(0.0 < self.min_tz_m < self.max_tz_m, "quality needs 0 < min_tz_m < max_tz_m")
         _check(0.0 <= self.min_fov_deg < self.max_fov_deg <= 180.0, "quality needs 0 <= min_fov_deg < max_fov_deg <= 180")
         _check(self.max_abs_beta > 0, "quality.max_abs_beta must be > 0")
+        _check(self.max_focal_disagreement > 0, "quality.max_focal_disagreement must be > 0")
         _check(self.max_fit_loss > 0, "quality.max_fit_loss must be > 0")
         unknown = [c for c in self.disabled_checks if c not in QUALITY_CHECKS]
         _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")

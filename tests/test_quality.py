@@ -9,7 +9,8 @@ import pytest
 
 from poselabel.config import ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
-from poselabel.models.quality import facts_from_row, horizontal_fov_deg, joint_limit_violations, judge_row
+from poselabel.models.quality import (facts_from_row, horizontal_fov_deg, joint_limit_violations, judge_image,
+                                      judge_row)
 from poselabel.records import ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -99,6 +100,28 @@ def test_thresholds_move_the_verdict():
         dataclasses.replace(Q, min_tz_m=5.0, max_tz_m=1.0).validate()
 
 
+def test_focal_disagreement_needs_well_fitted_peers_of_the_same_image():
+    f = good_row()["focal_px"]
+    facts = lambda *rows: [facts_from_row(good_row(**r)) for r in rows]  # noqa: E731
+    # Three people, one camera: the one at 1.3 f is out (> 10 %), the others agree.
+    assert judge_image(facts({}, dict(focal_px=1.05 * f), dict(focal_px=1.3 * f)), Q) == [(), (), ("focal_disagreement",)]
+    # Two people who disagree: each is judged against the other (neither can be trusted).
+    assert judge_image(facts({}, dict(focal_px=0.7 * f)), Q) == [("focal_disagreement",)] * 2
+    # A peer below min_mask_iou is no evidence (but is judged against the good one); an
+    # unfitted one is no evidence either; alone: no check.
+    low = dict(focal_px=0.7 * f, mask_iou=0.5)
+    assert judge_image(facts({}, low), Q) == [(), ("low_mask_iou", "focal_disagreement")]
+    assert judge_image(facts({}, CASES["not_fitted"]), Q)[0] == ()
+    assert judge_image(facts(dict(focal_px=0.7 * f)), Q) == [()]
+    # The threshold and the switch.
+    wide = dataclasses.replace(Q, max_focal_disagreement=0.5)
+    assert judge_image(facts({}, dict(focal_px=1.3 * f)), wide) == [(), ()]
+    off = dataclasses.replace(Q, disabled_checks=("focal_disagreement",))
+    assert judge_image(facts({}, dict(focal_px=1.3 * f)), off) == [(), ()]
+    # judge_row sees one row alone: no peers, no image-level check.
+    assert judge_row(good_row(focal_px=1.3 * f), Q) == ()
+
+
 def test_joint_limits_hinges_and_mirroring():
     assert joint_limit_violations(pose_with(3, (2.0, 0, 0))) == []  # knee flexed 115°
     assert joint_limit_violations(pose_with(17, (0, -2.0, 0))) == []  # left elbow flexes with -y
@@ -150,3 +173,21 @@ def test_stage_in_a_pipeline_counts_reasons():
     counters = {m.key.metric.name: m.committed for m in result.metrics().query()["counters"]}
     assert counters["rejected_low_mask_iou"] == 1 and counters["rejected_low_det_score"] == 1
     assert counters["accepted"] == 1
+
+
+def test_filter_judges_people_of_one_image_together():
+    """``poselabel filter`` groups a table's rows by image: the image-level check gives the
+    same verdicts as the pipeline stage does on the image's persons."""
+    import pyarrow as pa
+
+    from poselabel.commands.filter import rejudge_table
+    from poselabel.tables import PERSONS_SCHEMA
+
+    f = good_row()["focal_px"]
+    rows = [good_row(key="a", person_index=0), good_row(key="b", person_index=0, focal_px=0.6 * f),
+            good_row(key="a", person_index=1, focal_px=1.5 * f), good_row(key="a", person_index=2, focal_px=1.02 * f)]
+    table = pa.Table.from_pylist(rows, schema=PERSONS_SCHEMA)
+    out, reasons = rejudge_table(table, Q)
+    assert reasons == [(), (), ("focal_disagreement",), ()]  # "b" is alone in its image: not checked
+    assert out.column("accepted").to_pylist() == [True, True, False, True]
+    assert out.column("reject_reasons").to_pylist()[2] == ["focal_disagreement"]

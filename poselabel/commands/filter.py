@@ -111,10 +111,17 @@ def rejudge_table(table, quality):
     per-row reasons (list of tuples)."""
     import pyarrow as pa
 
-    from poselabel.models.quality import judge_row
+    from poselabel.models.quality import facts_from_row, judge_image
 
     cols = {c: table.column(c).to_pylist() for c in _FACT_COLUMNS if c in table.column_names}
-    reasons = [judge_row({c: v[i] for c, v in cols.items()}, quality) for i in range(table.num_rows)]
+    images: dict = {}  # image key -> row indices: the image-level checks see the whole image
+    for i, k in enumerate(table.column("key").to_pylist()):
+        images.setdefault(k, []).append(i)
+    reasons: list = [()] * table.num_rows
+    for rows in images.values():
+        facts = [facts_from_row({c: v[i] for c, v in cols.items()}) for i in rows]
+        for i, r in zip(rows, judge_image(facts, quality)):
+            reasons[i] = r
     accepted = pa.array([not r for r in reasons], pa.bool_())
     lists = pa.array([list(r) for r in reasons], pa.list_(pa.string()))
     table = table.set_column(table.schema.get_field_index("accepted"), "accepted", accepted)

@@ -26,11 +26,18 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   ``[min_tz_m, max_tz_m]``;
 - ``fov_out_of_range``: horizontal field of view ``2 atan(W / 2f)`` outside
   ``[min_fov_deg, max_fov_deg]``;
+- ``focal_disagreement``: the other people of the image share its camera; when some of
+  them are fitted with ``mask_iou >= min_mask_iou`` (its *peers*), at least half of them
+  must have a focal length within a factor ``1 + max_focal_disagreement`` of its own. An
+  independent second estimate: a wrong ``Tz`` is absorbed into a wrong ``f`` with a clean
+  silhouette, which no mask check sees (docs/quality.md). Needs the whole image:
+  :func:`judge_image`;
 - ``extreme_shape``: any ``|beta| > max_abs_beta`` (4D-Humans drops betas beyond 3);
 - ``joint_limits``: a body joint's axis-angle outside :data:`JOINT_LIMITS_DEG`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -87,6 +94,8 @@ class PersonFacts:
     mask_iou: float | None = None
     fit_loss: float | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    # (focal_px, mask_iou) of the other fitted people of the same image (set by judge_image)
+    peers: tuple[tuple[float, float], ...] = ()
 
 
 def mask_geometry(mask: np.ndarray) -> tuple[int, np.ndarray | None, tuple[int, int, int, int]]:
@@ -195,6 +204,7 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)
         check("fov_out_of_range", not config.min_fov_deg <= fov <= config.max_fov_deg)
+        check("focal_disagreement", bool(focal_disagreement(f, config)))
     depth = f.transl[2] if fitted else f.tz
     if _finite(depth):
         check("tz_out_of_range", not config.min_tz_m <= float(depth) <= config.max_tz_m)
@@ -205,6 +215,35 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def focal_disagreement(f: PersonFacts, config) -> bool | None:
+    """Whether this person's focal length disagrees with its image's other people: fewer of
+    its peers (``f.peers`` with ``mask_iou >= config.min_mask_iou``) lie within a factor
+    ``1 + config.max_focal_disagreement`` of it than outside. A vote, not a distance to a
+    mean, so that one bad peer does not take the others down with it; two people who
+    disagree are both out (there is no telling which is wrong). None: no peer to ask."""
+    fs = [pf for pf, piou in f.peers if _finite(pf) and pf > 0 and _finite(piou) and piou >= config.min_mask_iou]
+    if not fs or not (_finite(f.focal_px) and f.focal_px > 0):
+        return None
+    tol = math.log1p(config.max_focal_disagreement)
+    agree = sum(abs(math.log(float(f.focal_px) / pf)) <= tol for pf in fs)
+    return agree < len(fs) - agree
+
+
+def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:
+    """The facts of one image's people, each with the others' ``(focal_px, mask_iou)`` as
+    ``peers`` (fitted people only)."""
+    fitted = [(float(f.focal_px), float(f.mask_iou) if _finite(f.mask_iou) else float("nan"))
+              if _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0 else None for f in facts]
+    return [dataclasses.replace(f, peers=tuple(p for j, p in enumerate(fitted) if j != i and p is not None))
+            for i, f in enumerate(facts)]
+
+
+def judge_image(facts: list[PersonFacts], config) -> list[tuple[str, ...]]:
+    """:func:`judge` on every person of one image, with the image-level checks
+    (``focal_disagreement``): use this, not :func:`judge`, wherever the image is known."""
+    return [judge(f, config) for f in with_peers(facts)]
+
+
 def judge_row(row: dict[str, Any], config) -> tuple[str, ...]:
-    """:func:`judge` on a persons-table row."""
+    """:func:`judge` on one persons-table row alone (no image-level check)."""
     return judge(facts_from_row(row), config)
