@@ -128,7 +128,7 @@ def occluders(p: dict, v: dict, persons: list[dict], margin: float) -> np.ndarra
     """As the pipeline: ``camera_solver.occluder_masks`` over the people of ``p``'s image,
     ``p`` at the fitted Tz ``v["tz"]`` with its fitted mask; people too small to be listed
     count as possible occluders."""
-    from poselabel.models.camera_solver import occluder_masks
+    from poselabel.models.occlusion import occluder_masks
 
     rest = [q for q in persons if q["key"] == p["key"] and q["index"] != p["index"]]
     near = occluder_masks([v["mask"]] + [q["mask"] for q in rest], [v["tz"]] + [q["transl"][2] for q in rest],

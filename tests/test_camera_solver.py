@@ -10,8 +10,9 @@ import torch
 
 from poselabel.models.camera_solver import (
     REJECT_BEHIND_CAMERA, REJECT_EMPTY_MASK, REJECT_NAN, REJECT_SMALL_MASK,
-    CameraSolverConfig, SolverStage, occluder_masks, solve_camera,
+    CameraSolverConfig, SolverStage, solve_camera,
 )
+from poselabel.models.occlusion import occluder_masks
 from poselabel.models.focal_heuristics import cliff_focal, hmr2_focal, nlf_focal
 from poselabel.models.rasterize import project_points, rasterize_coverage
 from test_rasterize import ellipsoid_mesh
@@ -89,6 +90,35 @@ def test_second_chance_only_where_the_first_solve_failed():
     assert (twice.mask_iou >= once.mask_iou).all()
     assert (twice.mask_iou[retried] - once.mask_iou[retried]).max() > 0.5
     assert torch.equal(twice.focal_px[~retried], once.focal_px[~retried])
+
+
+def test_shift_search_measures_the_state_it_rendered():
+    """``iou0`` of the shift search is the hard IoU of the render where it was drawn (the
+    solver's fallback when a predicted shift does not come true), not a prediction."""
+    from poselabel.models import camera_crops as cc
+    from poselabel.models.camera_init import shift_search, window_evidence
+
+    v, f = person_mesh()
+    focal, transl = torch.tensor([200.0, 300.0]), torch.tensor([[0.1, 0.05, 3.0], [-0.3, 0.2, 2.5]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    boxes = [cc.mask_bbox(m) for m in masks]
+    res = 48
+    ev, area_t, window, canvas = window_evidence(masks, [None, None], boxes, res, 2.5, 4, "cpu", torch.float32)
+    cx, cy = torch.full((2,), 80.0), torch.full((2,), 60.0)
+    a, b = torch.tensor([0.0, -0.05]), torch.tensor([0.0, 0.1])  # off the truth: IoU well below 1
+    score, a1, b1, iou0 = shift_search(v[None].repeat(2, 1, 1), f, transl[:, 2], focal * 1.1, a, b, cx, cy, ev,
+                                       area_t, window, res, canvas)
+    # Direct: render the same state in the window, compare with the window's target.
+    x0, y0, side = window
+    fw, cxw, cyw = cc.crop_intrinsics(focal * 1.1, cx, cy, x0, y0, side, res)
+    px = project_points(v[None] + torch.stack([a * transl[:, 2], b * transl[:, 2], transl[:, 2]], 1)[:, None], fw, cxw, cyw)
+    render = rasterize_coverage(px, f, res, res).float()
+    crops = [cc.sample_mask_crop(m, float(x0[i]), float(y0[i]), float(side[i]), res) for i, m in enumerate(masks)]
+    target, valid = (torch.stack([c[k] for c in crops]).float() for k in (0, 1))  # valid: inside the image
+    inter = (render * target * valid).sum(dim=(1, 2))
+    direct = inter / ((render * valid).sum(dim=(1, 2)) + (target * valid).sum(dim=(1, 2)) - inter)
+    assert torch.allclose(iou0, direct, atol=1e-3), (iou0, direct)
+    assert (direct < 0.9).all() and (score > iou0).all()  # the shift predicts an improvement
 
 
 def test_degenerate_inputs_give_reasons_not_exceptions():

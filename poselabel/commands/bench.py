@@ -180,10 +180,10 @@ def _summary(values) -> dict[str, float]:
 
 
 def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
-    """As in the pipeline (``camera_solver.occluder_masks``): per person, the pixels of the
+    """As in the pipeline (``occlusion.occluder_masks``): per person, the pixels of the
     people who may stand in front of it by the ``tz`` (N,) the solver is given; people
     left out of the bench (tiny visible masks) count as possible occluders."""
-    from poselabel.models.camera_solver import occluder_masks
+    from poselabel.models.occlusion import occluder_masks
 
     groups = gt.images
     near = occluder_masks(gt.masks, tz.tolist(), groups, depth_margin)

@@ -47,7 +47,8 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
         orientation: ``front_orientation`` of the mesh (back-face culling) or None.
 
     Returns:
-        ``(iou (B,), a (B,), b (B,))``: the best hard IoU over shifts and the shifted pose.
+        ``(iou (B,), a (B,), b (B,), iou0 (B,))``: the best hard IoU over shifts and the
+        shifted pose, and the IoU of the unshifted render (exact: what was rendered).
     """
     x0, y0, side = window
     k = side / res  # full px per window px
@@ -70,8 +71,32 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
     best = iou.flatten(1).argmax(dim=1)
     oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
     score = iou.flatten(1).gather(1, best[:, None])[:, 0]
+    zero = int(nx[0]) % pad  # index of offset (nx, ny): the render where it was drawn
     du, dv = (ox - nx) * k, (oy - ny) * k  # full px the render moves by
-    return score, a + du / focal, b + dv / focal
+    return score, a + du / focal, b + dv / focal, iou[:, zero, zero]
+
+
+def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: int, device, dtype):
+    """The search windows and what ``shift_search`` scores against.
+
+    Returns ``(evidence_f, area_t, window, canvas)`` as ``shift_search`` takes them: the
+    rfft2 of (target * valid, valid) at size ``res + canvas``, the target area seen by the
+    weights (B,), the windows ``(x0, y0, side)`` (each (B,), full-image px) and the canvas side.
+    """
+    wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
+    tg, vd = [], []
+    for m, ign, w in zip(masks, ignore, wins):
+        t, v = cc.sample_mask_crop(m, *w, res)
+        if ign is not None:
+            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
+        tg.append(t)
+        vd.append(v)
+    target, valid = torch.stack(tg).to(device, dtype), torch.stack(vd).to(device, dtype)
+    window = tuple(torch.tensor([w[i] for w in wins], dtype=dtype, device=device) for i in range(3))
+    canvas = canvas_factor * res
+    pad = res + canvas
+    evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
+    return evidence_f, (target * valid).sum(dim=(1, 2)), window, canvas
 
 
 def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
@@ -94,32 +119,28 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
             target box ``(x0, y0, x1, y1)``.
 
     Returns:
-        ``(focal, a, b, iou)``, each (B,): the best hypothesis and its hard IoU (window res).
+        ``(focal, a, b, iou, verified)``: the best hypothesis, each (B,), and its hard IoU
+        (window res) as the shift search predicts it; ``verified`` (4, B) rows
+        ``(focal, a, b, iou)``: the best state whose IoU was measured on its own render.
     """
     dev, dt = verts.device, verts.dtype
-    wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
-    tg, vd = [], []
-    for m, ign, w in zip(masks, ignore, wins):
-        t, v = cc.sample_mask_crop(m, *w, res)
-        if ign is not None:
-            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
-        tg.append(t)
-        vd.append(v)
-    target, valid = torch.stack(tg).to(dev, dt), torch.stack(vd).to(dev, dt)
-    window = tuple(torch.tensor([w[i] for w in wins], dtype=dt, device=dev) for i in range(3))
-    canvas = canvas_factor * res
-    pad = res + canvas
-    evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
-    area_t = (target * valid).sum(dim=(1, 2))
+    evidence_f, area_t, window, canvas = window_evidence(masks, ignore, boxes, res, window_scale, canvas_factor,
+                                                         dev, dt)
+
+    verified = None  # best state whose IoU was measured on its own render (not predicted)
 
     def settle(focal, a, b, n):
+        nonlocal verified
         best = None
         for _ in range(max(1, n)):
-            iou, a, b = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res,
-                                     canvas, orientation)
-            new = torch.stack([focal, a, b, iou])
+            iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window,
+                                             res, canvas, orientation)
+            seen = torch.stack([focal, a, b, iou0])
+            verified = seen if verified is None else torch.where((iou0 > verified[3])[None], seen, verified)
+            new = torch.stack([focal, a1, b1, iou])
             # Close-ups can oscillate between passes: keep each person's best pass.
             best = new if best is None else torch.where((iou > best[3])[None], new, best)
+            a, b = a1, b1
         return best
 
     found = torch.stack([settle(focal.clamp(*focal_range), a, b, passes) for focal, a, b in candidates])
@@ -127,7 +148,7 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     for s in refine_scales:
         new = settle((best[0] * s).clamp(*focal_range), best[1], best[2], 2)
         best = torch.where((new[3] > best[3])[None], new, best)
-    return best[0], best[1], best[2], best[3]
+    return best[0], best[1], best[2], best[3], verified
 
 
 def fov_focals(longer_side: torch.Tensor, fovs_deg) -> list[torch.Tensor]:

@@ -12,7 +12,9 @@ Schedule (per batch of persons, all steps batched):
    the area ratio, ``Tx, Ty`` by the centroid offset back-projected at ``Tz``), then a global
    search (``camera_init.py``): that start and a grid of focal hypotheses
    (``init_fovs_deg``), each with every image shift scored at once by FFT
-   cross-correlation; the best hard IoU wins.
+   cross-correlation; the best hard IoU wins. That IoU is predicted by a 2D shift; where
+   the winner's full-resolution IoU is below ``init_verified_below``, the best state whose
+   IoU was measured on its own render starts instead, if better.
 2. Coarse to fine stages in a square crop around the target mask (``crop_scale`` times
    its longer side, kept over the image), resampled to ``res x res`` with exact area
    averaging, intrinsics adjusted (``camera_crops.py``): Adam on ``(log f, Tx/Tz, Ty/Tz,
@@ -76,6 +78,9 @@ class CameraSolverConfig:
     init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis
     # Global start: the best hypothesis' focal length is then tried scaled by each of these.
     init_refine_scales: tuple[float, ...] = (0.9, 1.11, 0.95, 1.05, 0.975, 1.025)
+    # Global start: below this full-resolution IoU the search's predicted best is replaced by
+    # its best measured state, when that is better (close-ups; _moment_init).
+    init_verified_below: float = 0.5
     # Focal hypotheses (field of view of the longer image side, degrees), scored with the
     # moment estimate after a global shift search (camera_init.py); the best starts the
     # descent. Guards against the moment estimate's failures (truncated, occluded people).
@@ -154,35 +159,6 @@ class _Batch:
     orientation: int | None = None  # front_orientation of the mesh (back-face culling)
 
 
-def occluder_masks(masks: Sequence, tz: Sequence[float], groups: Sequence, depth_margin: float = 0.1) -> list:
-    """Per person, the pixels where another person of the same image may hide it.
-
-    Args:
-        masks: N person masks, each (H, W) bool (numpy or torch; one image's share a size).
-        tz: N pelvis depths (m), the ones the solver is given.
-        groups: N image ids (any hashable): persons with equal ids share an image.
-        depth_margin: person ``j`` may occlude ``i`` when ``tz[j] < tz[i] * (1 + depth_margin)``.
-
-    Returns:
-        N bool tensors (H, W) (all False where no one may occlude): the union of the masks
-        of the possible occluders, minus the person's own mask. Ignoring every other person
-        instead let the solver hide a too-large body behind people standing *behind* it
-        (measured on synthetic scenes: near-perfect mask IoU at 2x the true focal length).
-    """
-    ts = [torch.as_tensor(m).bool() for m in masks]
-    out = []
-    for i, m in enumerate(ts):
-        acc = torch.zeros_like(m)
-        for j, o in enumerate(ts):
-            if j != i and groups[j] == groups[i] and float(tz[j]) < float(tz[i]) * (1.0 + depth_margin):
-                if o.shape != m.shape:
-                    raise ValueError(f"persons {i} and {j} share an image but their masks are "
-                                     f"{tuple(m.shape)} and {tuple(o.shape)}")
-                acc |= o
-        out.append(acc & ~m)
-    return out
-
-
 def _check_inputs(vertices, tz, masks, cfg: CameraSolverConfig) -> list[str | None]:
     reasons: list[str | None] = []
     finite_v = torch.isfinite(vertices).all(dim=(1, 2))
@@ -233,6 +209,11 @@ def _render_hard(batch, focal, transl, windows, res, faces):
     return rasterize_coverage(px, faces, res, res, front_orientation=batch.orientation).to(focal.dtype)
 
 
+def _transl(tz, a, b):
+    """(b, 3) translation from Tz (b,) m and a = Tx/Tz, b = Ty/Tz (b,)."""
+    return torch.stack([a * tz, b * tz, tz], dim=1)
+
+
 def _tensor(values, like):
     return torch.tensor(values, dtype=like.dtype, device=like.device)
 
@@ -272,7 +253,8 @@ def _moment_round(batch: _Batch, faces, cfg, focal, a, b, scale_focal: bool):
 
 
 def _moment_init(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool):
-    """Start of the descent (module docstring, step 1); updates ``batch.f0/a0/b0`` in place.
+    """Start of the descent (module docstring, step 1); updates ``batch.f0/a0/b0`` in place
+    and returns its full-resolution IoU (b,).
 
     Candidates: the BLADE start refined by ``init_rounds`` moment rounds, and (unless the
     focal length is fixed) each ``init_fovs_deg`` hypothesis. Each candidate's image shift
@@ -287,12 +269,22 @@ def _moment_init(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool):
         longer = 2 * torch.maximum(batch.cx, batch.cy)  # about the longer image side
         zero = torch.zeros_like(a)
         candidates += [(fh, zero, zero) for fh in camera_init.fov_focals(longer, cfg.init_fovs_deg)]
-    f, a, b, _ = camera_init.global_start(batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks,
-                                          batch.ignore, batch.boxes, candidates, cfg.focal_range,
-                                          cfg.init_res, passes=cfg.init_passes,
-                                          refine_scales=cfg.init_refine_scales if not fixed else (),
-                                          orientation=batch.orientation)
-    batch.f0, batch.a0, batch.b0 = f, a, b
+    f, a, b, _, verified = camera_init.global_start(
+        batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks, batch.ignore, batch.boxes, candidates,
+        cfg.focal_range, cfg.init_res, passes=cfg.init_passes,
+        refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation)
+    # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
+    # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
+    # start barely overlaps at full resolution, its best *measured* state starts instead
+    # if that is better. Not always: a measured state of higher start IoU but another
+    # basin descended to worse fits than the predicted start did (measured).
+    start = _transl(batch.tz0, a, b)
+    iou = _full_res_iou(batch, f, start, faces, cfg)
+    fv, av, bv = verified[0], verified[1], verified[2]
+    iou_v = _full_res_iou(batch, fv, _transl(batch.tz0, av, bv), faces, cfg)
+    use_v = ((iou_v > iou) & (iou < cfg.init_verified_below)).to(f.device)
+    batch.f0, batch.a0, batch.b0 = torch.where(use_v, fv, f), torch.where(use_v, av, a), torch.where(use_v, bv, b)
+    return torch.maximum(iou, iou_v)
 
 
 def _descend(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool, render_fn):
@@ -395,10 +387,9 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
                    orientation=orientation)
     with torch.no_grad():
-        _moment_init(batch, faces, config, fixed)
+        start_iou = _moment_init(batch, faces, config, fixed)
         start_f = batch.f0.clone()
-        start_t = torch.stack([batch.a0 * batch.tz0, batch.b0 * batch.tz0, batch.tz0], dim=1)
-        start_iou = _full_res_iou(batch, start_f, start_t, faces, config)
+        start_t = _transl(batch.tz0, batch.a0, batch.b0)
     th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
     with torch.no_grad():
         f_b, t_b = _decode(batch, th[0], th[1], th[2], side)

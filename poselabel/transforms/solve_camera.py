@@ -88,7 +88,8 @@ class SolveCamera(BatchedSampleStage):
         """One solver call for all ready persons of ``records``."""
         import torch
 
-        from poselabel.models.camera_solver import occluder_masks, solve_camera
+        from poselabel.models.camera_solver import solve_camera
+        from poselabel.models.occlusion import occluder_masks
 
         body, cfg, render = self.backend
         ready = [(r, p) for r in records for p in r.persons
