@@ -22,7 +22,7 @@ Usage (default size, 30 images / 114 fits: about 4-5 minutes on one idle CPU cor
 measured on 2 cores shared with 7 other busy processes)::
 
     .venv/bin/python benchmarks/quality_failures.py
-    .venv/bin/python benchmarks/quality_failures.py --from-json benchmarks/results/quality_failures.json
+    .venv/bin/python benchmarks/quality_failures.py --from-json benchmarks/results/quality_failures*.json
 
 Writes ``benchmarks/results/quality_failures.json`` (every fit, re-analysable with
 ``--from-json``) and the curve ``docs/figures/quality_pr.png``.
@@ -319,12 +319,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality_failures.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/figures/quality_pr.png"))
-    parser.add_argument("--from-json", help="re-analyse saved fits instead of solving")
+    parser.add_argument("--from-json", nargs="+", help="re-analyse saved fits instead of solving (several files: pooled)")
     args = parser.parse_args(argv)
     base = QualityConfig()
     if args.from_json:
-        records = json.loads(Path(args.from_json).read_text())["fits"]
-        attach_peers(records)
+        records = []
+        for path in args.from_json:  # peers per file: keys repeat across runs
+            fits = json.loads(Path(path).read_text())["fits"]
+            attach_peers(fits)
+            records += fits
     else:
         import torch
 

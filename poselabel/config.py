@@ -118,7 +118,7 @@ QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated"
 class QualityConfig:
     """Thresholds of the accept rule (``poselabel/models/quality.py``, docs/quality.md)."""
 
-    min_mask_iou: float = 0.9  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
+    min_mask_iou: float = 0.95  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
     min_det_score: float = 0.5
     min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
     min_mask_area_px: int = 400
@@ -132,6 +132,8 @@ class QualityConfig:
     max_fov_deg: float = 120.0
     # focal_disagreement: fewer than half of the image's other well-fitted people have f within x(1 + this)
     max_focal_disagreement: float = 0.1
+    # truncated people are accepted when their focal length agrees with their peers' (who pin the camera)
+    truncated_ok_with_peers: bool = True
     max_abs_beta: float = 3.0
     joint_limit_slack_deg: float = 0.0  # added to every bound of the joint-limit table
     max_fit_loss: float = 1.0  # camera solver's final 1 - soft IoU; 1.0: off

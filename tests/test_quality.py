@@ -36,7 +36,7 @@ def good_row(**changes) -> dict:
            "bbox_xyxy": box_of(mask), "det_score": 0.9, "mask_rle": encode_rle(mask), "mask_area": int(mask.sum()),
            "tz": 3.0, "focal_px": float(focal), "cx": W / 2, "cy": H / 2, "transl": [0.0, 0.1, 3.0],
            "global_orient": [np.pi, 0.0, 0.0], "body_pose": [0.0] * 63, "betas": [0.5] * 10,
-           "mask_iou": 0.95, "fit_loss": 0.2, "fit_iters": 80, "diagnostics": None}
+           "mask_iou": 0.97, "fit_loss": 0.2, "fit_iters": 80, "diagnostics": None}
     row.update(changes)
     return row
 
@@ -122,6 +122,19 @@ def test_focal_disagreement_needs_well_fitted_peers_of_the_same_image():
     assert judge_row(good_row(focal_px=1.3 * f), Q) == ()
 
 
+def test_peers_who_agree_vouch_for_a_truncated_person():
+    f = good_row()["focal_px"]
+    cut = dict(mask=ellipse(cy=390, ry=200))  # truncated alone (test_size_and_truncation)
+    facts = lambda *rows: [facts_from_row(good_row(**r)) for r in rows]  # noqa: E731
+    assert judge_image(facts(cut), Q) == [("truncated",)]
+    assert judge_image(facts(cut, dict(focal_px=1.05 * f)), Q) == [(), ()]
+    assert judge_image(facts(dict(cut, focal_px=1.3 * f), {}), Q) == [("truncated", "focal_disagreement"),
+                                                                       ("focal_disagreement",)]
+    assert judge_image(facts(cut, dict(focal_px=1.05 * f, mask_iou=0.5)), Q)[0] == ("truncated",)  # no evidence
+    strict = dataclasses.replace(Q, truncated_ok_with_peers=False)
+    assert judge_image(facts(cut, dict(focal_px=1.05 * f)), strict) == [("truncated",), ()]
+
+
 def test_joint_limits_hinges_and_mirroring():
     assert joint_limit_violations(pose_with(3, (2.0, 0, 0))) == []  # knee flexed 115°
     assert joint_limit_violations(pose_with(17, (0, -2.0, 0))) == []  # left elbow flexes with -y
@@ -162,7 +175,7 @@ def test_stage_in_a_pipeline_counts_reasons():
     mask = ellipse()
     persons = tuple(Person(person_index=i, bbox_xyxy=np.asarray(box_of(mask), np.float32), det_score=s, mask=mask,
                            focal_px=300.0, transl=np.array([0.0, 0.0, 3.0]), mask_iou=iou)
-                    for i, (s, iou) in enumerate(((0.9, 0.9), (0.9, 0.2), (0.1, 0.9))))
+                    for i, (s, iou) in enumerate(((0.9, 0.96), (0.9, 0.2), (0.1, 0.96))))
     record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=persons)
     pipeline = TestPipeline()
     out = (pipeline | beam.Create([record]) | beam.ParDo(JudgeQuality(config))

@@ -19,6 +19,8 @@ Reasons, in the order they are reported (a person gets every reason that fires):
 - ``truncated``: the box touches (within ``border_margin_px``) ``>= max_border_sides``
   image sides, or on one image edge the mask's pixels span ``>= max_border_cut`` of the
   mask box's extent along that edge (a body cut across, not a foot touching the edge);
+  unless (``truncated_ok_with_peers``) the person's focal length agrees with its peers'
+  (see ``focal_disagreement``);
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
   camera stage gives no IoU, e.g. the oracle camera);
 - ``not_converged``: ``diagnostics["converged"] is False`` or ``fit_loss > max_fit_loss``;
@@ -197,7 +199,10 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     small_mask = f.mask_area is not None and f.mask_area < config.min_mask_area_px
     check("too_small", small_mask or max(bw, bh) < config.min_box_side_px)
     sides, cut = truncation(f, config)
-    check("truncated", sides >= config.max_border_sides or cut >= config.max_border_cut)
+    # A truncated person is rejected because the visible part fits many cameras; peers who
+    # pin the camera and agree with its focal length lift that doubt (docs/quality.md).
+    vouched = config.truncated_ok_with_peers and fitted and focal_disagreement(f, config) is False
+    check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
     if fitted:
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < config.min_mask_iou)
         check("not_converged", diag.get("converged") is False
