@@ -225,21 +225,10 @@ def test_bench_camera_end_to_end(tmp_path):
     assert 1 <= result["num_persons"] <= 2
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
-        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "mIoU_evidence", "persons_per_s"}
+        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "persons_per_s"}
         assert entry["persons_per_s"] > 0
         assert 0.0 <= entry["mIoU"]["mean"] <= 1.0
     # With 5 % Tz noise the given Tz is off, and E_Tz reports it.
     assert result["methods"]["solver"]["E_Tz"]["mean"] > 0
     # The HMR 2.0 focal (5000 px per 256 px) is far off on synthetic web-like cameras.
     assert result["methods"]["hmr2"]["E_f"]["median"] > 1.0
-    # The bench's mIoU scores the GT camera exactly 1 (the GT-hidden pixels are left out),
-    # and a camera off by 20 % in f lower.
-    from poselabel.models.camera_solver import CameraSolution
-
-    gt = bench.load_gt_persons(str(tmp_path / "gt" / "synth-*.tar"), limit=2)
-    n = len(gt.keys)
-    exact = CameraSolution(focal_px=gt.focal, transl=gt.transl, mask_iou=torch.ones(n), iterations=torch.zeros(n),
-                           final_loss=torch.zeros(n), reject_reasons=[None] * n)
-    assert torch.allclose(bench.visible_iou(gt, exact, gt.faces, gt.pp), torch.ones(n, dtype=torch.float64))
-    off = dataclasses.replace(exact, focal_px=gt.focal * 1.2)
-    assert (bench.visible_iou(gt, off, gt.faces, gt.pp) < 0.95).all()

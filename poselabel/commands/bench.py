@@ -10,13 +10,7 @@ origin, and solves ``f, Tx, Ty`` from the GT visible mask at the GT (or noised) 
 
 Metrics (BLADE's): ``E_f = |f̂ − f| / f``, ``E_Txy = ‖T̂xy − Txy‖`` (m), ``E_Tz`` (m),
 ``E_inv_Tz = |1/T̂z − 1/Tz|`` (1/m), ``mIoU`` (fraction): hard IoU of the rendered mesh with
-the GT visible mask at full resolution, leaving out the pixels where the GT body is hidden
-by someone else (known here: the GT render minus the visible mask), so the GT camera scores
-exactly 1. ``mIoU_evidence``: the solver's own ``mask_iou``, which leaves out the pixels of
-the people the pipeline's rule *guesses* may stand in front (``occlusion.occluder_masks``,
-by pelvis depth); a person behind by pelvis depth can still reach in front, and there the
-GT camera itself scores below 1 (measured: 23 of the 44 people below 0.9 in the 500-person
-run, 7.2 of their 12.4 summed deficit). Sessions 1-2 reported that one as mIoU.
+the GT mask at full resolution.
 """
 from __future__ import annotations
 
@@ -31,7 +25,7 @@ import time
 log = logging.getLogger(__name__)
 
 METHODS = ("solver", "hmr2", "cliff", "nlf")
-METRICS = ("E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "mIoU_evidence")
+METRICS = ("E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU")
 
 
 def register(subparsers) -> None:
@@ -88,7 +82,6 @@ class GTPersons:
     keys: list
     skipped: int
     images: list = dataclasses.field(default_factory=list)
-    hidden: list = dataclasses.field(default_factory=list)  # (H, W) bool: GT body hidden by others
 
 
 def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | None = None,
@@ -104,7 +97,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     models: dict[str, BodyModel] = {}
     from poselabel.models.rasterize import project_points, rasterize_coverage
 
-    verts, focal, pp, size, transl, masks, others, occluded, keys, hidden = [], [], [], [], [], [], [], [], [], []
+    verts, focal, pp, size, transl, masks, others, occluded, keys = [], [], [], [], [], [], [], [], []
     faces, skipped, images, n_images = None, 0, [], 0
     for shard in list_shards(pattern):
         for sample in iter_samples(shard):
@@ -147,7 +140,6 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
                 mt = torch.from_numpy(m)
                 gt_iou = float((full[j] & mt).sum()) / max(1.0, float((full[j] | mt).sum()))
                 occluded.append(gt_iou < 0.99)
-                hidden.append(full[j] & ~mt)
                 others.append(torch.from_numpy((inst > 0) & ~m))
                 verts.append(v[j])
                 focal.append(cam["focal_px"])
@@ -163,7 +155,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     return GTPersons(verts=torch.stack(verts), faces=faces, focal=torch.tensor(focal, dtype=torch.float64),
                      pp=torch.tensor(pp, dtype=torch.float64), size=torch.tensor(size, dtype=torch.float64),
                      transl=torch.tensor(transl, dtype=torch.float64), masks=masks, others=others,
-                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images, hidden=hidden)
+                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images)
 
 
 def scaled_config(iters: int | None, batch_size: int):
@@ -199,25 +191,6 @@ def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
     for g, m in zip(groups, gt.masks):
         kept[g] = kept[g] | m if g in kept else m.clone()
     return [n | (o & ~kept[g]) for n, o, g in zip(near, gt.others, groups)]
-
-
-def visible_iou(gt: GTPersons, sol, faces, pp):
-    """(N,) hard IoU of each fitted mesh with the GT visible mask, the GT-hidden pixels left
-    out (module docstring); NaN where the solver rejected the person."""
-    import torch
-
-    from poselabel.models.camera_solver import CameraSolverConfig, _Batch, _full_res_iou
-
-    ok = [i for i in range(len(gt.keys)) if sol.reject_reasons[i] is None]
-    out = torch.full((len(gt.keys),), float("nan"), dtype=torch.float64)
-    if ok:
-        idx = torch.tensor(ok)
-        batch = _Batch(verts=gt.verts[idx].to(faces.device, torch.float64), masks=[gt.masks[i] for i in ok],
-                       ignore=[gt.hidden[i] for i in ok], cx=pp[idx, 0].to(faces.device),
-                       cy=pp[idx, 1].to(faces.device), f0=None, a0=None, b0=None, tz0=None, boxes=None)
-        out[idx] = _full_res_iou(batch, sol.focal_px[idx].to(faces.device), sol.transl[idx].to(faces.device),
-                                 faces, CameraSolverConfig())
-    return out
 
 
 def _solve_chunk(args):
@@ -284,8 +257,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
             "E_Txy": (t_hat[:, :2] - gt.transl[:, :2]).norm(dim=1),
             "E_Tz": (t_hat[:, 2] - gt.transl[:, 2]).abs(),
             "E_inv_Tz": (1.0 / t_hat[:, 2] - 1.0 / gt.transl[:, 2]).abs(),
-            "mIoU": visible_iou(gt, sol, faces, pp),
-            "mIoU_evidence": sol.mask_iou,
+            "mIoU": sol.mask_iou,
         }
         entry = {k: _summary(v) for k, v in metrics.items()}
         entry["persons_per_s"] = n / seconds
@@ -302,15 +274,13 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
 
 def format_table(results: dict, subset: str | None = None) -> str:
     """One row per method: mean and median of each metric (``subset="unoccluded"``: those only)."""
-    w = {m: max(14, len(m) + 7) for m in METRICS}
-    head = f"{'method':8s}" + "".join(f"{m + ' mean':>{w[m]}s}{m + ' med':>{w[m] - 1}s}" for m in METRICS) \
-        + f"{'persons/s':>11s}"
+    head = f"{'method':8s}" + "".join(f"{m + ' mean':>14s}{m + ' med':>13s}" for m in METRICS) + f"{'persons/s':>11s}"
     lines = [head]
     for name, e in results["methods"].items():
         stats = e if subset is None else e[subset]
         row = f"{name:8s}"
         for m in METRICS:
-            row += f"{stats[m]['mean']:{w[m]}.4f}{stats[m]['median']:{w[m] - 1}.4f}"
+            row += f"{stats[m]['mean']:14.4f}{stats[m]['median']:13.4f}"
         lines.append(row + f"{e['persons_per_s']:11.2f}")
     return "\n".join(lines)
 
