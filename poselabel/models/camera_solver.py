@@ -284,7 +284,7 @@ def _moment_init(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool):
     iou_v = _full_res_iou(batch, fv, _transl(batch.tz0, av, bv), faces, cfg)
     use_v = ((iou_v > iou) & (iou < cfg.init_verified_below)).to(f.device)
     batch.f0, batch.a0, batch.b0 = torch.where(use_v, fv, f), torch.where(use_v, av, a), torch.where(use_v, bv, b)
-    return torch.maximum(iou, iou_v)
+    return torch.where(use_v, iou_v, iou)
 
 
 def _descend(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool, render_fn):
