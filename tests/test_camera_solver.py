@@ -92,6 +92,23 @@ def test_second_chance_only_where_the_first_solve_failed():
     assert torch.equal(twice.focal_px[~retried], once.focal_px[~retried])
 
 
+def test_reported_iou_is_the_iou_of_the_returned_camera():
+    """Whichever start the solver took (predicted or measured, ``init_verified_below``) and
+    whether or not the descent's result was kept, ``mask_iou`` belongs to the returned
+    ``focal_px, transl``."""
+    v, f = person_mesh()
+    focal = torch.tensor([120.0, 300.0, 200.0])
+    transl = torch.tensor([[0.3, 0.1, 3.0], [0.0, 0.0, 2.0], [-0.2, 0.05, 1.2]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    short = (SolverStage(64, 2.0, 2, 1.0),)
+    for cfg in (dataclasses.replace(SMALL, stages=short, init_verified_below=1.0, retry_below_iou=0.0),
+                dataclasses.replace(SMALL, stages=short, init_verified_below=0.0)):
+        sol = solve_camera(v[None].repeat(3, 1, 1), f, transl[:, 2], masks, cfg)
+        fits = make_targets(v[None], f, sol.focal_px.float(), sol.transl.float(), 120, 160)
+        direct = torch.tensor([float((a & b).sum()) / float((a | b).sum()) for a, b in zip(fits, masks)])
+        assert torch.allclose(sol.mask_iou.float(), direct, atol=1e-4), (sol.mask_iou, direct)
+
+
 def test_shift_search_measures_the_state_it_rendered():
     """``iou0`` of the shift search is the hard IoU of the render where it was drawn (the
     solver's fallback when a predicted shift does not come true), not a prediction."""
