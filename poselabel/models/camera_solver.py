@@ -280,11 +280,17 @@ def _moment_init(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool):
     # basin descended to worse fits than the predicted start did (measured).
     start = _transl(batch.tz0, a, b)
     iou = _full_res_iou(batch, f, start, faces, cfg)
-    fv, av, bv = verified[0], verified[1], verified[2]
-    iou_v = _full_res_iou(batch, fv, _transl(batch.tz0, av, bv), faces, cfg)
-    use_v = ((iou_v > iou) & (iou < cfg.init_verified_below)).to(f.device)
-    batch.f0, batch.a0, batch.b0 = torch.where(use_v, fv, f), torch.where(use_v, av, a), torch.where(use_v, bv, b)
-    return torch.where(use_v, iou_v, iou)
+    low = [i for i in range(iou.shape[0]) if bool(iou[i] < cfg.init_verified_below)]
+    if low:  # render the measured states only where the predicted start barely overlaps
+        sub = dataclasses.replace(batch, verts=batch.verts[low], masks=[batch.masks[i] for i in low],
+                                  ignore=[batch.ignore[i] for i in low], cx=batch.cx[low], cy=batch.cy[low])
+        fv, av, bv = verified[0][low], verified[1][low], verified[2][low]
+        iou_v = _full_res_iou(sub, fv, _transl(batch.tz0[low], av, bv), faces, cfg)
+        for k, i in enumerate(low):
+            if bool(iou_v[k] > iou[i]):
+                f[i], a[i], b[i], iou[i] = fv[k], av[k], bv[k], iou_v[k]
+    batch.f0, batch.a0, batch.b0 = f, a, b
+    return iou
 
 
 def _descend(batch: _Batch, faces, cfg: CameraSolverConfig, fixed: bool, render_fn):

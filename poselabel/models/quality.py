@@ -201,7 +201,8 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     sides, cut = truncation(f, config)
     # A truncated person is rejected because the visible part fits many cameras; peers who
     # pin the camera and agree with its focal length lift that doubt (docs/quality.md).
-    vouched = config.truncated_ok_with_peers and fitted and focal_disagreement(f, config) is False
+    disagrees = focal_disagreement(f, config) if fitted else None  # None: no peer to ask
+    vouched = config.truncated_ok_with_peers and disagrees is False
     check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
     if fitted:
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < config.min_mask_iou)
@@ -209,7 +210,7 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)
         check("fov_out_of_range", not config.min_fov_deg <= fov <= config.max_fov_deg)
-        check("focal_disagreement", bool(focal_disagreement(f, config)))
+        check("focal_disagreement", bool(disagrees))
     depth = f.transl[2] if fitted else f.tz
     if _finite(depth):
         check("tz_out_of_range", not config.min_tz_m <= float(depth) <= config.max_tz_m)
