@@ -97,10 +97,10 @@ class CameraSolverConfig:
     backend: str = "auto"  # silhouette rasteriser: auto | torch | nvdiffrast
     near: float = 0.01  # m; any vertex nearer than this: behind_camera
     soft_iou_form: str = "tanimoto"  # tanimoto (unbiased on blurred masks) | blade
-    # occluder_masks: another person's pixels are "no evidence" only when that person may
-    # be in front (their Tz < this Tz x (1 + margin)); pixels of people behind are evidence
-    # of absence (this person, if there, would hide them).
+    # occlusion.py: another's pixels carry no evidence if they may be in front: Tz_j < Tz_i (1 + margin).
     occluder_depth_margin: float = 0.1
+    depth_order: bool = True  # camera_scene.solve_scene: re-solve with per-pixel fitted depth order,
+    depth_order_min_iou: float = 0.8  # trusting the depth of fits of at least this mask IoU
     # Second chance: persons whose full-resolution IoU is below this are solved again with a
     # denser focal grid and more passes (cost only where the first search failed); the
     # better of the two is kept. 0 disables.
@@ -381,19 +381,25 @@ def _full_res_iou(batch: _Batch, focal, transl, faces, cfg: CameraSolverConfig) 
 
 
 def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSolverConfig, fixed: bool,
-                 render_fn, orientation):
+                 render_fn, orientation, warm=None):
     """Start, descent and full-resolution check of one batch (b persons); see ``solve_camera``.
 
+    ``warm``: optional ``(Tx/Tz, Ty/Tz)`` (b,) each: start the descent at ``f_start`` and
+    that translation instead of the global search.
     Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations int)``.
     """
     dev, dt = verts.device, verts.dtype
+    zero = torch.zeros(len(masks), dtype=dt, device=dev)
     batch = _Batch(verts=verts, masks=masks, ignore=ignore, cx=pp[:, 0], cy=pp[:, 1],
-                   f0=f_start.clamp(*config.focal_range), a0=torch.zeros(len(masks), dtype=dt, device=dev),
-                   b0=torch.zeros(len(masks), dtype=dt, device=dev),
+                   f0=f_start.clamp(*config.focal_range), a0=zero if warm is None else warm[0],
+                   b0=zero if warm is None else warm[1],
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
                    orientation=orientation)
     with torch.no_grad():
-        start_iou = _moment_init(batch, faces, config, fixed)
+        if warm is None:
+            start_iou = _moment_init(batch, faces, config, fixed)
+        else:
+            start_iou = _full_res_iou(batch, batch.f0, _transl(batch.tz0, batch.a0, batch.b0), faces, config)
         start_f = batch.f0.clone()
         start_t = _transl(batch.tz0, batch.a0, batch.b0)
     th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
@@ -412,7 +418,8 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
 def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
                  masks: Sequence[torch.Tensor], config: CameraSolverConfig = CameraSolverConfig(),
                  *, fixed_focal: torch.Tensor | None = None, principal_point: torch.Tensor | None = None,
-                 ignore: Sequence[torch.Tensor | None] | None = None, render_fn=None) -> CameraSolution:
+                 ignore: Sequence[torch.Tensor | None] | None = None, render_fn=None,
+                 start: tuple[torch.Tensor, torch.Tensor] | None = None) -> CameraSolution:
     """Solve ``f, Tx, Ty`` (and optionally ``Tz``) for a batch of persons.
 
     Args:
@@ -430,6 +437,9 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
             them): excluded from the losses and from ``mask_iou``.
         render_fn: a silhouette rasteriser (``make_silhouette_rasterizer``); built from
             ``config.backend`` when None.
+        start: optional warm start ``(focal (B,) px, transl (B, 3) m)`` (an earlier solve's
+            result): the descent starts there, no global search and no second chance; the
+            start is kept where the descent does not beat its full-resolution IoU.
 
     Returns:
         ``CameraSolution`` (see its docstring), tensors on CPU.
@@ -451,7 +461,7 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
     orientation = front_orientation(vertices[todo[0]], faces) if todo else None
     fixed = fixed_focal is not None or not config.optimize_focal
     retry_cfg = None
-    if config.retry_below_iou > 0 and not fixed:
+    if config.retry_below_iou > 0 and not fixed and start is None:
         retry_cfg = dataclasses.replace(config, init_fovs_deg=config.retry_fovs_deg,
                                         init_passes=config.retry_passes, retry_below_iou=0.0)
     for s in range(0, len(todo), config.batch_size):
@@ -459,10 +469,15 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         ms = [masks[i] for i in idx]
         hw = torch.tensor([m.shape for m in ms], dtype=dt, device=dev)
         f_start = hw[:, 0].clone() if fixed_focal is None else fixed_focal[idx].to(dev, dt)
+        warm = None
+        if start is not None:
+            f_start = start[0][idx].to(dev, dt) if fixed_focal is None else f_start
+            t0 = start[1][idx].to(dev, dt)
+            warm = (t0[:, 0] / t0[:, 2], t0[:, 1] / t0[:, 2])
         pp = hw.flip(1) / 2 if principal_point is None else principal_point[idx].to(dev, dt)
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
         args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
-        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation)
+        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm)
         n_it = torch.full((len(idx),), n_it, dtype=torch.long)
         again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
         if again:
