@@ -101,6 +101,9 @@ class CameraConfig:
     # Persons whose fit's mask IoU is below this are solved again with a wider start search
     # (costs about 2x for them; 0 disables). It fixes failed starts, not poor poses.
     retry_below_iou: float = 0.9
+    # The people of an image are re-solved where the per-pixel depth order of their fitted
+    # meshes changes who hides whom (docs/camera_solver.md); False: pelvis depth only.
+    depth_order: bool = True
 
     def validate(self) -> None:
         _check(self.backend in ("none", "solver", "oracle"),

@@ -52,6 +52,8 @@ def register(subparsers) -> None:
                      help="principal point given to every method: the GT camera's or the image centre")
     cam.add_argument("--batch-size", type=int, default=64, help="persons per solver batch")
     cam.add_argument("--per-person", default=None, help="write every person's errors per method here (CSV)")
+    cam.add_argument("--pelvis-occlusion", action="store_true",
+                     help="one pass, occluders by pelvis depth only (no depth-ordered re-solve)")
     cam.add_argument("--workers", type=int, default=1,
                      help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
@@ -179,46 +181,54 @@ def _summary(values) -> dict[str, float]:
     return {"mean": float(v.mean()), "median": float(v.median())}
 
 
-def occluders(gt: GTPersons, tz, depth_margin: float) -> list:
-    """As in the pipeline (``occlusion.occluder_masks``): per person, the pixels of the
-    people who may stand in front of it by the ``tz`` (N,) the solver is given; people
-    left out of the bench (tiny visible masks) count as possible occluders."""
-    from poselabel.models.occlusion import occluder_masks
-
-    groups = gt.images
-    near = occluder_masks(gt.masks, tz.tolist(), groups, depth_margin)
+def unbenched(gt: GTPersons) -> list:
+    """Per person, the pixels of its image's people left out of the bench (tiny visible
+    masks): they may stand in front and are never evidence (``solve_scene``'s
+    ``extra_ignore``); the benched people's mutual occlusion is ``solve_scene``'s."""
     kept = {}
-    for g, m in zip(groups, gt.masks):
+    for g, m in zip(gt.images, gt.masks):
         kept[g] = kept[g] | m if g in kept else m.clone()
-    return [n | (o & ~kept[g]) for n, o, g in zip(near, gt.others, groups)]
+    return [o & ~kept[g] for o, g in zip(gt.others, gt.images)]
 
 
 def _solve_chunk(args):
     import torch
 
-    from poselabel.models.camera_solver import solve_camera
+    from poselabel.models.camera_scene import solve_scene
 
     torch.set_num_threads(1)
-    verts, faces, tz, masks, cfg, fixed, pp, ignore = args
-    return solve_camera(verts, faces, tz, masks, cfg, fixed_focal=fixed, principal_point=pp, ignore=ignore)
+    verts, faces, tz, masks, groups, cfg, fixed, pp, extra = args
+    return solve_scene(verts, faces, tz, masks, groups, cfg, fixed_focal=fixed, principal_point=pp,
+                       extra_ignore=extra)
 
 
-def _solve_all(verts, faces, tz, masks, cfg, fixed, pp, ignore, workers: int):
-    """``solve_camera`` over all persons, in ``workers`` processes by batches of ``cfg.batch_size``."""
+def _chunks(groups: list, size: int) -> list:
+    """Slices of about ``size`` persons that never split an image (``groups`` sorted by image)."""
+    out, start = [], 0
+    for i in range(1, len(groups) + 1):
+        if i == len(groups) or (i - start >= size and groups[i] != groups[i - 1]):
+            out.append(slice(start, i))
+            start = i
+    return out
+
+
+def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: int):
+    """``solve_scene`` over all persons, in ``workers`` processes by chunks of whole images of
+    about ``cfg.batch_size`` persons (the same chunks, hence the same results, for any count)."""
     import multiprocessing
 
     import torch
 
     from poselabel.models.camera_solver import CameraSolution
 
-    n = verts.shape[0]
-    if workers <= 1 or n <= cfg.batch_size or verts.device.type != "cpu":
-        return _solve_chunk((verts, faces, tz, masks, cfg, fixed, pp, ignore))
-    chunks = [slice(s, s + cfg.batch_size) for s in range(0, n, cfg.batch_size)]
-    jobs = [(verts[c], faces, tz[c], masks[c], cfg, None if fixed is None else fixed[c], pp[c], ignore[c])
+    chunks = _chunks(list(groups), cfg.batch_size)
+    jobs = [(verts[c], faces, tz[c], masks[c], groups[c], cfg, None if fixed is None else fixed[c], pp[c], extra[c])
             for c in chunks]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        parts = pool.map(_solve_chunk, jobs, chunksize=1)
+    if workers <= 1 or len(jobs) == 1 or verts.device.type != "cpu":
+        parts = [_solve_chunk(j) for j in jobs]
+    else:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_solve_chunk, jobs, chunksize=1)
     return CameraSolution(
         focal_px=torch.cat([p.focal_px for p in parts]), transl=torch.cat([p.transl for p in parts]),
         mask_iou=torch.cat([p.mask_iou for p in parts]), iterations=torch.cat([p.iterations for p in parts]),
@@ -228,11 +238,12 @@ def _solve_all(verts, faces, tz, masks, cfg, fixed, pp, ignore, workers: int):
 
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
-                 principal_point: str = "gt", workers: int = 1) -> dict:
+                 principal_point: str = "gt", workers: int = 1, depth_order: bool = True) -> dict:
     """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
 
     ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
-    (CPU; the result is the same as with one)."""
+    (CPU; the result is the same as with one). ``depth_order`` False: the pelvis occlusion
+    rule only (``CameraSolverConfig.depth_order``)."""
     import torch
 
     from poselabel.models.focal_heuristics import HEURISTICS
@@ -240,16 +251,16 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
-    cfg = scaled_config(iters, batch_size)
+    cfg = dataclasses.replace(scaled_config(iters, batch_size), depth_order=depth_order)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
-    ignore = occluders(gt, tz_in, cfg.occluder_depth_margin)
+    extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
                      "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
-        sol = _solve_all(verts, faces, tz_in, gt.masks, cfg, fixed, pp, ignore, workers)
+        sol = _solve_all(verts, faces, tz_in, gt.masks, gt.images, cfg, fixed, pp, extra, workers)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
         metrics = {
@@ -311,7 +322,7 @@ def run_camera(args: argparse.Namespace) -> int:
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
           f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
-                           args.batch_size, args.principal_point, args.workers)
+                           args.batch_size, args.principal_point, args.workers, not args.pelvis_occlusion)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")

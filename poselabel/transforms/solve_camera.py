@@ -6,8 +6,10 @@ Backends:
 - ``solver``: BLADE's camera solve (``poselabel/models/camera_solver.py``): the
   posed body (from the pose stage) rendered as a silhouette and aligned with the
   person's mask by differentiable rasterisation, starting from the Tz stage's
-  depth. The masks of other people that may stand in front (by their Tz) are
-  passed as "no evidence" regions (the person may be hidden behind them). The hard mask IoU at full resolution, the fit loss
+  depth. The people of an image are solved together (``camera_scene.solve_scene``):
+  the pixels of others who may stand in front are "no evidence" (the person may be
+  hidden there), first by pelvis depth, then per pixel from the fitted meshes' depth
+  order, with a second descent where that changed. The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
   ``behind_camera``, ``nan``, ...) lands in ``diagnostics["camera_reject"]``.
 """
@@ -33,7 +35,8 @@ def solver_config(camera_config):
     return dataclasses.replace(base, stages=stages, backend=camera_config.rasterizer,
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
                                batch_size=camera_config.batch_size,
-                               retry_below_iou=camera_config.retry_below_iou)
+                               retry_below_iou=camera_config.retry_below_iou,
+                               depth_order=camera_config.depth_order)
 
 
 class SolveCamera(BatchedSampleStage):
@@ -88,8 +91,7 @@ class SolveCamera(BatchedSampleStage):
         """One solver call for all ready persons of ``records``."""
         import torch
 
-        from poselabel.models.camera_solver import solve_camera
-        from poselabel.models.occlusion import occluder_masks
+        from poselabel.models.camera_scene import solve_scene
 
         body, cfg, render = self.backend
         ready = [(r, p) for r in records for p in r.persons
@@ -103,13 +105,16 @@ class SolveCamera(BatchedSampleStage):
                          torch.as_tensor(np.stack([p.body_pose for _, p in ready]), device=dev)).vertices
         masks = [torch.from_numpy(p.mask) for _, p in ready]
         tz = torch.tensor([p.tz for _, p in ready], dtype=verts.dtype)
-        # Occluders: every masked person of the image; one without a Tz may be in front.
-        masked = [(r, p) for r in records for p in r.persons if p.mask is not None]
-        occ = occluder_masks([p.mask for _, p in masked], [0.0 if p.tz is None else p.tz for _, p in masked],
-                             [id(r) for r, _ in masked], cfg.occluder_depth_margin)
-        occ = {(id(r), p.person_index): o for (r, p), o in zip(masked, occ)}
-        ignore = [occ[(id(r), p.person_index)] for r, p in ready]
-        sol = solve_camera(verts, body.faces, tz, masks, cfg, ignore=ignore, render_fn=render)
+        # A masked person who is not solved (no Tz or pose) may stand in front of anyone.
+        unsolved = {}
+        for r in records:
+            for p in r.persons:
+                if p.mask is not None and (p.tz is None or p.betas is None):
+                    m = torch.from_numpy(p.mask)
+                    unsolved[id(r)] = unsolved[id(r)] | m if id(r) in unsolved else m
+        extra = [unsolved.get(id(r)) for r, _ in ready]
+        sol = solve_scene(verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra,
+                          render_fn=render)
         solved = {}
         for j, (r, p) in enumerate(ready):
             diag = {**p.diagnostics, "cx": r.width / 2.0, "cy": r.height / 2.0}

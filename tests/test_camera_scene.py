@@ -1,0 +1,116 @@
+"""The people of an image solved together: depth-ordered occlusion (models/camera_scene.py)."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from poselabel.models.camera_scene import fitted_depths, solve_scene
+from poselabel.models.camera_solver import solve_camera
+from poselabel.models.occlusion import depth_ordered_occluders, occluder_masks
+from poselabel.models.rasterize import project_points, rasterize_faces
+from test_camera_solver import SMALL, person_mesh
+from test_rasterize import ellipsoid_mesh
+
+torch.set_num_threads(1)
+
+
+def test_depth_order_follows_the_fitted_surfaces():
+    """A person standing behind (by pelvis depth) whose arm reaches in front hides the other
+    person there and only there; an untrusted fit hides no one; without depth maps the rule
+    is the pelvis rule."""
+    h, w = 10, 20
+    a = torch.zeros(h, w, dtype=torch.bool)
+    a[:, :8] = True  # the back person's body ...
+    a[:, 14:] = True  # ... and its arm, reaching across the front person
+    b = torch.zeros(h, w, dtype=torch.bool)
+    b[:, 8:14] = True
+    inf = float("inf")
+    da = torch.full((h, w), inf)
+    da[:, :8] = 4.0
+    da[:, 8:] = 1.5  # the arm's surface, nearer than b's (hidden behind b's visible pixels)
+    db = torch.full((h, w), inf)
+    db[:, 6:18] = 2.0  # b's fitted surface: it would be visible at 14..17 but for the arm
+    tz = [4.0, 2.0]
+    pelvis = occluder_masks([a, b], tz, [0, 0], 0.1)
+    assert not pelvis[1].any()  # the pelvis rule counts the arm as evidence against b
+    occ = depth_ordered_occluders([a, b], [da, db], tz, [0, 0], 0.1)
+    expected_b = torch.zeros(h, w, dtype=torch.bool)
+    expected_b[:, 14:18] = True  # where the arm's surface is nearer than b's; a's body is not
+    assert torch.equal(occ[1], expected_b)
+    assert torch.equal(occ[0], pelvis[0])  # b stands in front of a by pelvis depth already
+    untrusted = depth_ordered_occluders([a, b], [da, db], tz, [0, 0], 0.1, trusted=[False, True])
+    assert not untrusted[1].any()
+    other_image = depth_ordered_occluders([a, b], [da, db], tz, [0, 1], 0.1)
+    assert not other_image[0].any() and not other_image[1].any()
+    same = depth_ordered_occluders([a, b], [None, None], tz, [0, 0], 0.1)
+    assert all(torch.equal(x, y) for x, y in zip(same, pelvis))
+
+
+def _scene():
+    """Two people of one topology (body + one arm): ``back`` at 3 m reaches its arm across
+    ``front`` at 2.5 m, nearer than ``front``'s chest. Returns verts (2, V, 3) pelvis-centred,
+    faces, focal, transl (2, 3), instance masks (2 x (H, W) bool, nearest surface wins)."""
+    body, faces = person_mesh()
+    arm_v, arm_f = ellipsoid_mesh((0.3, 0.05, 0.05), (0.0, 0.0, 0.0), 8, 12)
+    arm_v = arm_v.float()
+    faces = torch.cat([faces, arm_f + body.shape[0]])
+    front = torch.cat([body, arm_v + torch.tensor([0.45, 0.3, 0.0])])  # arm hanging at its side
+    back = torch.cat([body, arm_v + torch.tensor([-0.55, -0.2, -0.75])])  # arm across, 0.75 m forward
+    verts = torch.stack([front, back])
+    transl = torch.tensor([[0.0, 0.0, 2.5], [0.55, 0.0, 3.0]])
+    h, w, focal = 120, 160, 220.0
+    px = project_points(verts + transl[:, None], torch.full((2,), focal), torch.full((2,), w / 2),
+                        torch.full((2,), h / 2))
+    depth = rasterize_faces(px, faces, h, w)[1]
+    nearest = depth.argmin(dim=0)
+    covered = torch.isfinite(depth).any(dim=0)
+    masks = [covered & (nearest == k) for k in range(2)]
+    return verts, faces, focal, transl, masks
+
+
+def test_an_arm_reaching_in_front_is_no_evidence_after_the_first_fit():
+    verts, faces, focal, transl, masks = _scene()
+    tz = transl[:, 2]
+    one_pass = solve_scene(verts, faces, tz, masks, [0, 0], dataclasses.replace(SMALL, depth_order=False))
+    two = solve_scene(verts, faces, tz, masks, [0, 0], SMALL)
+    # The front person's true silhouette covers the back person's arm: with the pelvis rule
+    # that arm is evidence of absence, so the true camera scores below 1 and the fit is
+    # pulled off it; with the fitted depth order the arm is no evidence.
+    assert one_pass.mask_iou[0] < 0.97
+    assert two.mask_iou[0] > 0.99
+    assert two.mask_iou[0] > one_pass.mask_iou[0] + 0.02
+    assert abs(float(two.focal_px[0]) / focal - 1) < 0.02
+    assert float((two.transl[0, :2] - transl[0, :2].double()).norm()) < 0.01
+    assert two.iterations[0] > one_pass.iterations[0]  # solved twice
+    # The back person was fitted well either way (the front person hides it in both rules).
+    assert one_pass.mask_iou[1] > 0.97 and two.mask_iou[1] > 0.97
+    assert abs(float(two.focal_px[1]) / focal - 1) < 0.02
+
+
+def test_scene_solve_reports_the_iou_of_the_evidence_it_used():
+    """The reported IoU is the IoU of the returned camera under the depth-ordered evidence."""
+    verts, faces, focal, transl, masks = _scene()
+    tz = transl[:, 2]
+    sol = solve_scene(verts, faces, tz, masks, [0, 0], SMALL)
+    pp = torch.tensor([[80.0, 60.0]] * 2, dtype=torch.float64)
+    depths = fitted_depths(verts, faces, sol.focal_px, sol.transl, pp, [m.shape for m in masks])
+    ign = depth_ordered_occluders(masks, depths, tz.tolist(), [0, 0], SMALL.occluder_depth_margin)
+    cfg = dataclasses.replace(SMALL, stages=tuple(dataclasses.replace(s, iters=0) for s in SMALL.stages),
+                              retry_below_iou=0.0)
+    # Zero descent steps from the returned camera: the warm start is kept and re-measured.
+    check = solve_camera(verts[:1], faces, tz[:1], masks[:1], cfg, ignore=ign[:1],
+                         start=(sol.focal_px[:1], sol.transl[:1]))
+    assert float(check.mask_iou[0]) == float(sol.mask_iou[0])
+
+
+def test_people_of_other_images_and_unsolved_people():
+    """Persons of different images never interact; an unsolved person's pixels given as
+    ``extra_ignore`` are no evidence; single-person images are solved once."""
+    verts, faces, focal, transl, masks = _scene()
+    tz = transl[:, 2]
+    apart = solve_scene(verts, faces, tz, masks, ["img-a", "img-b"], SMALL)
+    alone = solve_camera(verts, faces, tz, masks, SMALL)
+    assert torch.equal(apart.focal_px, alone.focal_px) and torch.equal(apart.iterations, alone.iterations)
+    hidden = solve_scene(verts[:1], faces, tz[:1], masks[:1], [0], SMALL, extra_ignore=[masks[1]])
+    assert hidden.mask_iou[0] > 0.99  # the arm is no evidence: the true camera is found
