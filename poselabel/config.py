@@ -109,6 +109,25 @@ class CameraConfig:
                f"camera.rasterizer must be auto, torch or nvdiffrast, not {self.rasterizer!r}")
 
 
+MODEL_SHARE_MODES = ("none", "process", "machine")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """How the networks (ultralytics detector, Tz and pose networks) are shared on a worker machine.
+
+    ``share``: ``none`` (a copy per DoFn instance), ``process`` (one per worker process, shared by
+    its threads) or ``machine`` (one per machine, served by one process to the others through Beam's
+    ``MultiProcessShared``); ``poselabel/transforms/shared_models.py``.
+    """
+
+    share: str = "process"
+
+    def validate(self) -> None:
+        _check(self.share in MODEL_SHARE_MODES,
+               f"models.share must be one of {', '.join(MODEL_SHARE_MODES)}, not {self.share!r}")
+
+
 QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
                   "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
                   "joint_limits")
@@ -174,6 +193,7 @@ class RunConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
     def validate(self) -> "RunConfig":
         _check(bool(self.input), "input is required (a path, glob, brace range or gs:// URL)")

@@ -13,6 +13,7 @@ FLAG_KEYS = {
     "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
     "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
     "rasterizer": "camera.rasterizer", "device": "camera.device", "max_pixels": "decode.max_pixels",
+    "share_models": "models.share",
 }
 
 
@@ -36,6 +37,9 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--camera", choices=["none", "solver", "oracle"])
     parser.add_argument("--rasterizer", choices=["auto", "torch", "nvdiffrast"])
     parser.add_argument("--device", help="torch device for the GPU stages (cpu, cuda)")
+    parser.add_argument("--share-models", choices=["none", "process", "machine"],
+                        help="one network copy per DoFn (none), per worker process (process, the default) "
+                             "or per machine (machine: served by one process to the others)")
     parser.add_argument("--max-pixels", type=int, help="images with more pixels become error rows")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any configuration key, e.g. --set detect.score_threshold=0.4 (repeatable)")

@@ -13,6 +13,8 @@ diagnostic (reject reason ``tz_failed``).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
@@ -54,15 +56,17 @@ def load_body_model(config):
     return BodyModel(config.body_model, device=config.camera.device)
 
 
-def build_backend(config, backend: str, model: str | None, loader: str):
-    """The body model for ``geometric``, a checkpoint predictor (``checkpoints.<loader>``) for ``network``."""
-    if backend == "geometric":
-        return load_body_model(config)
-    if backend == "network":
-        from poselabel.models import checkpoints
+def load_tz_predictor(path: str, device: str):
+    from poselabel.models.checkpoints import load_tz_predictor as load
 
-        return getattr(checkpoints, loader)(model, device=config.camera.device)
-    return None
+    return load(path, device=device)
+
+
+def network_identity(path: str, device: str) -> tuple:
+    """What names a shared checkpoint network: its path, device and weights' recorded sha256."""
+    from poselabel.transforms.shared_models import checkpoint_identity
+
+    return (path, device, checkpoint_identity(path))
 
 
 def _oracle_tz(p: Person, meta) -> Person:
@@ -82,7 +86,14 @@ class EstimateTz(BatchedSampleStage):
     stage = "tz"
 
     def build(self):
-        return build_backend(self.config, self.config.tz.backend, self.config.tz.model, "load_tz_predictor")
+        backend, path, device = self.config.tz.backend, self.config.tz.model, self.config.camera.device
+        if backend == "geometric":
+            return load_body_model(self.config)
+        if backend == "network":
+            # A TzPredictor, or in models.share=machine a proxy of one (predict_batch only).
+            return self.shared_network(network_identity(path, device),
+                                       functools.partial(load_tz_predictor, path, device))
+        return None
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         if self.config.tz.backend != "network":
