@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import uuid
 
 import duckdb
 import pytest
+import sharing_helpers
 import torch
 
 from poselabel.config import ConfigError, load_config
@@ -20,31 +20,13 @@ from poselabel.transforms import shared_models
 from poselabel.transforms.estimate_tz import network_identity
 
 
-class _PidEcho:
-    """Records the pid of the process that built it; ``whoami`` answers from wherever it lives."""
-
-    def __init__(self, log_path: str):
-        with open(log_path, "a") as f:
-            f.write(f"{os.getpid()}\n")
-
-    def whoami(self, x):
-        return os.getpid(), x * 2
-
-
-def _client(mode, key, log_path, barrier, results):
-    echo = shared_models.acquire(mode, key, lambda: _PidEcho(log_path))
-    pid, doubled = echo.whoami(21)
-    results.put((os.getpid(), pid, doubled, shared_models.take_loads(key)))
-    barrier.wait(timeout=60)  # the serving process must outlive the other's call
-
-
 @pytest.mark.parametrize("mode, builders", [("machine", 1), ("process", 2), ("none", 2)])
 def test_two_processes_share_one_copy_only_in_machine_mode(tmp_path, mode, builders):
     ctx = multiprocessing.get_context("spawn")
     key = f"poselabel-test-{uuid.uuid4().hex[:12]}"
     log_path = str(tmp_path / "built.txt")
     barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(mode, key, log_path, barrier, results)) for _ in range(2)]
+    procs = [ctx.Process(target=sharing_helpers.client, args=(mode, key, log_path, barrier, results)) for _ in range(2)]
     for p in procs:
         p.start()
     got = [results.get(timeout=120) for _ in procs]
@@ -64,7 +46,7 @@ def test_two_processes_share_one_copy_only_in_machine_mode(tmp_path, mode, build
 
 def test_process_mode_reuses_one_copy_and_counts_one_load():
     key = f"poselabel-test-{uuid.uuid4().hex[:12]}"
-    a = shared_models.acquire("process", key, lambda: object.__new__(_PidEcho))
+    a = shared_models.acquire("process", key, lambda: object.__new__(sharing_helpers.PidEcho))
     b = shared_models.acquire("process", key, lambda: pytest.fail("loaded twice"))
     assert a is b and shared_models.take_loads(key) == 1 and shared_models.take_loads(key) == 0
 
@@ -164,7 +146,6 @@ def test_dask_shared_rows_match_unshared(network_job, unshared_rows, tmp_path, s
         assert len(holders) == 1 if share == "machine" else 1 <= len(holders) <= 2
 
 
-
 @pytest.mark.slow
 def test_served_yolo_detector_gives_the_same_rows(person_everywhere_yolo, tmp_path):
     gt = tmp_path / "gt"
@@ -183,3 +164,25 @@ def test_served_yolo_detector_gives_the_same_rows(person_everywhere_yolo, tmp_pa
     (served_persons, served_images), counters = run("machine", 2)
     assert len(persons) >= 4 and served_persons == persons and served_images == images
     assert counters["detect_model_loads"] == 1 and counters["persons_detected"] == len(persons)
+
+
+def test_machine_mode_survives_the_death_of_its_serving_process(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    key = f"poselabel-test-{uuid.uuid4().hex[:12]}"
+    log_path = str(tmp_path / "built.txt")
+    results, b_called, a_gone = ctx.Queue(), ctx.Event(), ctx.Event()
+    a = ctx.Process(target=sharing_helpers.first_server, args=(key, log_path, results, b_called))
+    a.start()
+    tag, a_pid, (served_by, _) = results.get(timeout=120)
+    assert tag == "a" and served_by == a_pid
+    b = ctx.Process(target=sharing_helpers.survivor, args=(key, log_path, results, b_called, a_gone))
+    b.start()
+    tag, b_pid, (served_by, doubled) = results.get(timeout=120)
+    assert tag == "b1" and served_by == a_pid and doubled == 2
+    a.join(timeout=60)
+    assert a.exitcode == 0
+    a_gone.set()
+    tag, _, (served_by, doubled) = results.get(timeout=120)
+    b.join(timeout=60)
+    assert tag == "b2" and served_by == b_pid and doubled == 4
+    assert [int(p) for p in open(log_path).read().split()] == [a_pid, b_pid]

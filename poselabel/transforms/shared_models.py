@@ -14,6 +14,8 @@ network (the ultralytics detector, the Tz and pose networks):
   does); the other processes call it through a proxy, so their arguments and
   results are pickled over a local socket: only plain numpy arrays, tuples and
   dicts cross it (full images for the Tz and pose networks, a few MB each).
+  When the serving process dies, a caller's next call serves it anew (one
+  reconnection per call).
 
 Beam's ``Shared`` is not used for ``process``: it keeps only the most recently
 acquired object of a process alive once its DoFns let go, so on the Dask runner
@@ -102,12 +104,44 @@ def acquire(mode: str, key: str, build: Callable[[], Any]) -> Any:
                 _process_models[key] = loader()
             return _process_models[key]
     if mode == "machine":
+        return _Served(key, loader)
+    raise ValueError(f"models.share must be one of {', '.join(SHARE_MODES)}, not {mode!r}")
+
+
+class _Served:
+    """A machine-shared object's proxy that reconnects once when its serving process is gone.
+
+    The first process to need the object serves it; if that process dies (a Dask
+    worker restarted, an SDK process killed), the others' calls fail with a
+    connection error. The call is then retried once after acquiring again, which
+    finds the address stale and serves the object from this process (a load).
+    Only method calls cross (``served.method(*args)``); attributes do not.
+    """
+
+    def __init__(self, key: str, loader: _Loader):
+        self._key, self._loader = key, loader
+        self._proxy = self._connect()
+
+    def _connect(self):
         from apache_beam.utils.multi_process_shared import MultiProcessShared
 
         # always_proxy: the serving process goes through the proxy too, so every process sees one
-        # interface (methods only) and the serving threads stay the only ones touching the network.
-        return MultiProcessShared(loader, tag=key, always_proxy=True).acquire()
-    raise ValueError(f"models.share must be one of {', '.join(SHARE_MODES)}, not {mode!r}")
+        # interface (methods only) and only the serving process's threads touch the network.
+        return MultiProcessShared(self._loader, tag=self._key, always_proxy=True).acquire()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            try:
+                return getattr(self._proxy, name)(*args, **kwargs)
+            except (ConnectionError, EOFError) as exc:  # the serving process is gone
+                log.warning("%s: lost its serving process (%r); reconnecting", self._key, exc)
+                self._proxy = self._connect()
+                return getattr(self._proxy, name)(*args, **kwargs)
+
+        return call
 
 
 def take_loads(key: str) -> int:
