@@ -6,7 +6,7 @@ Backends:
   landmarks, then ``Tz`` and ``f`` solved from the 2D–3D correspondences
   (``poselabel/models/geometric_fit.py``); the fit is kept for the pose stage;
 - ``network``: BLADE's Tz network (``--tz-model DIR``, local or gs://),
-  batched across images;
+  batched across images, one copy per process or machine (``models.share``);
 - ``oracle``: ground truth from the sample's json, for benchmarks.
 A person the backend cannot handle keeps ``tz = None`` and a ``tz_error``
 diagnostic (reject reason ``tz_failed``).
@@ -56,12 +56,6 @@ def load_body_model(config):
     return BodyModel(config.body_model, device=config.camera.device)
 
 
-def load_tz_predictor(path: str, device: str):
-    from poselabel.models.checkpoints import load_tz_predictor as load
-
-    return load(path, device=device)
-
-
 def network_identity(path: str, device: str) -> tuple:
     """What names a shared checkpoint network: its path, device and weights' recorded sha256."""
     from poselabel.transforms.shared_models import checkpoint_identity
@@ -90,9 +84,11 @@ class EstimateTz(BatchedSampleStage):
         if backend == "geometric":
             return load_body_model(self.config)
         if backend == "network":
+            from poselabel.models.checkpoints import load_tz_predictor
+
             # A TzPredictor, or in models.share=machine a proxy of one (predict_batch only).
             return self.shared_network(network_identity(path, device),
-                                       functools.partial(load_tz_predictor, path, device))
+                                       functools.partial(load_tz_predictor, path, device=device))
         return None
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:

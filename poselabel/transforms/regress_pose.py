@@ -1,7 +1,8 @@
 """Stage: SMPL-X ``betas`` (10), ``global_orient`` (3) and ``body_pose`` (63), axis-angle.
 
 Backends: ``none`` (not run), ``network`` (the Tz-conditioned regressor,
-``--pose-model DIR``, batched across images; persons without a Tz get
+``--pose-model DIR``, batched across images, one copy per process or machine
+(``models.share``, behind :class:`PoseService`); persons without a Tz get
 ``pose_error`` when the network is conditioned), ``geometric`` (the body fitted to MediaPipe's
 world landmarks; reuses the fit of a geometric Tz stage), ``oracle`` (ground
 truth, for benchmarks). A person without a result keeps null parameters and a
