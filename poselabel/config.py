@@ -112,6 +112,25 @@ class CameraConfig:
                f"camera.rasterizer must be auto, torch or nvdiffrast, not {self.rasterizer!r}")
 
 
+MODEL_SHARE_MODES = ("none", "process", "machine")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """How the networks (ultralytics detector, Tz and pose networks) are shared on a worker machine.
+
+    ``share``: ``none`` (a copy per DoFn instance), ``process`` (one per worker process, shared by
+    its threads) or ``machine`` (one per machine, served by one process to the others through Beam's
+    ``MultiProcessShared``); ``poselabel/transforms/shared_models.py``.
+    """
+
+    share: str = "process"
+
+    def validate(self) -> None:
+        _check(self.share in MODEL_SHARE_MODES,
+               f"models.share must be one of {', '.join(MODEL_SHARE_MODES)}, not {self.share!r}")
+
+
 QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
                   "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
                   "joint_limits")
@@ -158,15 +177,19 @@ class QualityConfig:
         _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")
 
 
+RUNNERS = ("direct", "dask", "dataflow", "flink")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     input: str = ""
     output: str = ""
-    runner: str = "direct"  # direct | dask | dataflow
+    runner: str = "direct"  # direct | dask | dataflow | flink
     workers: int = 1
     overwrite: bool = False
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
+    flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)
     progress: bool = True
     torch_threads: int = 1  # per worker process (fixed: results do not depend on the worker count); 0: cores / workers
     pipeline_args: tuple[str, ...] = ()  # passed through to Beam (e.g. Dataflow options)
@@ -177,12 +200,19 @@ class RunConfig:
     pose: PoseConfig = field(default_factory=PoseConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
 
     def validate(self) -> "RunConfig":
         _check(bool(self.input), "input is required (a path, glob, brace range or gs:// URL)")
         _check(bool(self.output), "output is required (a directory, local or gs://)")
-        _check(self.runner in ("direct", "dask", "dataflow"),
-               f"runner must be direct, dask or dataflow, not {self.runner!r}")
+        _check(self.runner in RUNNERS, f"runner must be one of {', '.join(RUNNERS)}, not {self.runner!r}")
+        if self.runner == "flink":
+            _check(bool(self.flink_master), "runner flink needs flink_master (--flink-master HOST:PORT)")
+            # Without one, Beam starts its stock SDK image, which has no poselabel: fail here, not on the cluster.
+            _check(any(a.startswith("--environment_type") for a in self.pipeline_args),
+                   "runner flink needs the SDK harness environment after '--': --environment_type=DOCKER "
+                   "--environment_config=IMAGE (the worker image), or --environment_type=EXTERNAL "
+                   "--environment_config=localhost:50000 (worker-pool sidecars); see infra/README.md")
         _check(self.workers >= 1, "workers must be >= 1")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)

@@ -69,3 +69,22 @@ def gcs_bucket():
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
     else:
         os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture(scope="session")
+def person_everywhere_yolo(tmp_path_factory):
+    """A YOLOv8n built from its bundled config (no download), with the class
+    logits hand-set so that every anchor says 'person' with confidence ~1."""
+    import torch
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml")
+    head = model.model.model[-1]
+    with torch.no_grad():
+        for branch in head.cv3:
+            bias = branch[-1].bias
+            bias.fill_(-20.0)
+            bias[0] = 20.0  # class 0 = person
+    path = tmp_path_factory.mktemp("yolo") / "person-everywhere.pt"
+    model.save(str(path))
+    return str(path)

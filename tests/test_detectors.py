@@ -5,7 +5,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from poselabel.assets import no_person_photo, photo_path
@@ -39,24 +38,6 @@ def test_mediapipe_finds_the_people_in_real_photos(mediapipe_detector, name, low
 def test_mediapipe_finds_nobody_without_people(mediapipe_detector):
     image = np.asarray(Image.open(io.BytesIO(no_person_photo())).convert("RGB"))
     assert mediapipe_detector.detect(image, {}) == []
-
-
-@pytest.fixture(scope="module")
-def person_everywhere_yolo(tmp_path_factory):
-    """A YOLOv8n built from its bundled config (no download), with the class
-    logits hand-set so that every anchor says 'person' with confidence ~1."""
-    from ultralytics import YOLO
-
-    model = YOLO("yolov8n.yaml")
-    head = model.model.model[-1]
-    with torch.no_grad():
-        for branch in head.cv3:
-            bias = branch[-1].bias
-            bias.fill_(-20.0)
-            bias[0] = 20.0  # class 0 = person
-    path = tmp_path_factory.mktemp("yolo") / "person-everywhere.pt"
-    model.save(str(path))
-    return str(path)
 
 
 def test_ultralytics_detector_loads_a_checkpoint_and_filters(person_everywhere_yolo):

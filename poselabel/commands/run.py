@@ -9,10 +9,12 @@ from poselabel.config import load_config, parse_dotted
 FLAG_KEYS = {
     "input": "input", "output": "output", "runner": "runner", "workers": "workers",
     "overwrite": "overwrite", "body_model": "body_model", "dask_address": "dask_address",
+    "flink_master": "flink_master",
     "detector": "detect.backend", "yolo_weights": "detect.yolo_weights",
     "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
     "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
     "rasterizer": "camera.rasterizer", "device": "camera.device", "max_pixels": "decode.max_pixels",
+    "share_models": "models.share",
 }
 
 
@@ -21,10 +23,11 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
         parser.add_argument("--input", required=True, help="shards: path, glob, brace range or gs:// URL (comma-separated)")
         parser.add_argument("--output", required=True, help="output directory, local or gs://")
     parser.add_argument("--config", help="YAML or JSON configuration file (flags override it)")
-    parser.add_argument("--runner", choices=["direct", "dask", "dataflow"])
+    parser.add_argument("--runner", choices=["direct", "dask", "dataflow", "flink"])
     parser.add_argument("--workers", type=int, help="worker processes (direct: multi-processing when > 1)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="redo shards that are already done")
     parser.add_argument("--dask-address", help="scheduler of an existing dask cluster (default: start a local one)")
+    parser.add_argument("--flink-master", help="Flink REST endpoint HOST:PORT (with --runner flink)")
     parser.add_argument("--body-model", help="SMPL-X format body model file (default: the procedural one)")
     parser.add_argument("--detector", choices=["mediapipe", "ultralytics", "oracle"])
     parser.add_argument("--yolo-weights", help="YOLO checkpoint path (with --detector ultralytics)")
@@ -36,6 +39,9 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--camera", choices=["none", "solver", "oracle"])
     parser.add_argument("--rasterizer", choices=["auto", "torch", "nvdiffrast"])
     parser.add_argument("--device", help="torch device for the GPU stages (cpu, cuda)")
+    parser.add_argument("--share-models", choices=["none", "process", "machine"],
+                        help="one network copy per DoFn (none), per worker process (process, the default) "
+                             "or per machine (machine: served by one process to the others)")
     parser.add_argument("--max-pixels", type=int, help="images with more pixels become error rows")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any configuration key, e.g. --set detect.score_threshold=0.4 (repeatable)")
@@ -64,7 +70,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run", help="label shards: tables of persons and images",
         description="Run the labelling job. Unknown --options after '--' go to Beam "
-                    "(e.g. Dataflow's --project, --region, --temp_location).")
+                    "(e.g. Dataflow's --project, --region, --temp_location; Flink's --environment_type, "
+                    "--environment_config).")
     add_run_options(parser)
     parser.add_argument("beam_args", nargs="*", help="extra Beam pipeline options, after '--'")
     parser.set_defaults(func=main)

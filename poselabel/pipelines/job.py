@@ -2,7 +2,8 @@
 
 ``run_job(config)`` lists the input shards, skips those whose done marker
 exists (unless ``overwrite``), runs the Beam pipeline on the rest, writes the
-run manifest and the summary, and returns the summary.
+run manifest (with the run's Beam counters where the runner collects them) and
+the summary, and returns the summary.
 """
 from __future__ import annotations
 
@@ -114,6 +115,21 @@ class Progress:
             sys.stderr.flush()
 
 
+def beam_counters(result) -> dict[str, int] | None:
+    """The run's ``poselabel`` counters by name (summed over steps), or None where the runner
+    collects none (the Dask runner)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace("poselabel"))["counters"]
+    except NotImplementedError:
+        return None
+    totals: collections.Counter = collections.Counter()
+    for c in found:
+        totals[c.key.metric.name] += c.committed if c.committed is not None else c.attempted
+    return dict(sorted(totals.items()))
+
+
 def run_job(config: RunConfig) -> dict[str, Any]:
     """Run the job described by ``config``; returns the summary (also written to ``summary.json``)."""
     config.validate()
@@ -136,6 +152,7 @@ def run_job(config: RunConfig) -> dict[str, Any]:
     if config.overwrite and todo:
         outputs.delete_if_exists([outputs.done_path(config.output, n) for n, _ in todo])
     start = time.time()
+    counters = None
     if todo:
         log.info("%d shards to do, %d already done", len(todo), len(shards) - len(todo))
         with pipeline_options(config) as options, Progress(config.output, {n for n, _ in todo},
@@ -144,6 +161,7 @@ def run_job(config: RunConfig) -> dict[str, Any]:
             label.build(pipeline, todo, config, run_id)
             result = pipeline.run()
             result.wait_until_finish()
+            counters = beam_counters(result)
             client = getattr(result, "client", None)  # DaskRunner's client: close before its cluster
             if client is not None:
                 client.close()
@@ -155,7 +173,7 @@ def run_job(config: RunConfig) -> dict[str, Any]:
         raise RuntimeError(f"{len(missing)} shards have no done marker after the run: {missing[:5]}")
     run_samples = sum(markers[n].get("num_samples", 0) for n, _ in todo)
     summary = summarise([m for n, m in markers.items() if n in names], run_samples, wall)
-    manifest.update(finished_at=time.time(), summary=summary)
+    manifest.update(finished_at=time.time(), summary=summary, counters=counters)
     outputs.write_json(outputs.join(config.output, "_runs", f"{run_id}.json"), manifest)
     outputs.write_json(outputs.join(config.output, "manifest.json"), manifest)
     outputs.write_json(outputs.join(config.output, "summary.json"), summary)

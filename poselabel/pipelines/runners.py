@@ -1,4 +1,4 @@
-"""Beam runner options for ``direct``, ``dask`` and ``dataflow``.
+"""Beam runner options for ``direct``, ``dask``, ``dataflow`` and ``flink``.
 
 - ``direct``: Beam's FnApiRunner, in memory for one worker, ``multi_processing``
   with ``--direct_num_workers`` for more; nothing is downloaded.
@@ -6,6 +6,11 @@
   with ``workers`` processes unless ``dask_address`` names a scheduler.
 - ``dataflow``: Google Cloud Dataflow; project, region, temp location, worker
   image and accelerator options come through ``pipeline_args`` (see infra/).
+- ``flink``: Beam's FlinkRunner against the cluster at ``flink_master`` (it
+  submits an uber jar through Flink's REST API: the launcher fetches Beam's
+  Flink job-server jar from Maven Central unless ``--flink_job_server_jar``
+  names a local copy); the SDK harness environment (the worker image) comes
+  through ``pipeline_args`` (``--environment_type``, ``--environment_config``).
 """
 from __future__ import annotations
 
@@ -41,5 +46,7 @@ def pipeline_options(config: RunConfig):
                                        f"--dask_client_address={cluster.scheduler_address}", *args])
     elif config.runner == "dataflow":
         yield PipelineOptions(["--runner=DataflowRunner", "--save_main_session", *args])
+    elif config.runner == "flink":
+        yield PipelineOptions(["--runner=FlinkRunner", f"--flink_master={config.flink_master}", *args])
     else:
         raise ValueError(f"unknown runner {config.runner!r}")

@@ -3,7 +3,8 @@
 A stage builds its backend in ``setup()`` (once per worker), passes failed
 samples through untouched, and turns an exception into a failed sample
 (``status="error"``, ``error="<stage>: <message>"``) that still reaches the
-writer. Counters: ``<stage>_ok``, ``<stage>_errors``.
+writer. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
+stages whose network is shared (``shared_network``; ``transforms/shared_models.py``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from poselabel.records import ImageRecord, ShardEnd
+from poselabel.transforms import shared_models
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +42,26 @@ class SampleStage(beam.DoFn):
     """Subclasses set ``stage`` and implement ``build()`` and ``apply(record)``."""
 
     stage = "stage"
+    share_key: str | None = None  # set by shared_network()
 
     def __init__(self, config):
         self.config = config
         self._ok = Metrics.counter("poselabel", f"{self.stage}_ok")
         self._errors = Metrics.counter("poselabel", f"{self.stage}_errors")
+        self._loads = Metrics.counter("poselabel", f"{self.stage}_model_loads")
 
     def build(self):
         """Load models/backends; called once per worker in ``setup()``."""
         return None
+
+    def shared_network(self, identity: tuple, build):
+        """``build()``'s network, shared as ``models.share`` says; ``identity`` names its weights and options."""
+        self.share_key = shared_models.share_key(self.stage, *identity)
+        return shared_models.acquire(self.config.models.share, self.share_key, build)
+
+    def start_bundle(self):
+        if self.share_key is not None:  # loads happen in setup(), outside any bundle's metrics
+            self._loads.inc(shared_models.take_loads(self.share_key))
 
     def setup(self):
         self.backend = self.build()
@@ -93,6 +106,7 @@ class BatchedSampleStage(SampleStage):
         return [self.apply(r) for r in records]
 
     def start_bundle(self):
+        super().start_bundle()
         self._buffer: list[ImageRecord] = []
         self._buffered_persons = 0
 

@@ -6,12 +6,14 @@ Backends:
   landmarks, then ``Tz`` and ``f`` solved from the 2D–3D correspondences
   (``poselabel/models/geometric_fit.py``); the fit is kept for the pose stage;
 - ``network``: BLADE's Tz network (``--tz-model DIR``, local or gs://),
-  batched across images;
+  batched across images, one copy per process or machine (``models.share``);
 - ``oracle``: ground truth from the sample's json, for benchmarks.
 A person the backend cannot handle keeps ``tz = None`` and a ``tz_error``
 diagnostic (reject reason ``tz_failed``).
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -54,15 +56,11 @@ def load_body_model(config):
     return BodyModel(config.body_model, device=config.camera.device)
 
 
-def build_backend(config, backend: str, model: str | None, loader: str):
-    """The body model for ``geometric``, a checkpoint predictor (``checkpoints.<loader>``) for ``network``."""
-    if backend == "geometric":
-        return load_body_model(config)
-    if backend == "network":
-        from poselabel.models import checkpoints
+def network_identity(path: str, device: str) -> tuple:
+    """What names a shared checkpoint network: its path, device and weights' recorded sha256."""
+    from poselabel.transforms.shared_models import checkpoint_identity
 
-        return getattr(checkpoints, loader)(model, device=config.camera.device)
-    return None
+    return (path, device, checkpoint_identity(path))
 
 
 def _oracle_tz(p: Person, meta) -> Person:
@@ -82,7 +80,16 @@ class EstimateTz(BatchedSampleStage):
     stage = "tz"
 
     def build(self):
-        return build_backend(self.config, self.config.tz.backend, self.config.tz.model, "load_tz_predictor")
+        backend, path, device = self.config.tz.backend, self.config.tz.model, self.config.camera.device
+        if backend == "geometric":
+            return load_body_model(self.config)
+        if backend == "network":
+            from poselabel.models.checkpoints import load_tz_predictor
+
+            # A TzPredictor, or in models.share=machine a proxy of one (predict_batch only).
+            return self.shared_network(network_identity(path, device),
+                                       functools.partial(load_tz_predictor, path, device=device))
+        return None
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         if self.config.tz.backend != "network":

@@ -1,7 +1,8 @@
 """Stage: SMPL-X ``betas`` (10), ``global_orient`` (3) and ``body_pose`` (63), axis-angle.
 
 Backends: ``none`` (not run), ``network`` (the Tz-conditioned regressor,
-``--pose-model DIR``, batched across images; persons without a Tz get
+``--pose-model DIR``, batched across images, one copy per process or machine
+(``models.share``, behind :class:`PoseService`); persons without a Tz get
 ``pose_error`` when the network is conditioned), ``geometric`` (the body fitted to MediaPipe's
 world landmarks; reuses the fit of a geometric Tz stage), ``oracle`` (ground
 truth, for benchmarks). A person without a result keeps null parameters and a
@@ -9,12 +10,34 @@ truth, for benchmarks). A person without a result keeps null parameters and a
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, replace
 from poselabel.transforms.base import BatchedSampleStage, map_persons, with_error
-from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, build_backend, with_geometric_fit
+from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, load_body_model, network_identity, with_geometric_fit
+
+
+class PoseService:
+    """The pose network behind methods only, so that a ``MultiProcessShared`` proxy can serve it.
+
+    ``predict_batch([(image (H, W, 3) uint8, boxes (N_i, 4) px, tz (N_i,) m or None)])`` ->
+    per image ``dict(betas (N_i, 10), global_orient (N_i, 3), body_pose (N_i, 63))`` float32
+    (``PosePredictor.predict_batch``); ``conditioned()``: whether it needs Tz.
+    """
+
+    def __init__(self, path: str, device: str):
+        from poselabel.models.checkpoints import load_pose_predictor
+
+        self._predictor = load_pose_predictor(path, device=device)
+
+    def conditioned(self) -> bool:
+        return self._predictor.conditioned
+
+    def predict_batch(self, items):
+        return self._predictor.predict_batch(items)
 
 
 def _oracle_pose(p, meta):
@@ -35,12 +58,20 @@ class RegressPose(BatchedSampleStage):
     stage = "pose"
 
     def build(self):
-        return build_backend(self.config, self.config.pose.backend, self.config.pose.model, "load_pose_predictor")
+        backend, path, device = self.config.pose.backend, self.config.pose.model, self.config.camera.device
+        if backend == "geometric":
+            return load_body_model(self.config)
+        if backend == "network":
+            service = self.shared_network(network_identity(path, device),
+                                          functools.partial(PoseService, path, device))
+            self._conditioned = service.conditioned()  # asked once (a round trip when served)
+            return service
+        return None
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         if self.config.pose.backend != "network":
             return [self.apply(r) for r in records]
-        conditioned = self.backend.conditioned
+        conditioned = self._conditioned
         items, kept = [], []
         for r in records:
             persons = [p for p in r.persons if p.tz is not None or not conditioned]

@@ -1,0 +1,150 @@
+"""How a stage's network is shared between the threads and processes of a worker machine.
+
+``models.share`` (``poselabel/config.py``) chooses, for the stages that hold a
+network (the ultralytics detector, the Tz and pose networks):
+
+- ``none``: every DoFn instance loads its own copy (one per thread of every
+  process; on the Dask runner one per partition, which sets a DoFn up and
+  tears it down for each);
+- ``process`` (default): one copy per worker process, shared by its threads and
+  kept for the life of the process (so the Dask runner's per-partition set-up
+  finds it loaded);
+- ``machine``: one copy per machine, served by the first process that needs it
+  through Beam's ``MultiProcessShared`` (what RunInference's ``large_model=True``
+  does); the other processes call it through a proxy, so their arguments and
+  results are pickled over a local socket: only plain numpy arrays, tuples and
+  dicts cross it (full images for the Tz and pose networks, a few MB each).
+  When the serving process dies, a caller's next call serves it anew (one
+  reconnection per call).
+
+Beam's ``Shared`` is not used for ``process``: it keeps only the most recently
+acquired object of a process alive once its DoFns let go, so on the Dask runner
+the detector, Tz and pose stages would evict each other's networks at every
+partition.
+
+A shared copy is keyed by the stage and the identity of its weights (the
+checkpoint's recorded sha256, or a YOLO file's path, size and mtime), so a
+long-lived process (a Dask worker serving several jobs) reuses a loaded network
+for an unchanged checkpoint and loads a changed one afresh. Loads are counted:
+``take_loads(key)`` returns the loads done in this process since it was last
+called, for the ``<stage>_model_loads`` counter.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+SHARE_MODES = ("none", "process", "machine")
+
+_lock = threading.Lock()
+_key_locks: dict[str, threading.Lock] = {}
+_process_models: dict[str, Any] = {}
+_pending_loads: collections.Counter = collections.Counter()
+
+
+def checkpoint_identity(directory: str) -> str:
+    """The weights' sha256 recorded in a checkpoint directory's ``config.json`` (local or gs://)."""
+    from poselabel.io.files import join, read_file
+
+    meta = json.loads(read_file(join(directory, "config.json")))
+    sha = meta.get("sha256")
+    if not sha:  # an old checkpoint without a recorded hash: hash the weights themselves
+        sha = hashlib.sha256(read_file(join(directory, "model.safetensors"))).hexdigest()
+    return sha
+
+
+def file_identity(path: str) -> str:
+    """A local file's resolved path, size and modification time (YOLO checkpoints are local files)."""
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def share_key(stage: str, *parts: Any) -> str:
+    """A file-name-safe key for ``stage``'s network: ``poselabel-<stage>-<hash of parts>``."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:20]
+    return f"poselabel-{stage}-{digest}"
+
+
+class _Loader:
+    """The zero-argument constructor ``MultiProcessShared`` needs; counts the load in this process."""
+
+    def __init__(self, key: str, build: Callable[[], Any]):
+        self.key, self.build = key, build
+
+    def __call__(self) -> Any:
+        obj = self.build()
+        with _lock:
+            _pending_loads[self.key] += 1
+        log.info("loaded %s in process %d", self.key, os.getpid())
+        return obj
+
+
+def acquire(mode: str, key: str, build: Callable[[], Any]) -> Any:
+    """``build()``'s object shared as ``mode`` says (see the module docstring).
+
+    ``machine`` returns a proxy whose methods run in the serving process: call
+    only methods (attributes and properties do not cross), with picklable
+    numpy/tuple/dict arguments.
+    """
+    loader = _Loader(key, build)
+    if mode == "none":
+        return loader()
+    if mode == "process":
+        with _lock:  # one lock per key: other networks stay reachable while one loads
+            key_lock = _key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key not in _process_models:
+                _process_models[key] = loader()
+            return _process_models[key]
+    if mode == "machine":
+        return _Served(key, loader)
+    raise ValueError(f"models.share must be one of {', '.join(SHARE_MODES)}, not {mode!r}")
+
+
+class _Served:
+    """A machine-shared object's proxy that reconnects once when its serving process is gone.
+
+    The first process to need the object serves it; if that process dies (a Dask
+    worker restarted, an SDK process killed), the others' calls fail with a
+    connection error. The call is then retried once after acquiring again, which
+    finds the address stale and serves the object from this process (a load).
+    Only method calls cross (``served.method(*args)``); attributes do not.
+    """
+
+    def __init__(self, key: str, loader: _Loader):
+        self._key, self._loader = key, loader
+        self._proxy = self._connect()
+
+    def _connect(self):
+        from apache_beam.utils.multi_process_shared import MultiProcessShared
+
+        # always_proxy: the serving process goes through the proxy too, so every process sees one
+        # interface (methods only) and only the serving process's threads touch the network.
+        return MultiProcessShared(self._loader, tag=self._key, always_proxy=True).acquire()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args, **kwargs):
+            try:
+                return getattr(self._proxy, name)(*args, **kwargs)
+            except (ConnectionError, EOFError) as exc:  # the serving process is gone
+                log.warning("%s: lost its serving process (%r); reconnecting", self._key, exc)
+                self._proxy = self._connect()
+                return getattr(self._proxy, name)(*args, **kwargs)
+
+        return call
+
+
+def take_loads(key: str) -> int:
+    """Loads of ``key`` done in this process since the last call (0 when none)."""
+    with _lock:
+        return _pending_loads.pop(key, 0)
