@@ -114,3 +114,25 @@ def test_people_of_other_images_and_unsolved_people():
     assert torch.equal(apart.focal_px, alone.focal_px) and torch.equal(apart.iterations, alone.iterations)
     hidden = solve_scene(verts[:1], faces, tz[:1], masks[:1], [0], SMALL, extra_ignore=[masks[1]])
     assert hidden.mask_iou[0] > 0.99  # the arm is no evidence: the true camera is found
+
+
+def test_a_poor_fit_restarts_at_its_peers_focal_length():
+    """One camera per image: a person whose fit failed (here: forced to 3x the focal length)
+    is solved again at the focal length of its image's good fits and recovers; the good fit
+    is untouched; with no good peer nothing changes."""
+    from poselabel.models.camera_scene import peer_focal_pass
+
+    verts, faces, focal, transl, masks = _scene()
+    tz = transl[:, 2]
+    ignore = occluder_masks(masks, tz.tolist(), [0, 0], SMALL.occluder_depth_margin)
+    sol = solve_camera(verts, faces, tz, masks, SMALL, ignore=ignore)
+    assert sol.mask_iou[1] > 0.95  # the back person's fit is good
+    broken = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), mask_iou=sol.mask_iou.clone())
+    broken.focal_px[0], broken.mask_iou[0] = 3 * focal, 0.3
+    fixed = peer_focal_pass(broken, verts, faces, tz, masks, [0, 0], SMALL, ignore)
+    assert abs(float(fixed.focal_px[0]) / focal - 1) < 0.03
+    assert fixed.mask_iou[0] > 0.9 and fixed.iterations[0] > sol.iterations[0]
+    assert float(fixed.focal_px[1]) == float(sol.focal_px[1]) and fixed.iterations[1] == sol.iterations[1]
+    lonely = dataclasses.replace(broken, mask_iou=torch.tensor([0.3, 0.5], dtype=torch.float64))
+    same = peer_focal_pass(lonely, verts, faces, tz, masks, [0, 0], SMALL, ignore)
+    assert float(same.focal_px[0]) == float(broken.focal_px[0])

@@ -13,7 +13,11 @@ scores an IoU below 1. So, per image:
    nearer than the person's own fitted surface (``depth_ordered_occluders``) and, for each
    person who gained such pixels, descend again from its first solution with the new
    evidence (no global search), keeping the first solution where the descent does not beat
-   its full-resolution IoU under the new evidence.
+   its full-resolution IoU under the new evidence;
+4. the people of one image share one camera: a person still below ``retry_below_iou``
+   whose image has fits of IoU >= ``peer_min_iou`` is solved again at their median focal
+   length (translation by the global shift search), then with the focal length free from
+   there; the better of its results is kept.
 
 Every person's reported ``mask_iou`` is measured under the evidence it was last solved
 with. Pure torch, no Beam.
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 
 import torch
 
-from poselabel.models.camera_solver import CameraSolution, CameraSolverConfig, solve_camera
+from poselabel.models.camera_solver import REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig, solve_camera
 from poselabel.models.occlusion import depth_ordered_occluders, occluder_masks
 from poselabel.models.rasterize import project_points, rasterize_faces
 
@@ -76,9 +80,9 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
             solved and may stand in front).
 
     Returns:
-        ``CameraSolution`` for the B persons (tensors on CPU); ``iterations`` counts both
-        descents where a person was solved twice. ``config.depth_order`` False: one pass,
-        pelvis rule only.
+        ``CameraSolution`` for the B persons (tensors on CPU); ``iterations`` counts every
+        descent of a person. ``config.depth_order`` False skips step 3; ``peer_min_iou`` 0
+        (or a fixed focal length) skips step 4.
     """
     masks = [torch.as_tensor(m).bool() for m in masks]
     tz_list = [float(t) for t in tz]
@@ -87,44 +91,92 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
     def with_extra(ign):
         return [o if e is None else o | (torch.as_tensor(e).bool() & ~m) for o, e, m in zip(ign, extra, masks)]
 
-    ignore0 = with_extra(occluder_masks(masks, tz_list, groups, config.occluder_depth_margin))
-    sol = solve_camera(vertices, faces, tz, masks, config, ignore=ignore0, fixed_focal=fixed_focal,
-                       principal_point=principal_point, render_fn=render_fn)
-    if not config.depth_order:
+    ignore = with_extra(occluder_masks(masks, tz_list, groups, config.occluder_depth_margin))
+    kw = dict(principal_point=principal_point, render_fn=render_fn)
+    sol = solve_camera(vertices, faces, tz, masks, config, ignore=ignore, fixed_focal=fixed_focal, **kw)
+    if len(set(groups)) == len(groups):
         return sol
-    return depth_order_pass(sol, vertices, faces, tz, masks, groups, config, ignore0, with_extra,
-                            fixed_focal=fixed_focal, principal_point=principal_point, render_fn=render_fn)
+    if config.depth_order:
+        sol, ignore = depth_order_pass(sol, vertices, faces, tz, masks, groups, config, ignore, with_extra,
+                                       fixed_focal=fixed_focal, **kw)
+    if fixed_focal is None and config.peer_min_iou > 0 and config.retry_below_iou > 0:
+        sol = peer_focal_pass(sol, vertices, faces, tz, masks, groups, config, ignore, **kw)
+    return sol
+
+
+def _subset(principal_point, idx):
+    return None if principal_point is None else principal_point[idx]
+
+
+def _merge(sol: CameraSolution, idx: list[int], sub: CameraSolution, keep) -> CameraSolution:
+    """``sol`` with person ``idx[k]`` replaced by ``sub``'s ``k``-th where ``keep(k, i)``;
+    ``sub``'s iterations are added either way."""
+    out = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), transl=sol.transl.clone(),
+                              mask_iou=sol.mask_iou.clone(), iterations=sol.iterations.clone(),
+                              final_loss=sol.final_loss.clone(), reject_reasons=list(sol.reject_reasons))
+    for k, i in enumerate(idx):
+        out.iterations[i] += sub.iterations[k]
+        if keep(k, i):
+            out.focal_px[i], out.transl[i], out.mask_iou[i] = sub.focal_px[k], sub.transl[k], sub.mask_iou[k]
+            out.final_loss[i], out.reject_reasons[i] = sub.final_loss[k], sub.reject_reasons[k]
+    return out
 
 
 def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore0, with_extra, *,
-                     fixed_focal=None, principal_point=None, render_fn=None) -> CameraSolution:
+                     fixed_focal=None, principal_point=None, render_fn=None):
     """Steps 2-3 of the module docstring on a first solution ``sol`` solved with ``ignore0``;
-    ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks."""
-    tz_list = [float(t) for t in tz]
+    ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks. Returns the
+    new solution and each person's no-evidence pixels (the ones its result was measured with)."""
     count = {g: list(groups).count(g) for g in set(groups)}
     shared = [count[g] > 1 and r is None for g, r in zip(groups, sol.reject_reasons)]
     if not any(shared):
-        return sol
+        return sol, ignore0
     pp = (torch.tensor([[m.shape[1] / 2, m.shape[0] / 2] for m in masks], dtype=torch.float64)
           if principal_point is None else principal_point.double().cpu())
     depths = fitted_depths(vertices, faces, sol.focal_px, sol.transl, pp, [m.shape for m in masks],
                            [count[g] > 1 for g in groups])
     trusted = [bool(iou >= config.depth_order_min_iou) for iou in sol.mask_iou]
-    ignore1 = with_extra(depth_ordered_occluders(masks, depths, tz_list, groups, config.occluder_depth_margin,
-                                                 trusted))
+    ignore1 = with_extra(depth_ordered_occluders(masks, depths, [float(t) for t in tz], groups,
+                                                 config.occluder_depth_margin, trusted))
     redo = [i for i, s in enumerate(shared) if s and not torch.equal(ignore0[i], ignore1[i])]
     if not redo:
-        return sol
+        return sol, ignore0
     sub = solve_camera(vertices[redo], faces, tz[redo], [masks[i] for i in redo], config,
                        ignore=[ignore1[i] for i in redo], fixed_focal=None if fixed_focal is None else fixed_focal[redo],
-                       principal_point=None if principal_point is None else principal_point[redo],
-                       render_fn=render_fn, start=(sol.focal_px[redo], sol.transl[redo]))
-    out = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), transl=sol.transl.clone(),
-                              mask_iou=sol.mask_iou.clone(), iterations=sol.iterations.clone(),
-                              final_loss=sol.final_loss.clone(), reject_reasons=list(sol.reject_reasons))
-    for k, i in enumerate(redo):
-        out.focal_px[i], out.transl[i], out.mask_iou[i] = sub.focal_px[k], sub.transl[k], sub.mask_iou[k]
-        out.final_loss[i] = sub.final_loss[k]
-        out.iterations[i] += sub.iterations[k]
-        out.reject_reasons[i] = sub.reject_reasons[k]
-    return out
+                       principal_point=_subset(principal_point, redo), render_fn=render_fn,
+                       start=(sol.focal_px[redo], sol.transl[redo]))
+    # The warm start is kept where the descent does not beat it, so sub is never worse.
+    again = set(redo)
+    ignore = [ignore1[i] if i in again else o for i, o in enumerate(ignore0)]
+    return _merge(sol, redo, sub, lambda k, i: True), ignore
+
+
+def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore, *,
+                    principal_point=None, render_fn=None) -> CameraSolution:
+    """Step 4 of the module docstring; ``ignore``: each person's no-evidence pixels."""
+    ok = [r is None for r in sol.reject_reasons]
+    poor, f_peer = [], []
+    for i, g in enumerate(groups):
+        if not (ok[i] or sol.reject_reasons[i] == REJECT_NO_OVERLAP) or bool(sol.mask_iou[i] >= config.retry_below_iou):
+            continue
+        peers = [float(sol.focal_px[j]) for j, h in enumerate(groups)
+                 if j != i and h == g and ok[j] and bool(sol.mask_iou[j] >= config.peer_min_iou)]
+        if peers:
+            poor.append(i)
+            f_peer.append(float(torch.tensor(peers).median()))
+    if not poor:
+        return sol
+    at_peer = solve_camera(vertices[poor], faces, tz[poor], [masks[i] for i in poor], config,
+                           fixed_focal=torch.tensor(f_peer, dtype=torch.float64), ignore=[ignore[i] for i in poor],
+                           principal_point=_subset(principal_point, poor), render_fn=render_fn)
+    solved = [k for k, r in enumerate(at_peer.reject_reasons) if r is None]
+    if not solved:
+        return sol
+    idx = [poor[k] for k in solved]
+    # Focal length free from there; the warm start is kept where the descent does not beat it.
+    free = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx], config,
+                        ignore=[ignore[i] for i in idx], principal_point=_subset(principal_point, idx),
+                        render_fn=render_fn, start=(at_peer.focal_px[solved], at_peer.transl[solved]))
+    free.iterations += at_peer.iterations[solved]
+    return _merge(sol, idx, free, lambda k, i: free.reject_reasons[k] is None
+                  and not bool(free.mask_iou[k] <= sol.mask_iou[i]))

@@ -1,10 +1,10 @@
 """BLADE-style camera solve: focal length and translation from a person's mask (pure torch).
 
 Given a posed body mesh with its pelvis at the origin (``V_model − J_model[0]``, camera
-axes), a pelvis depth ``Tz`` and the person's segmentation mask, find ``f, Tx, Ty`` (and
-optionally refine ``Tz`` under a prior) so that the mesh rendered with
-``V_cam = V + [Tx, Ty, Tz]`` through the pinhole ``(f, cx, cy)``, principal point at the
-image centre, matches the mask: maximise the soft IoU of Gaussian-blurred masks.
+axes), a pelvis depth ``Tz`` and the person's mask, find ``f, Tx, Ty`` (and optionally refine
+``Tz`` under a prior) so that the mesh rendered with ``V_cam = V + [Tx, Ty, Tz]`` through the
+pinhole ``(f, cx, cy)`` (principal point at the image centre) matches the mask: maximise the
+soft IoU of Gaussian-blurred masks. The people of one image: ``camera_scene.py``.
 
 Schedule (per batch of persons, all steps batched):
 1. Start as BLADE does (``f = image height``, ``T = [0, 0, Tz]``), refine it with
@@ -78,12 +78,11 @@ class CameraSolverConfig:
     init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis
     # Global start: the best hypothesis' focal length is then tried scaled by each of these.
     init_refine_scales: tuple[float, ...] = (0.9, 1.11, 0.95, 1.05, 0.975, 1.025)
-    # Global start: below this full-resolution IoU the search's predicted best is replaced by
-    # its best measured state, when that is better (close-ups; _moment_init).
+    # Global start: below this full-resolution IoU the predicted best is replaced by the best
+    # measured state, when better (close-ups; _moment_init).
     init_verified_below: float = 0.5
-    # Focal hypotheses (field of view of the longer image side, degrees), scored with the
-    # moment estimate after a global shift search (camera_init.py); the best starts the
-    # descent. Guards against the moment estimate's failures (truncated, occluded people).
+    # Focal hypotheses (FoV of the longer image side, degrees) beside the moment estimate, each
+    # after a global shift search (camera_init.py); guards against the moments' failures.
     init_fovs_deg: tuple[float, ...] = (20.0, 28.0, 38.0, 50.0, 65.0, 80.0, 95.0, 110.0, 125.0)
     crop_scale: float = 1.25  # crop side / longer side of the mask's box (clipped to the image)
     crop_to_person: bool = True  # False: the window is the whole image (padded square)
@@ -99,11 +98,13 @@ class CameraSolverConfig:
     soft_iou_form: str = "tanimoto"  # tanimoto (unbiased on blurred masks) | blade
     # occlusion.py: another's pixels carry no evidence if they may be in front: Tz_j < Tz_i (1 + margin).
     occluder_depth_margin: float = 0.1
-    depth_order: bool = True  # camera_scene.solve_scene: re-solve with per-pixel fitted depth order,
-    depth_order_min_iou: float = 0.8  # trusting the depth of fits of at least this mask IoU
-    # Second chance: persons whose full-resolution IoU is below this are solved again with a
-    # denser focal grid and more passes (cost only where the first search failed); the
-    # better of the two is kept. 0 disables.
+    # camera_scene.solve_scene: re-solve by the depth order of fits of IoU >= depth_order_min_iou;
+    # persons below retry_below_iou restart at their image's focal from fits of IoU >= peer_min_iou.
+    depth_order: bool = True
+    depth_order_min_iou: float = 0.8
+    peer_min_iou: float = 0.95
+    # Second chance: persons below this full-resolution IoU are solved again with a denser
+    # focal grid and more passes; the better of the two is kept. 0 disables.
     retry_below_iou: float = 0.9
     retry_fovs_deg: tuple[float, ...] = (12.0, 14.3, 16.9, 20.0, 23.7, 28.1, 33.3, 39.4, 46.7, 55.3, 65.5,
                                          77.6, 91.9, 108.8, 128.9, 140.0)
