@@ -124,27 +124,31 @@ def inject(p: dict, kind: str, rng: np.random.Generator, pool: list[dict]) -> di
     return v  # mask_* keep the GT box: the detector was right, the segmentation wrong
 
 
-def occluders(p: dict, v: dict, persons: list[dict], margin: float) -> np.ndarray:
-    """As the pipeline: ``camera_solver.occluder_masks`` over the people of ``p``'s image,
-    ``p`` at the fitted Tz ``v["tz"]`` with its fitted mask; people too small to be listed
-    count as possible occluders."""
-    from poselabel.models.occlusion import occluder_masks
-
-    rest = [q for q in persons if q["key"] == p["key"] and q["index"] != p["index"]]
-    near = occluder_masks([v["mask"]] + [q["mask"] for q in rest], [v["tz"]] + [q["transl"][2] for q in rest],
-                          [0] * (len(rest) + 1), margin)[0].numpy()
-    unlisted = p["others"].copy()
-    for q in rest:
-        unlisted &= ~q["mask"]
-    return (near | unlisted) & ~v["mask"]
+def unlisted(p: dict, persons: list[dict]) -> np.ndarray:
+    """Pixels of ``p``'s image's people too small to be listed: possible occluders, never evidence."""
+    out = p["others"].copy()
+    for q in persons:
+        if q["key"] == p["key"]:
+            out &= ~q["mask"]
+    return out
 
 
 def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
-    """Solve every (person, variant); returns one record per fit with its true errors."""
+    """Solve every (person, variant) as the pipeline does; one record per fit with its true errors.
+
+    Clean fits: ``camera_scene.solve_scene`` over each image's clean people (what
+    ``transforms/solve_camera.py`` runs). An injected fit is solved in its image with the
+    other people *clean* (their clean solutions as context, never re-solved): a first
+    solve with the pelvis occlusion rule, then the depth-order and one-camera passes
+    (``depth_order_pass``, ``peer_focal_pass`` with ``movable`` set on it alone). Every fit
+    touching the image border also gets its ``focal_margin``.
+    """
     import torch
 
     from poselabel.models.body_model import BodyModel
-    from poselabel.models.camera_solver import CameraSolverConfig, solve_camera
+    from poselabel.models import camera_scene as cs
+    from poselabel.models.camera_solver import CameraSolution, CameraSolverConfig, solve_camera
+    from poselabel.models.occlusion import occluder_masks
 
     rng = np.random.default_rng(seed)
     cfg = CameraSolverConfig(batch_size=batch_size)
@@ -164,12 +168,76 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
         gt = body(t("b", lambda j: j[0]["betas"]), t("g", lambda j: j[0]["global_orient"]),
                   t("p", lambda j: j[0]["body_pose"]), t("t", lambda j: j[0]["transl"]))
     verts = fit_in.vertices - fit_in.joints[:, :1]
+    faces = body.faces
+    tz = torch.tensor([j[2]["tz"] for j in jobs])
+    masks = [torch.from_numpy(j[2]["mask"]) for j in jobs]
+    extra = [torch.from_numpy(unlisted(j[0], persons)) for j in jobs]
+    clean = [k for k, j in enumerate(jobs) if j[1] == "clean"]
+    injected = [k for k, j in enumerate(jobs) if j[1] != "clean"]
     start = time.perf_counter()
-    sol = solve_camera(verts, body.faces, torch.tensor([j[2]["tz"] for j in jobs]),
-                       [torch.from_numpy(j[2]["mask"]) for j in jobs], cfg,
-                       ignore=[torch.from_numpy(occluders(j[0], j[2], persons, cfg.occluder_depth_margin))
-                               for j in jobs])
+    sc, sc_ign = cs.solve_scene_with_evidence(verts[clean], faces, tz[clean], [masks[k] for k in clean],
+                                              [jobs[k][0]["key"] for k in clean], cfg,
+                                              extra_ignore=[extra[k] for k in clean])
+    pos = {(jobs[k][0]["key"], jobs[k][0]["index"]): c for c, k in enumerate(clean)}
+    # Injected fits: each in a scene of its own with its image's other people as clean context.
+    entries, groups, movable = [], [], []  # entries: ("inj", job) or ("ctx", clean position)
+    for k in injected:
+        p = jobs[k][0]
+        entries.append(("inj", k))
+        groups.append(k)
+        movable.append(True)
+        for q in persons:
+            if q["key"] == p["key"] and q["index"] != p["index"]:
+                entries.append(("ctx", pos[(q["key"], q["index"])]))
+                groups.append(k)
+                movable.append(False)
+    job_of = [e[1] if e[0] == "inj" else clean[e[1]] for e in entries]
+    e_verts, e_tz, e_masks = verts[job_of], tz[job_of], [masks[k] for k in job_of]
+    e_extra = [extra[k] for k in job_of]
+
+    def with_extra(ign):
+        return [o | (x & ~m) for o, x, m in zip(ign, e_extra, e_masks)]
+
+    ignore0 = with_extra(occluder_masks(e_masks, e_tz.tolist(), groups, cfg.occluder_depth_margin))
+    inj_rows = [i for i, e in enumerate(entries) if e[0] == "inj"]
+    first = solve_camera(e_verts[inj_rows], faces, e_tz[inj_rows], [e_masks[i] for i in inj_rows], cfg,
+                         ignore=[ignore0[i] for i in inj_rows])
+    # The scenes' solution: the injected fits' first solve, the context's clean solution.
+    rows = [inj_rows.index(i) if e[0] == "inj" else None for i, e in enumerate(entries)]
+
+    def pick(a, b):
+        return torch.stack([a[r] if r is not None else b[e[1]] for r, e in zip(rows, entries)])
+
+    scene = CameraSolution(focal_px=pick(first.focal_px, sc.focal_px), transl=pick(first.transl, sc.transl),
+                           mask_iou=pick(first.mask_iou, sc.mask_iou),
+                           iterations=pick(first.iterations, sc.iterations),
+                           final_loss=pick(first.final_loss, sc.final_loss),
+                           reject_reasons=[first.reject_reasons[r] if r is not None else sc.reject_reasons[e[1]]
+                                           for r, e in zip(rows, entries)])
+    scene, ign = cs.depth_order_pass(scene, e_verts, faces, e_tz, e_masks, groups, cfg, ignore0, with_extra,
+                                     movable=movable)
+    scene = cs.peer_focal_pass(scene, e_verts, faces, e_tz, e_masks, groups, cfg, ign, movable=movable)
     seconds = time.perf_counter() - start
+    # Per job: its solution and the no-evidence pixels it was measured with.
+    result = {}
+    for c, k in enumerate(clean):
+        result[k] = (sc, c, sc_ign[c])
+    for i in inj_rows:
+        result[entries[i][1]] = (scene, i, ign[i])
+    order = list(range(len(jobs)))
+    border = [bool(np.asarray(mask_geometry(jobs[k][2]["mask"])[2]).any()) for k in order]
+    sol_all = CameraSolution(
+        focal_px=torch.stack([result[k][0].focal_px[result[k][1]] for k in order]),
+        transl=torch.stack([result[k][0].transl[result[k][1]] for k in order]),
+        mask_iou=torch.stack([result[k][0].mask_iou[result[k][1]] for k in order]),
+        iterations=torch.stack([result[k][0].iterations[result[k][1]] for k in order]),
+        final_loss=torch.stack([result[k][0].final_loss[result[k][1]] for k in order]),
+        reject_reasons=[result[k][0].reject_reasons[result[k][1]] for k in order])
+    t1 = time.perf_counter()
+    margin = cs.focal_margin(verts, faces, tz, masks, sol_all, cfg, [result[k][2] for k in order], wanted=border)
+    print(f"{len(jobs)} fits in {seconds:.0f} s; focal margins of {sum(border)} in {time.perf_counter() - t1:.0f} s",
+          flush=True)
+    sol = sol_all
     out = []
     for k, (p, kind, v) in enumerate(jobs):
         transl = sol.transl[k].numpy()
@@ -180,11 +248,11 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
                     "tz_gt": float(p["transl"][2]), "tz_in": v["tz"], "focal_gt": p["focal"],
                     "focal": float(sol.focal_px[k]), "transl": transl.tolist(), "mask_iou": float(sol.mask_iou[k]),
                     "fit_loss": float(sol.final_loss[k]), "camera_reject": sol.reject_reasons[k],
+                    "focal_margin": float(margin[k]),
                     "pve_mm": pve * 1000, "e_f": abs(float(sol.focal_px[k]) - p["focal"]) / p["focal"] if ok else math.inf,
                     "bbox": np.asarray(v["bbox"]).tolist(), "mask_area": area,
                     "mask_box": None if mbox is None else mbox.tolist(), "border_runs": list(runs),
                     "betas": p["betas"].tolist(), "body_pose": np.asarray(v["body_pose"]).tolist()})
-    print(f"{len(jobs)} fits in {seconds:.0f} s ({len(jobs) / seconds:.2f} fits/s)", flush=True)
     return out
 
 
@@ -204,6 +272,15 @@ def is_bad(r: dict) -> bool:
     return not (r["pve_mm"] / 1000 <= PVE_MAX_FRAC * r["tz_gt"] and r["e_f"] <= EF_MAX)
 
 
+def _diagnostics(r: dict) -> dict:
+    """The camera stage's diagnostics of a fit record (reject reason, focal margin)."""
+    out = {"camera_reject": r["camera_reject"]} if r["camera_reject"] else {}
+    margin = r.get("focal_margin")  # absent in fits saved before session 4
+    if margin is not None and math.isfinite(margin):
+        out["focal_margin"] = margin
+    return out
+
+
 def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
     f = PersonFacts(det_score=1.0, image_width=r["W"], image_height=r["H"], bbox_xyxy=np.asarray(r["bbox"]),
                     has_mask=True, mask_area=r["mask_area"],
@@ -213,7 +290,7 @@ def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
                     transl=None if r["camera_reject"] else np.asarray(r["transl"]),
                     betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
                     mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
-                    diagnostics={"camera_reject": r["camera_reject"]} if r["camera_reject"] else {},
+                    diagnostics=_diagnostics(r),
                     peers=tuple(tuple(x) for x in r.get("peers", ())))
     return judge(f, quality)
 

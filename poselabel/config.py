@@ -104,6 +104,9 @@ class CameraConfig:
     # The people of an image are re-solved where the per-pixel depth order of their fitted
     # meshes changes who hides whom (docs/camera_solver.md); False: pelvis depth only.
     depth_order: bool = True
+    # Persons whose mask touches the image border: measure how firmly the mask pins f
+    # (diagnostics["focal_margin"], two more descents each; quality.min_focal_margin uses it).
+    focal_margin: bool = True
 
     def validate(self) -> None:
         _check(self.backend in ("none", "solver", "oracle"),
@@ -156,6 +159,9 @@ class QualityConfig:
     max_focal_disagreement: float = 0.1
     # truncated people are accepted when their focal length agrees with their peers' (who pin the camera)
     truncated_ok_with_peers: bool = True
+    # ... and when their mask pins the focal length: diagnostics["focal_margin"] (the mask IoU lost
+    # with f fixed 15 % off, camera.focal_margin) at least this; 0 disables
+    min_focal_margin: float = 0.05
     max_abs_beta: float = 3.0
     joint_limit_slack_deg: float = 0.0  # added to every bound of the joint-limit table
     max_fit_loss: float = 1.0  # camera solver's final 1 - soft IoU; 1.0: off

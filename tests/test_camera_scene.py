@@ -136,3 +136,23 @@ def test_a_poor_fit_restarts_at_its_peers_focal_length():
     lonely = dataclasses.replace(broken, mask_iou=torch.tensor([0.3, 0.5], dtype=torch.float64))
     same = peer_focal_pass(lonely, verts, faces, tz, masks, [0, 0], SMALL, ignore)
     assert float(same.focal_px[0]) == float(broken.focal_px[0])
+
+
+def test_focal_margin_tells_a_pinned_focal_length_from_a_free_one():
+    """A whole silhouette loses IoU when f is fixed 15 % off; a torso filling the frame
+    fits any nearby focal length (margin about 0)."""
+    from poselabel.models.camera_scene import focal_margin
+    from test_camera_solver import make_targets
+
+    v, f = person_mesh()
+    h, w = 120, 160
+    focal = torch.tensor([220.0, 220.0])
+    transl = torch.tensor([[0.0, 0.0, 2.5], [0.0, 0.22, 0.35]])  # whole body; torso filling the image
+    masks = make_targets(torch.stack([v, v]), f, focal, transl, h, w)
+    assert float(masks[1].float().mean()) > 0.99  # almost nothing of the outline is visible
+    sol = solve_camera(torch.stack([v, v]), f, transl[:, 2], masks, SMALL)
+    margin = focal_margin(torch.stack([v, v]), f, transl[:, 2], masks, sol, SMALL)
+    assert margin[0] > 0.1
+    assert abs(float(margin[1])) < 0.02
+    none = focal_margin(torch.stack([v, v]), f, transl[:, 2], masks, sol, SMALL, wanted=[False, True])
+    assert torch.isnan(none[0]) and float(none[1]) == float(margin[1])

@@ -204,3 +204,21 @@ def test_filter_judges_people_of_one_image_together():
     assert reasons == [(), (), ("focal_disagreement",), ()]  # "b" is alone in its image: not checked
     assert out.column("accepted").to_pylist() == [True, True, False, True]
     assert out.column("reject_reasons").to_pylist()[2] == ["focal_disagreement"]
+
+
+def test_a_mask_that_pins_the_focal_length_vouches_for_a_truncated_person():
+    """diagnostics["focal_margin"] (camera_scene.focal_margin) at or above min_focal_margin
+    lifts the truncation doubt, alone in its image, through judge_row (table rows) too."""
+    import json
+
+    cut = ellipse(cy=390, ry=200)
+    row = lambda margin: good_row(mask=cut, diagnostics=None if margin is None  # noqa: E731
+                                  else json.dumps({"focal_margin": margin}))
+    assert judge_row(row(None), Q) == ("truncated",)
+    assert judge_row(row(Q.min_focal_margin - 0.01), Q) == ("truncated",)
+    assert judge_row(row(Q.min_focal_margin), Q) == ()
+    assert judge_row(row(float("nan")), Q) == ("truncated",)
+    off = dataclasses.replace(Q, min_focal_margin=0.0)
+    assert judge_row(row(0.5), off) == ("truncated",)
+    # Not a waiver for anything else: a poor fit stays rejected.
+    assert judge_row(dict(row(0.5), mask_iou=0.5), Q) == ("low_mask_iou",)

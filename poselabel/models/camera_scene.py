@@ -84,6 +84,15 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
         descent of a person. ``config.depth_order`` False skips step 3; ``peer_min_iou`` 0
         (or a fixed focal length) skips step 4.
     """
+    return solve_scene_with_evidence(vertices, faces, tz, masks, groups, config, fixed_focal=fixed_focal,
+                                     principal_point=principal_point, extra_ignore=extra_ignore,
+                                     render_fn=render_fn)[0]
+
+
+def solve_scene_with_evidence(vertices, faces, tz, masks, groups, config=CameraSolverConfig(), *, fixed_focal=None,
+                              principal_point=None, extra_ignore=None, render_fn=None):
+    """``solve_scene``, also returning each person's no-evidence pixels (B masks (H, W) bool):
+    those its ``mask_iou`` was measured with."""
     masks = [torch.as_tensor(m).bool() for m in masks]
     tz_list = [float(t) for t in tz]
     extra = [None] * len(masks) if extra_ignore is None else list(extra_ignore)
@@ -95,13 +104,13 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
     kw = dict(principal_point=principal_point, render_fn=render_fn)
     sol = solve_camera(vertices, faces, tz, masks, config, ignore=ignore, fixed_focal=fixed_focal, **kw)
     if len(set(groups)) == len(groups):
-        return sol
+        return sol, ignore
     if config.depth_order:
         sol, ignore = depth_order_pass(sol, vertices, faces, tz, masks, groups, config, ignore, with_extra,
                                        fixed_focal=fixed_focal, **kw)
     if fixed_focal is None and config.peer_min_iou > 0 and config.retry_below_iou > 0:
         sol = peer_focal_pass(sol, vertices, faces, tz, masks, groups, config, ignore, **kw)
-    return sol
+    return sol, ignore
 
 
 def _subset(principal_point, idx):
@@ -123,12 +132,14 @@ def _merge(sol: CameraSolution, idx: list[int], sub: CameraSolution, keep) -> Ca
 
 
 def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore0, with_extra, *,
-                     fixed_focal=None, principal_point=None, render_fn=None):
+                     fixed_focal=None, principal_point=None, render_fn=None, movable=None):
     """Steps 2-3 of the module docstring on a first solution ``sol`` solved with ``ignore0``;
-    ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks. Returns the
-    new solution and each person's no-evidence pixels (the ones its result was measured with)."""
+    ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks; ``movable``
+    (optional B flags): only these persons are solved again, the others are context. Returns
+    the new solution and each person's no-evidence pixels (those its result was measured with)."""
     count = {g: list(groups).count(g) for g in set(groups)}
-    shared = [count[g] > 1 and r is None for g, r in zip(groups, sol.reject_reasons)]
+    shared = [count[g] > 1 and r is None and (movable is None or movable[i])
+              for i, (g, r) in enumerate(zip(groups, sol.reject_reasons))]
     if not any(shared):
         return sol, ignore0
     pp = (torch.tensor([[m.shape[1] / 2, m.shape[0] / 2] for m in masks], dtype=torch.float64)
@@ -152,11 +163,14 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
 
 
 def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore, *,
-                    principal_point=None, render_fn=None) -> CameraSolution:
-    """Step 4 of the module docstring; ``ignore``: each person's no-evidence pixels."""
+                    principal_point=None, render_fn=None, movable=None) -> CameraSolution:
+    """Step 4 of the module docstring; ``ignore``: each person's no-evidence pixels;
+    ``movable`` as ``depth_order_pass``."""
     ok = [r is None for r in sol.reject_reasons]
     poor, f_peer = [], []
     for i, g in enumerate(groups):
+        if movable is not None and not movable[i]:
+            continue
         if not (ok[i] or sol.reject_reasons[i] == REJECT_NO_OVERLAP) or bool(sol.mask_iou[i] >= config.retry_below_iou):
             continue
         peers = [float(sol.focal_px[j]) for j, h in enumerate(groups)
@@ -180,3 +194,32 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
     free.iterations += at_peer.iterations[solved]
     return _merge(sol, idx, free, lambda k, i: free.reject_reasons[k] is None
                   and not bool(free.mask_iou[k] <= sol.mask_iou[i]))
+
+
+def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, masks: Sequence,
+                 sol: CameraSolution, config: CameraSolverConfig, ignore: Sequence | None = None, *,
+                 scales: tuple[float, ...] = (0.85, 1.18), principal_point: torch.Tensor | None = None,
+                 render_fn=None, wanted: Sequence[bool] | None = None) -> torch.Tensor:
+    """How firmly the mask pins the focal length: ``mask_iou`` minus the best IoU reached with
+    ``f`` fixed at each ``f · scale`` (``Tx, Ty`` descended again from the solution).
+
+    A person cut by the border may show a part that fits many cameras (a torso filling the
+    frame): there the margin is near 0; where the visible outline fixes the body's size it
+    is large. Args as ``solve_camera``, ``sol`` the persons' solution; ``wanted`` (B flags):
+    whom to measure. Returns (B,) float64, NaN where not measured or not solved.
+    """
+    n = vertices.shape[0]
+    out = torch.full((n,), float("nan"), dtype=torch.float64)
+    idx = [i for i in range(n) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
+    if not idx:
+        return out
+    best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
+    for scale in scales:
+        f = sol.focal_px[idx] * scale
+        alt = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx], config,
+                           ignore=None if ignore is None else [ignore[i] for i in idx], fixed_focal=f,
+                           principal_point=_subset(principal_point, idx), render_fn=render_fn,
+                           start=(f, sol.transl[idx]))
+        best = torch.maximum(best, torch.nan_to_num(alt.mask_iou, nan=0.0))
+    out[idx] = sol.mask_iou[idx] - best
+    return out

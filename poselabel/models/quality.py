@@ -20,7 +20,9 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   image sides, or on one image edge the mask's pixels span ``>= max_border_cut`` of the
   mask box's extent along that edge (a body cut across, not a foot touching the edge);
   unless (``truncated_ok_with_peers``) the person's focal length agrees with its peers'
-  (see ``focal_disagreement``);
+  (see ``focal_disagreement``), or its mask pins the focal length:
+  ``diagnostics["focal_margin"] >= min_focal_margin`` (the mask IoU lost when ``f`` is
+  fixed 15 % off and the translation refitted; ``camera_scene.focal_margin``);
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
   camera stage gives no IoU, e.g. the oracle camera);
 - ``not_converged``: ``diagnostics["converged"] is False`` or ``fit_loss > max_fit_loss``;
@@ -203,6 +205,9 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     # pin the camera and agree with its focal length lift that doubt (docs/quality.md).
     disagrees = focal_disagreement(f, config) if fitted else None  # None: no peer to ask
     vouched = config.truncated_ok_with_peers and disagrees is False
+    margin = diag.get("focal_margin")
+    pinned = config.min_focal_margin > 0 and _finite(margin) and float(margin) >= config.min_focal_margin
+    vouched = vouched or (fitted and pinned)
     check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
     if fitted:
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < config.min_mask_iou)

@@ -9,7 +9,10 @@ Backends:
   depth. The people of an image are solved together (``camera_scene.solve_scene``):
   the pixels of others who may stand in front are "no evidence" (the person may be
   hidden there), first by pelvis depth, then per pixel from the fitted meshes' depth
-  order, with a second descent where that changed. The hard mask IoU at full resolution, the fit loss
+  order, with a second descent where that changed; a person still poorly fitted
+  restarts at the focal length of its image's well-fitted people. People cut by the
+  image border get ``diagnostics["focal_margin"]`` (``camera_scene.focal_margin``,
+  ``camera.focal_margin``). The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
   ``behind_camera``, ``nan``, ...) lands in ``diagnostics["camera_reject"]``.
 """
@@ -91,7 +94,7 @@ class SolveCamera(BatchedSampleStage):
         """One solver call for all ready persons of ``records``."""
         import torch
 
-        from poselabel.models.camera_scene import solve_scene
+        from poselabel.models.camera_scene import focal_margin, solve_scene_with_evidence
 
         body, cfg, render = self.backend
         ready = [(r, p) for r in records for p in r.persons
@@ -113,8 +116,14 @@ class SolveCamera(BatchedSampleStage):
                     m = torch.from_numpy(p.mask)
                     unsolved[id(r)] = unsolved[id(r)] | m if id(r) in unsolved else m
         extra = [unsolved.get(id(r)) for r, _ in ready]
-        sol = solve_scene(verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra,
-                          render_fn=render)
+        sol, ignore = solve_scene_with_evidence(verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg,
+                                                extra_ignore=extra, render_fn=render)
+        margin = [None] * len(ready)
+        if self.config.camera.focal_margin:  # cut by the border: does the visible part pin f?
+            cut = [bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()) for m in masks]
+            if any(cut):
+                margin = focal_margin(verts, body.faces, tz, masks, sol, cfg, ignore, render_fn=render,
+                                      wanted=cut).tolist()
         solved = {}
         for j, (r, p) in enumerate(ready):
             diag = {**p.diagnostics, "cx": r.width / 2.0, "cy": r.height / 2.0}
@@ -124,6 +133,8 @@ class SolveCamera(BatchedSampleStage):
                 solved[(id(r), p.person_index)] = replace(p, diagnostics=diag)
                 continue
             diag.update(fit_loss=float(sol.final_loss[j]), fit_iters=int(sol.iterations[j]))
+            if margin[j] is not None and np.isfinite(margin[j]):
+                diag["focal_margin"] = float(margin[j])
             transl = sol.transl[j].numpy().astype(np.float32)
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
