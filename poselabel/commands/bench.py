@@ -52,8 +52,9 @@ def register(subparsers) -> None:
                      help="principal point given to every method: the GT camera's or the image centre")
     cam.add_argument("--batch-size", type=int, default=64, help="persons per solver batch")
     cam.add_argument("--per-person", default=None, help="write every person's errors per method here (CSV)")
-    cam.add_argument("--pelvis-occlusion", action="store_true",
-                     help="one pass, occluders by pelvis depth only (no depth-ordered re-solve)")
+    cam.add_argument("--one-pass", action="store_true",
+                     help="solve each person once, occluders by pelvis depth only (no depth-ordered "
+                          "re-solve, no focal length shared within an image)")
     cam.add_argument("--workers", type=int, default=1,
                      help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
@@ -238,12 +239,12 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
 
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
-                 principal_point: str = "gt", workers: int = 1, depth_order: bool = True) -> dict:
+                 principal_point: str = "gt", workers: int = 1, scene: bool = True) -> dict:
     """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
 
     ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
-    (CPU; the result is the same as with one). ``depth_order`` False: the pelvis occlusion
-    rule only (``CameraSolverConfig.depth_order``)."""
+    (CPU; the result is the same as with one). ``scene`` False: one pass per person, the
+    pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0)."""
     import torch
 
     from poselabel.models.focal_heuristics import HEURISTICS
@@ -251,7 +252,9 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
-    cfg = dataclasses.replace(scaled_config(iters, batch_size), depth_order=depth_order)
+    cfg = scaled_config(iters, batch_size)
+    if not scene:
+        cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
     extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
@@ -322,7 +325,7 @@ def run_camera(args: argparse.Namespace) -> int:
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
           f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
-                           args.batch_size, args.principal_point, args.workers, not args.pelvis_occlusion)
+                           args.batch_size, args.principal_point, args.workers, not args.one_pass)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")

@@ -24,6 +24,7 @@ with. Pure torch, no Beam.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -137,7 +138,7 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
     ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks; ``movable``
     (optional B flags): only these persons are solved again, the others are context. Returns
     the new solution and each person's no-evidence pixels (those its result was measured with)."""
-    count = {g: list(groups).count(g) for g in set(groups)}
+    count = collections.Counter(groups)
     shared = [count[g] > 1 and r is None and (movable is None or movable[i])
               for i, (g, r) in enumerate(zip(groups, sol.reject_reasons))]
     if not any(shared):
