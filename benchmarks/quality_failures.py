@@ -203,7 +203,8 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     first = solve_camera(e_verts[inj_rows], faces, e_tz[inj_rows], [e_masks[i] for i in inj_rows], cfg,
                          ignore=[ignore0[i] for i in inj_rows])
     # The scenes' solution: the injected fits' first solve, the context's clean solution.
-    rows = [inj_rows.index(i) if e[0] == "inj" else None for i, e in enumerate(entries)]
+    row_of = {i: r for r, i in enumerate(inj_rows)}
+    rows = [row_of.get(i) for i in range(len(entries))]
 
     def pick(a, b):
         return torch.stack([a[r] if r is not None else b[e[1]] for r, e in zip(rows, entries)])

@@ -95,6 +95,7 @@ class SolveCamera(BatchedSampleStage):
         import torch
 
         from poselabel.models.camera_scene import focal_margin, solve_scene_with_evidence
+        from poselabel.models.quality import mask_geometry
 
         body, cfg, render = self.backend
         ready = [(r, p) for r in records for p in r.persons
@@ -120,7 +121,7 @@ class SolveCamera(BatchedSampleStage):
                                                 extra_ignore=extra, render_fn=render)
         margin = [None] * len(ready)
         if self.config.camera.focal_margin:  # cut by the border: does the visible part pin f?
-            cut = [bool(m[0].any() or m[-1].any() or m[:, 0].any() or m[:, -1].any()) for m in masks]
+            cut = [any(mask_geometry(p.mask)[2]) for _, p in ready]  # mask pixels on an image edge
             if any(cut):
                 margin = focal_margin(verts, body.faces, tz, masks, sol, cfg, ignore, render_fn=render,
                                       wanted=cut).tolist()
