@@ -52,6 +52,7 @@ INJECTIONS = ("tz_x0.6", "tz_x1.5", "pose_noise", "mask_swap", "mask_shift", "ma
 PVE_MAX_FRAC = 0.10  # bad: mean camera-frame vertex error above 10 % of the true distance
 EF_MAX = 0.25  # bad: focal length off by more than 25 %
 MIN_MASK_PX = 64
+KEYPOINT_NOISE = 0.03  # simulated keypoint detector: N(0, 3 % of the box's longer side) per coordinate
 
 
 def load_persons(gt_dir: str):
@@ -70,7 +71,8 @@ def load_persons(gt_dir: str):
                 if mask.sum() < MIN_MASK_PX:
                     continue
                 persons.append({"key": f"{s.shard}/{s.key}", "index": i, "W": meta["width"], "H": meta["height"],
-                                "focal": meta["camera"]["focal_px"], "bbox": np.asarray(p["bbox_xyxy"], np.float64),
+                                "focal": meta["camera"]["focal_px"], "cx": meta["camera"]["cx"],
+                                "cy": meta["camera"]["cy"], "bbox": np.asarray(p["bbox_xyxy"], np.float64),
                                 "transl": np.asarray(p["transl"]), "global_orient": np.asarray(p["global_orient"]),
                                 "body_pose": np.asarray(p["body_pose"]), "betas": np.asarray(p["betas"]),
                                 "mask": mask, "others": (inst > 0) & ~mask, "body_model": meta["body_model"]})
@@ -257,6 +259,55 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     return out
 
 
+def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE) -> None:
+    """Set each fit's ``keypoint_error`` (``quality.keypoint_error``) against simulated detector
+    keypoints: the true body's joints that MediaPipe's landmarks stand for (``geometric_fit.
+    MP_TO_SMPLX`` and the head) projected by the true camera, plus N(0, ``sigma`` × the box's
+    longer side) per coordinate; seen when in front of the camera and inside the image.
+    The fitted joints are the solver's inputs (betas, possibly noised body_pose, true global
+    orientation) placed at the solved translation. Independent of the injected mask, box and
+    Tz errors, as a keypoint detector's output would be."""
+    import torch
+
+    from poselabel.models.body_model import BodyModel
+    from poselabel.models.geometric_fit import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.quality import keypoint_error
+
+    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
+    by_id = {(p["key"], p["index"]): p for p in persons}
+    ps = [by_id[(r["key"], r["index"])] for r in records]
+    body = BodyModel(persons[0]["body_model_path"])
+    t = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        true = body(t([p["betas"] for p in ps]), t([p["global_orient"] for p in ps]), t([p["body_pose"] for p in ps]),
+                    t([p["transl"] for p in ps])).joints[:, ids].double().numpy()
+        fitted = body(t([np.asarray(r["betas"]) for r in records]), t([p["global_orient"] for p in ps]),
+                      t([np.asarray(r["body_pose"]) for r in records])).joints[:, ids].double().numpy()
+    rng = np.random.default_rng([seed, 1])
+    for r, p, g, j in zip(records, ps, true, fitted):
+        uv = p["focal"] * g[:, :2] / g[:, 2:] + np.array([p["cx"], p["cy"]])
+        side = max(p["bbox"][2] - p["bbox"][0], p["bbox"][3] - p["bbox"][1])
+        kp = uv + rng.normal(0.0, sigma * side, uv.shape)
+        seen = (g[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < p["W"]) & (uv[:, 1] >= 0) & (uv[:, 1] < p["H"])
+        ok = not r["camera_reject"] and np.isfinite(r["transl"]).all()
+        r["keypoint_error"] = (keypoint_error(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"],
+                                              r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
+
+
+def add_keypoints(saved: dict, sigma: float) -> None:
+    """``attach_keypoints`` on a saved run: its GT shards made again from its own arguments."""
+    from poselabel.synth.writer import write_synthetic_shards
+
+    num, seed = saved["args"]["num"], saved["args"]["seed"]
+    with tempfile.TemporaryDirectory() as gt_dir:
+        write_synthetic_shards(gt_dir, num=num, seed=seed, max_persons=3, shard_size=num)
+        persons = load_persons(gt_dir)
+        for p in persons:
+            p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
+        attach_keypoints(saved["fits"], persons, seed, sigma)
+    saved["keypoint_noise"] = sigma
+
+
 def attach_peers(records: list[dict]) -> None:
     """Set each fit's ``peers``: ``(focal, mask_iou)`` of the *clean* fits of the other people
     of its image (what ``judge_image`` sees in the pipeline: one fit per person, the others
@@ -279,6 +330,9 @@ def _diagnostics(r: dict) -> dict:
     margin = r.get("focal_margin")  # absent in fits saved before session 4
     if margin is not None and math.isfinite(margin):
         out["focal_margin"] = margin
+    kp = r.get("keypoint_error")  # absent in fits saved before session 5
+    if kp is not None and math.isfinite(kp):
+        out["keypoint_error"] = kp
     return out
 
 
@@ -398,12 +452,22 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality_failures.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/figures/quality_pr.png"))
     parser.add_argument("--from-json", nargs="+", help="re-analyse saved fits instead of solving (several files: pooled)")
+    parser.add_argument("--keypoint-noise", type=float, default=KEYPOINT_NOISE,
+                        help="simulated keypoint noise, fraction of the box's longer side")
+    parser.add_argument("--add-keypoints", action="store_true",
+                        help="with --from-json: remake each file's GT from its args, (re)compute the fits' "
+                             "keypoint errors and write the file back (no solving)")
     args = parser.parse_args(argv)
     base = QualityConfig()
     if args.from_json:
         records = []
         for path in args.from_json:  # peers per file: keys repeat across runs
-            fits = json.loads(Path(path).read_text())["fits"]
+            saved = json.loads(Path(path).read_text())
+            fits = saved["fits"]
+            if args.add_keypoints:
+                add_keypoints(saved, args.keypoint_noise)
+                Path(path).write_text(json.dumps(saved, default=float))
+                print(f"keypoint errors added to {path}")
             attach_peers(fits)
             records += fits
     else:
@@ -420,6 +484,7 @@ def main(argv=None) -> int:
                 p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
             print(f"{args.num} images, {len(persons)} persons in {time.perf_counter() - t0:.0f} s", flush=True)
             records = run_fits(persons, args.seed, args.iters)
+            attach_keypoints(records, persons, args.seed, args.keypoint_noise)
             attach_peers(records)
     summary = report(records, base)
     plot(records, base, args.png)

@@ -136,14 +136,21 @@ class ModelsConfig:
 
 QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
                   "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
-                  "joint_limits")
+                  "joint_limits", "keypoint_mismatch")
 
 
 @dataclass(frozen=True)
 class QualityConfig:
     """Thresholds of the accept rule (``poselabel/models/quality.py``, docs/quality.md)."""
 
-    min_mask_iou: float = 0.95  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
+    min_mask_iou: float = 0.93  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
+    # keypoint_mismatch: diagnostics["keypoint_error"] (the fitted joints projected vs the detector's
+    # 2D keypoints, mean distance / the box's longer side; camera stage) above this
+    max_keypoint_error: float = 0.1
+    # a fit whose keypoint error is at most keypoint_vouch_error needs only min_mask_iou_vouched
+    # (the keypoints say the body is placed well: the mask is what is wrong)
+    keypoint_vouch_error: float = 0.06
+    min_mask_iou_vouched: float = 0.8
     min_det_score: float = 0.5
     min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
     min_mask_area_px: int = 400
@@ -179,6 +186,9 @@ class QualityConfig:
         _check(self.max_abs_beta > 0, "quality.max_abs_beta must be > 0")
         _check(self.max_focal_disagreement > 0, "quality.max_focal_disagreement must be > 0")
         _check(self.max_fit_loss > 0, "quality.max_fit_loss must be > 0")
+        _check(0.0 <= self.keypoint_vouch_error <= self.max_keypoint_error,
+               "quality needs 0 <= keypoint_vouch_error <= max_keypoint_error")
+        _check(0.0 <= self.min_mask_iou_vouched <= 1.0, "quality.min_mask_iou_vouched must be in [0, 1]")
         unknown = [c for c in self.disabled_checks if c not in QUALITY_CHECKS]
         _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")
 

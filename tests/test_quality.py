@@ -10,7 +10,7 @@ import pytest
 from poselabel.config import ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
 from poselabel.models.quality import (facts_from_row, horizontal_fov_deg, joint_limit_violations, judge_image,
-                                      judge_row)
+                                      judge_row, keypoint_error)
 from poselabel.records import ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -67,6 +67,7 @@ CASES = {
     "fov_out_of_range": dict(focal_px=40.0),  # 150°
     "extreme_shape": dict(betas=[0.0, 0.0, 3.5] + [0.0] * 7),
     "joint_limits": dict(body_pose=pose_with(3, (-0.6, 0, 0))),  # left knee bent forwards
+    "keypoint_mismatch": dict(diagnostics=json.dumps({"keypoint_error": 0.25})),
 }
 
 
@@ -222,3 +223,35 @@ def test_a_mask_that_pins_the_focal_length_vouches_for_a_truncated_person():
     assert judge_row(row(0.5), off) == ("truncated",)
     # Not a waiver for anything else: a poor fit stays rejected.
     assert judge_row(dict(row(0.5), mask_iou=0.5), Q) == ("low_mask_iou",)
+
+
+def test_keypoint_error_is_the_mean_miss_over_the_box_side():
+    rng = np.random.default_rng(0)
+    joints = np.c_[rng.uniform(-0.4, 0.4, (15, 2)), rng.uniform(2.5, 3.5, 15)]  # camera frame, m
+    f, cx, cy = 500.0, 160.0, 120.0
+    uv = f * joints[:, :2] / joints[:, 2:] + [cx, cy]
+    box = [0.0, 0.0, 100.0, 200.0]  # longer side 200 px
+    seen = np.ones(15)
+    assert keypoint_error(joints, uv, seen, f, cx, cy, box) == pytest.approx(0.0, abs=1e-9)
+    assert keypoint_error(joints, uv + [6.0, 8.0], seen, f, cx, cy, box) == pytest.approx(10 / 200)
+    far = uv.copy()
+    far[:5] += 1000.0  # unseen keypoints do not count ...
+    assert keypoint_error(joints, far, np.r_[np.zeros(5), np.ones(10)], f, cx, cy, box) == pytest.approx(0.0, abs=1e-9)
+    assert keypoint_error(joints, uv, np.r_[np.ones(3), np.zeros(12)], f, cx, cy, box) is None  # ... too few seen
+    behind = joints.copy()
+    behind[:, 2] = -1.0
+    assert keypoint_error(behind, uv, seen, f, cx, cy, box) is None
+
+
+def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
+    agree = json.dumps({"keypoint_error": 0.03})
+    assert judge_row(good_row(mask_iou=0.85), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=0.85, diagnostics=agree), Q) == ()  # the mask is wrong, not the body
+    assert judge_row(good_row(mask_iou=0.7, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
+    loose = json.dumps({"keypoint_error": 0.08})  # fits the keypoints too loosely to vouch, not badly enough to reject
+    assert judge_row(good_row(mask_iou=0.85, diagnostics=loose), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(diagnostics=loose), Q) == ()
+    assert judge_row(good_row(diagnostics=loose), dataclasses.replace(Q, max_keypoint_error=0.07)) == (
+        "keypoint_mismatch",)
+    with pytest.raises(ConfigError):
+        dataclasses.replace(Q, keypoint_vouch_error=0.2).validate()

@@ -24,7 +24,12 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   ``diagnostics["focal_margin"] >= min_focal_margin`` (the mask IoU lost when ``f`` is
   fixed 15 % off and the translation refitted; ``camera_scene.focal_margin``);
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
-  camera stage gives no IoU, e.g. the oracle camera);
+  camera stage gives no IoU, e.g. the oracle camera); when the detector's 2D keypoints
+  agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``) the bound
+  is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong;
+- ``keypoint_mismatch``: ``diagnostics["keypoint_error"] > max_keypoint_error``: the fitted
+  joints, projected by the solved camera, miss the detector's 2D keypoints
+  (:func:`keypoint_error`; skipped without keypoints);
 - ``not_converged``: ``diagnostics["converged"] is False`` or ``fit_loss > max_fit_loss``;
 - ``tz_out_of_range``: pelvis depth (``transl[2]``, else ``tz``) outside
   ``[min_tz_m, max_tz_m]``;
@@ -133,6 +138,30 @@ def facts_from_row(row: dict[str, Any]) -> PersonFacts:
         mask_iou=row.get("mask_iou"), fit_loss=row.get("fit_loss"), diagnostics=diag)
 
 
+def keypoint_error(joints_cam: np.ndarray, keypoints_2d: np.ndarray, weights: np.ndarray, focal_px: float,
+                   cx: float, cy: float, bbox_xyxy: np.ndarray, min_points: int = 4) -> float | None:
+    """How far the fitted joints land from the detector's 2D keypoints, unitless.
+
+    ``joints_cam`` (K, 3) fitted joints in the camera frame (m), paired with ``keypoints_2d``
+    (K, 2) image px and ``weights`` (K,) (0: not seen); projected with ``focal_px`` and the
+    principal point ``(cx, cy)`` px. Returns the weighted mean distance divided by the longer
+    side of ``bbox_xyxy`` (4,) px, or None with fewer than ``min_points`` weighted keypoints
+    in front of the camera.
+    """
+    j = np.asarray(joints_cam, np.float64).reshape(-1, 3)
+    kp = np.asarray(keypoints_2d, np.float64).reshape(-1, 2)
+    w = np.asarray(weights, np.float64).reshape(-1)
+    w = np.where(np.isfinite(kp).all(1) & np.isfinite(j).all(1) & (j[:, 2] > 1e-6), np.clip(w, 0, None), 0.0)
+    if int((w > 0).sum()) < min_points:
+        return None
+    z = np.where(w > 0, j[:, 2], 1.0)
+    uv = np.stack([focal_px * j[:, 0] / z + cx, focal_px * j[:, 1] / z + cy], 1)
+    dist = np.linalg.norm(np.where(w[:, None] > 0, uv - kp, 0.0), axis=1)
+    box = np.asarray(bbox_xyxy, np.float64)
+    side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    return float((dist * w).sum() / w.sum() / side)
+
+
 def horizontal_fov_deg(width: float, focal_px: float) -> float:
     """``2 atan(W / 2f)`` in degrees."""
     return math.degrees(2.0 * math.atan(width / (2.0 * focal_px)))
@@ -209,8 +238,14 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     pinned = config.min_focal_margin > 0 and _finite(margin) and float(margin) >= config.min_focal_margin
     vouched = vouched or (fitted and pinned)
     check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
+    kp_error = diag.get("keypoint_error")
+    kp_error = float(kp_error) if _finite(kp_error) else None
     if fitted:
-        check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < config.min_mask_iou)
+        floor = config.min_mask_iou
+        if kp_error is not None and kp_error <= config.keypoint_vouch_error:
+            floor = min(floor, config.min_mask_iou_vouched)
+        check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
+        check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)
         check("not_converged", diag.get("converged") is False
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)

@@ -12,7 +12,9 @@ Backends:
   order, with a second descent where that changed; a person still poorly fitted
   restarts at the focal length of its image's well-fitted people. People cut by the
   image border get ``diagnostics["focal_margin"]`` (``camera_scene.focal_margin``,
-  ``camera.focal_margin``). The hard mask IoU at full resolution, the fit loss
+  ``camera.focal_margin``). People with the detector's 2D keypoints get
+  ``diagnostics["keypoint_error"]`` (the fitted joints projected by the solved camera
+  against them, ``quality.keypoint_error``). The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
   ``behind_camera``, ``nan``, ...) lands in ``diagnostics["camera_reject"]``.
 """
@@ -40,6 +42,18 @@ def solver_config(camera_config):
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,
                                depth_order=camera_config.depth_order)
+
+
+def _keypoint_error(person, joints_cam: np.ndarray, focal_px: float, cx: float, cy: float) -> float | None:
+    """The fit's keypoint error (``quality.keypoint_error``) against the person's MediaPipe
+    landmarks ``keypoints_2d`` (33, 3 = u, v, visibility); ``joints_cam`` (55, 3) camera frame, m."""
+    if person.keypoints_2d is None:
+        return None
+    from poselabel.models.geometric_fit import body_points_for_landmarks
+    from poselabel.models.quality import keypoint_error
+
+    p3, p2, w = body_points_for_landmarks(joints_cam[None], np.asarray(person.keypoints_2d, np.float64)[None])
+    return keypoint_error(p3[0], p2[0], w[0], focal_px, cx, cy, person.bbox_xyxy)
 
 
 class SolveCamera(BatchedSampleStage):
@@ -104,9 +118,10 @@ class SolveCamera(BatchedSampleStage):
             return records
         dev = body.device
         with torch.no_grad():
-            verts = body(torch.as_tensor(np.stack([p.betas for _, p in ready]), device=dev),
+            posed = body(torch.as_tensor(np.stack([p.betas for _, p in ready]), device=dev),
                          torch.as_tensor(np.stack([p.global_orient for _, p in ready]), device=dev),
-                         torch.as_tensor(np.stack([p.body_pose for _, p in ready]), device=dev)).vertices
+                         torch.as_tensor(np.stack([p.body_pose for _, p in ready]), device=dev))
+        verts, joints = posed.vertices, posed.joints.cpu().numpy()  # (N, V, 3), (N, 55, 3): pelvis at 0
         masks = [torch.from_numpy(p.mask) for _, p in ready]
         tz = torch.tensor([p.tz for _, p in ready], dtype=verts.dtype)
         # A masked person who is not solved (no Tz or pose) may stand in front of anyone.
@@ -137,6 +152,9 @@ class SolveCamera(BatchedSampleStage):
             if margin[j] is not None and np.isfinite(margin[j]):
                 diag["focal_margin"] = float(margin[j])
             transl = sol.transl[j].numpy().astype(np.float32)
+            kp_error = _keypoint_error(p, joints[j] + transl, float(sol.focal_px[j]), r.width / 2.0, r.height / 2.0)
+            if kp_error is not None:
+                diag["keypoint_error"] = round(kp_error, 5)
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
                                                       diagnostics=diag)
