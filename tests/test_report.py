@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import io
 import re
 
@@ -50,3 +51,14 @@ def test_person_without_fit_shows_its_mask_only(labelled):
     green = (pic[..., 1] > 150) & (pic[..., 0] < 120)
     orange = (pic[..., 0] > 180) & (pic[..., 2] < 60) & (pic[..., 1] < 190) & (pic[..., 1] > 80)
     assert green.sum() > 20 and orange.sum() == 0
+
+
+def test_card_shows_the_keypoint_error_when_the_fit_has_one():
+    from poselabel.report.html import card
+
+    row = {"key": "k", "shard": "s", "person_index": 0, "accepted": False, "reject_reasons": ["keypoint_mismatch"],
+           "transl": [0.0, 0.0, 3.0], "focal_px": 500.0, "mask_iou": 0.9, "det_score": 0.8, "fit_loss": 0.1}
+    c = {"row": row, "uri": "data:image/jpeg;base64,", "has_image": True, "fov": 60.0}
+    assert "kp" not in card(c)
+    shown = card({**c, "row": {**row, "diagnostics": json.dumps({"keypoint_error": 0.1234})}})
+    assert "kp 0.123" in shown and "keypoint_mismatch" in shown

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import html
+import json
 from typing import Any
 
 STYLE = """
@@ -44,11 +45,15 @@ def card(c: dict[str, Any]) -> str:
     cls = "acc" if r.get("accepted") else "rej"
     verdict = "accepted" if r.get("accepted") else "rejected"
     note = "" if c["has_image"] else "<div class='muted'>image not available: mask only</div>"
+    diag = r.get("diagnostics")
+    diag = json.loads(diag) if isinstance(diag, str) and diag else (diag or {})
+    kp = diag.get("keypoint_error")
+    kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}"
     return (f"<div class='card {cls}'><img src='{c['uri']}' alt='{esc(r['key'])}'>"
             f"<b>{verdict}</b> {esc(r['shard'])}/{esc(r['key'])} #{r['person_index']}<br>"
             f"Tz {fmt(tz, '.2f')} m · f {fmt(r.get('focal_px'), '.0f')} px · FoV {fmt(c['fov'], '.0f')}°<br>"
             f"IoU {fmt(r.get('mask_iou'), '.3f')} · det {fmt(r.get('det_score'), '.2f')} · "
-            f"loss {fmt(r.get('fit_loss'), '.3f')}<br>{reasons}{note}</div>")
+            f"loss {fmt(r.get('fit_loss'), '.3f')}{kp}<br>{reasons}{note}</div>")
 
 
 def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: list, rejected_cards: list,
