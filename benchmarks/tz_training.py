@@ -65,6 +65,38 @@ def report(gt: np.ndarray, pred: np.ndarray, train_mean: float) -> dict:
     return rows
 
 
+def crop_info_mlp(train: PersonSet, heldout: PersonSet, min_tz: float, seed: int = 0, steps: int = 4000) -> dict:
+    """The no-image reference: a 2-layer MLP (128 wide) on the crop-info vector and its log sizes
+    (what the network's query embedding sees), log-Tz output, BLADE's loss (and plain L1), on
+    the un-jittered crops. Returns the held-out mean E_Tz (m) of each loss."""
+    from poselabel.training.data import make_batch
+
+    def features(d: PersonSet):
+        info = make_batch(d, np.arange(len(d)))["crop_info"]
+        return torch.cat([info, torch.log(info[:, 2:5].clamp_min(1e-4))], 1), torch.from_numpy(d.tz)
+
+    x, y = features(train.subset(np.nonzero(train.tz > min_tz)[0]))
+    xh, yh = features(heldout)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    out = {}
+    for name in ("blade", "l1"):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
+                                  torch.nn.ReLU(), torch.nn.Linear(128, 1))
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        gen = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            i = torch.randint(0, len(y), (256,), generator=gen)
+            err = (torch.exp(net((x[i] - mu) / sd)[:, 0]) - y[i]).abs()
+            loss = (err / y[i]).mean() if name == "blade" else err.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            out[f"e_tz_crop_info_mlp_{name}_m"] = float((torch.exp(net((xh - mu) / sd)[:, 0]) - yh).abs().mean())
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", required=True)
@@ -79,6 +111,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default=None, help=".npz cache of the training crops")
     ap.add_argument("--eval-only", action="store_true")
+    ap.add_argument("--crop-info-mlp", action="store_true",
+                    help="also fit the no-image reference (crop-info vector only, seconds)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
@@ -92,6 +126,10 @@ def main() -> int:
     trained = time.perf_counter()
     gt, pred = evaluate(args.out, args.heldout)
     rows = report(gt, pred, float(data.tz.mean()))
+    if args.crop_info_mlp:
+        ref = crop_info_mlp(data, load_persons(args.heldout, data.size, data.crop_scale), args.min_tz, args.seed)
+        rows.update({k: v for k, v in ref.items()},
+                    **{k.replace("e_tz", "ratio"): rows["e_tz_mean_baseline_m"] / v for k, v in ref.items()})
     rows.update({"load_s": round(loaded - start, 1), "train_s": round(trained - loaded, 1),
                  "eval_s": round(time.perf_counter() - trained, 1), "steps": args.steps, "batch": args.batch})
     print(json.dumps(rows, indent=1))
