@@ -12,6 +12,10 @@ from oracle inputs (GT mesh, GT Tz, GT visible mask, GT box):
   the box's shorter side), ``box_shift`` (the box moved by 30 % of its size and the mask
   cut to it, as a segmenter run on a wrong box would give).
 
+Each fit also gets what the pipeline's camera stage records: ``focal_margin`` (border-touching
+people), ``depth_gain`` (``camera_scene.depth_gain``) and ``keypoint_error`` against
+simulated detector keypoints (``attach_keypoints``).
+
 Every fit is labelled **bad** when its true error is large:
 ``PVE_cam > PVE_MAX_FRAC · Tz_gt`` (mean vertex distance in the camera frame, translation
 included, relative to the distance) **or** ``E_f = |f̂ − f| / f > EF_MAX`` (see docs/quality.md).
@@ -238,8 +242,10 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
         reject_reasons=[result[k][0].reject_reasons[result[k][1]] for k in order])
     t1 = time.perf_counter()
     margin = cs.focal_margin(verts, faces, tz, masks, sol_all, cfg, [result[k][2] for k in order], wanted=border)
-    print(f"{len(jobs)} fits in {seconds:.0f} s; focal margins of {sum(border)} in {time.perf_counter() - t1:.0f} s",
-          flush=True)
+    t2 = time.perf_counter()
+    gain = cs.depth_gain(verts, faces, masks, sol_all, cfg, [result[k][2] for k in order])
+    print(f"{len(jobs)} fits in {seconds:.0f} s; focal margins of {sum(border)} in {t2 - t1:.0f} s; "
+          f"depth gains in {time.perf_counter() - t2:.0f} s", flush=True)
     sol = sol_all
     out = []
     for k, (p, kind, v) in enumerate(jobs):
@@ -251,7 +257,7 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
                     "tz_gt": float(p["transl"][2]), "tz_in": v["tz"], "focal_gt": p["focal"],
                     "focal": float(sol.focal_px[k]), "transl": transl.tolist(), "mask_iou": float(sol.mask_iou[k]),
                     "fit_loss": float(sol.final_loss[k]), "camera_reject": sol.reject_reasons[k],
-                    "focal_margin": float(margin[k]),
+                    "focal_margin": float(margin[k]), "depth_gain": float(gain[k]),
                     "pve_mm": pve * 1000, "e_f": abs(float(sol.focal_px[k]) - p["focal"]) / p["focal"] if ok else math.inf,
                     "bbox": np.asarray(v["bbox"]).tolist(), "mask_area": area,
                     "mask_box": None if mbox is None else mbox.tolist(), "border_runs": list(runs),
@@ -330,6 +336,9 @@ def _diagnostics(r: dict) -> dict:
     margin = r.get("focal_margin")  # absent in fits saved before session 4
     if margin is not None and math.isfinite(margin):
         out["focal_margin"] = margin
+    gain = r.get("depth_gain")  # absent in fits saved before session 5
+    if gain is not None and math.isfinite(gain):
+        out["depth_gain"] = gain
     kp = r.get("keypoint_error")  # absent in fits saved before session 5
     if kp is not None and math.isfinite(kp):
         out["keypoint_error"] = kp

@@ -107,6 +107,9 @@ class CameraConfig:
     # Persons whose mask touches the image border: measure how firmly the mask pins f
     # (diagnostics["focal_margin"], two more descents each; quality.min_focal_margin uses it).
     focal_margin: bool = True
+    # Every solved person: does another pelvis depth (Tz x0.8, x1.25, f refitted) explain the
+    # mask better? (diagnostics["depth_gain"], two more descents each; quality.max_depth_gain)
+    depth_gain: bool = True
 
     def validate(self) -> None:
         _check(self.backend in ("none", "solver", "oracle"),
@@ -136,7 +139,7 @@ class ModelsConfig:
 
 QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
                   "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
-                  "joint_limits", "keypoint_mismatch")
+                  "joint_limits", "keypoint_mismatch", "depth_inconsistent")
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,11 @@ class QualityConfig:
     max_keypoint_error: float = 0.1
     # a fit whose keypoint error is at most keypoint_vouch_error needs only min_mask_iou_vouched
     # (the keypoints say the body is placed well: the mask is what is wrong)
-    keypoint_vouch_error: float = 0.06
-    min_mask_iou_vouched: float = 0.8
+    keypoint_vouch_error: float = 0.08
+    min_mask_iou_vouched: float = 0.5
+    # depth_inconsistent: diagnostics["depth_gain"] (the mask IoU gained by placing the person at
+    # Tz x0.8 or x1.25 with f refitted; camera stage) above this: the given Tz is not the mask's
+    max_depth_gain: float = 0.01
     min_det_score: float = 0.5
     min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
     min_mask_area_px: int = 400
@@ -163,7 +169,7 @@ class QualityConfig:
     min_fov_deg: float = 20.0  # horizontal field of view 2 atan(W / 2f)
     max_fov_deg: float = 120.0
     # focal_disagreement: fewer than half of the image's other well-fitted people have f within x(1 + this)
-    max_focal_disagreement: float = 0.1
+    max_focal_disagreement: float = 0.2
     # truncated people are accepted when their focal length agrees with their peers' (who pin the camera)
     truncated_ok_with_peers: bool = True
     # ... and when their mask pins the focal length: diagnostics["focal_margin"] (the mask IoU lost

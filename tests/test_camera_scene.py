@@ -5,11 +5,11 @@ import dataclasses
 
 import torch
 
-from poselabel.models.camera_scene import fitted_depths, solve_scene
+from poselabel.models.camera_scene import depth_gain, fitted_depths, solve_scene
 from poselabel.models.camera_solver import solve_camera
 from poselabel.models.occlusion import depth_ordered_occluders, occluder_masks
 from poselabel.models.rasterize import project_points, rasterize_faces
-from test_camera_solver import SMALL, person_mesh
+from test_camera_solver import SMALL, make_targets, person_mesh
 from test_rasterize import ellipsoid_mesh
 
 torch.set_num_threads(1)
@@ -156,3 +156,26 @@ def test_focal_margin_tells_a_pinned_focal_length_from_a_free_one():
     assert abs(float(margin[1])) < 0.02
     none = focal_margin(torch.stack([v, v]), f, transl[:, 2], masks, sol, SMALL, wanted=[False, True])
     assert torch.isnan(none[0]) and float(none[1]) == float(margin[1])
+
+
+def test_depth_gain_finds_a_wrong_depth_close_up_not_far_away():
+    """A close person given the wrong Tz (x0.6, absorbed into f by the solve) explains its mask
+    better at another depth; given its true Tz it does not. Far away depth hardly matters."""
+    v, f = person_mesh()
+    rot = torch.tensor([[1.0, 0, 0], [0, 0.94, -0.34], [0, 0.34, 0.94]])  # leaning 20 degrees towards the camera
+    v = v @ rot.T
+    focal = torch.tensor([220.0, 220.0])
+    transl = torch.tensor([[0.05, 0.05, 0.9], [0.05, 0.05, 6.0]])
+    h, w = 240, 200
+    masks = make_targets(v[None], f, focal, transl, h, w)
+    verts = v[None].repeat(4, 1, 1)
+    masks4 = masks + masks
+    tz = torch.cat([transl[:, 2], transl[:, 2] * 0.6])  # true, true, wrong, wrong
+    sol = solve_camera(verts, f, tz, masks4, SMALL)
+    assert sol.reject_reasons == [None] * 4
+    gain = depth_gain(verts, f, masks4, sol, SMALL)
+    assert gain[0] < 0.005, gain  # the true depth close up: no other depth does better
+    assert gain[2] > 0.01 and gain[2] > gain[0] + 0.01, gain  # the wrong one: a better depth exists
+    assert abs(float(gain[3])) < 0.02, gain  # 6 m: the silhouette barely depends on depth at a fixed size
+    skipped = depth_gain(verts, f, masks4, sol, SMALL, wanted=[True, False, False, False])
+    assert torch.isnan(skipped[1:]).all() and skipped[0] == gain[0]

@@ -68,6 +68,7 @@ CASES = {
     "extreme_shape": dict(betas=[0.0, 0.0, 3.5] + [0.0] * 7),
     "joint_limits": dict(body_pose=pose_with(3, (-0.6, 0, 0))),  # left knee bent forwards
     "keypoint_mismatch": dict(diagnostics=json.dumps({"keypoint_error": 0.25})),
+    "depth_inconsistent": dict(diagnostics=json.dumps({"depth_gain": 0.05})),
 }
 
 
@@ -247,11 +248,11 @@ def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
     agree = json.dumps({"keypoint_error": 0.03})
     assert judge_row(good_row(mask_iou=0.85), Q) == ("low_mask_iou",)
     assert judge_row(good_row(mask_iou=0.85, diagnostics=agree), Q) == ()  # the mask is wrong, not the body
-    assert judge_row(good_row(mask_iou=0.7, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
-    loose = json.dumps({"keypoint_error": 0.08})  # fits the keypoints too loosely to vouch, not badly enough to reject
+    assert judge_row(good_row(mask_iou=0.4, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
+    loose = json.dumps({"keypoint_error": 0.09})  # fits the keypoints too loosely to vouch, not badly enough to reject
     assert judge_row(good_row(mask_iou=0.85, diagnostics=loose), Q) == ("low_mask_iou",)
     assert judge_row(good_row(diagnostics=loose), Q) == ()
-    assert judge_row(good_row(diagnostics=loose), dataclasses.replace(Q, max_keypoint_error=0.07)) == (
+    assert judge_row(good_row(diagnostics=loose), dataclasses.replace(Q, max_keypoint_error=0.085)) == (
         "keypoint_mismatch",)
     with pytest.raises(ConfigError):
         dataclasses.replace(Q, keypoint_vouch_error=0.2).validate()

@@ -197,6 +197,21 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
                   and not bool(free.mask_iou[k] <= sol.mask_iou[i]))
 
 
+def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, principal_point, render_fn, wanted,
+                probes) -> tuple[list[int], torch.Tensor]:
+    """The solved persons wanted (``idx``) and, per person, the best full-resolution IoU of
+    the warm-started re-solves ``probes``: callables ``idx -> (tz (b,), start, fixed_focal)``."""
+    idx = [i for i in range(vertices.shape[0]) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
+    best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
+    for probe in probes if idx else ():
+        tz, start, fixed = probe(idx)
+        alt = solve_camera(vertices[idx], faces, tz, [masks[i] for i in idx], config,
+                           ignore=None if ignore is None else [ignore[i] for i in idx], fixed_focal=fixed,
+                           principal_point=_subset(principal_point, idx), render_fn=render_fn, start=start)
+        best = torch.maximum(best, torch.nan_to_num(alt.mask_iou, nan=0.0).double())
+    return idx, best
+
+
 def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, masks: Sequence,
                  sol: CameraSolution, config: CameraSolverConfig, ignore: Sequence | None = None, *,
                  scales: tuple[float, ...] = (0.85, 1.18), principal_point: torch.Tensor | None = None,
@@ -209,18 +224,45 @@ def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, 
     is large. Args as ``solve_camera``, ``sol`` the persons' solution; ``wanted`` (B flags):
     whom to measure. Returns (B,) float64, NaN where not measured or not solved.
     """
-    n = vertices.shape[0]
-    out = torch.full((n,), float("nan"), dtype=torch.float64)
-    idx = [i for i in range(n) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
-    if not idx:
-        return out
-    best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
-    for scale in scales:
-        f = sol.focal_px[idx] * scale
-        alt = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx], config,
-                           ignore=None if ignore is None else [ignore[i] for i in idx], fixed_focal=f,
-                           principal_point=_subset(principal_point, idx), render_fn=render_fn,
-                           start=(f, sol.transl[idx]))
-        best = torch.maximum(best, torch.nan_to_num(alt.mask_iou, nan=0.0))
-    out[idx] = sol.mask_iou[idx] - best
+    def probe(scale):
+        def at(idx):
+            f = sol.focal_px[idx] * scale
+            return tz[idx], (f, sol.transl[idx]), f
+        return at
+
+    out = torch.full((vertices.shape[0],), float("nan"), dtype=torch.float64)
+    idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
+                            [probe(s) for s in scales])
+    if idx:
+        out[idx] = sol.mask_iou[idx].double() - best
+    return out
+
+
+def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol: CameraSolution,
+               config: CameraSolverConfig, ignore: Sequence | None = None, *, scales: tuple[float, ...] = (0.8, 1.25),
+               principal_point: torch.Tensor | None = None, render_fn=None,
+               wanted: Sequence[bool] | None = None) -> torch.Tensor:
+    """Whether another pelvis depth explains the mask better than the given one.
+
+    For each ``scale`` the person is placed at ``Tz · scale`` and the solver descends again,
+    ``f, Tx, Ty`` free, from ``f · scale`` and the same ``Tx, Ty`` (the pelvis projects to the
+    same pixel and the body keeps its size: the same silhouette under weak perspective).
+    Returns the best such IoU minus ``mask_iou``, (B,) float64, NaN where not measured or not
+    solved. Far away the silhouette barely changes with depth at a fixed size, so the gain
+    is about 0. Close up, a wrong ``Tz`` is absorbed into ``f`` only up to perspective:
+    moving toward the true depth gains IoU. Args as :func:`focal_margin`; ``Tz`` is the
+    solution's ``transl[:, 2]``.
+    """
+    def probe(scale):
+        def at(idx):
+            transl = sol.transl[idx].clone()
+            transl[:, 2] *= scale
+            return transl[:, 2], (sol.focal_px[idx] * scale, transl), None
+        return at
+
+    out = torch.full((vertices.shape[0],), float("nan"), dtype=torch.float64)
+    idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
+                            [probe(s) for s in scales])
+    if idx:
+        out[idx] = best - sol.mask_iou[idx].double()
     return out

@@ -27,6 +27,9 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   camera stage gives no IoU, e.g. the oracle camera); when the detector's 2D keypoints
   agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``) the bound
   is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong;
+- ``depth_inconsistent``: ``diagnostics["depth_gain"] > max_depth_gain``: placed at another
+  depth (``Tz`` × 0.8 or × 1.25, ``f`` refitted) the body explains its mask better
+  (``camera_scene.depth_gain``): a wrong ``Tz`` that ``f`` absorbed only up to perspective;
 - ``keypoint_mismatch``: ``diagnostics["keypoint_error"] > max_keypoint_error``: the fitted
   joints, projected by the solved camera, miss the detector's 2D keypoints
   (:func:`keypoint_error`; skipped without keypoints);
@@ -246,6 +249,8 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
         check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)
+        gain = diag.get("depth_gain")
+        check("depth_inconsistent", _finite(gain) and float(gain) > config.max_depth_gain)
         check("not_converged", diag.get("converged") is False
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)

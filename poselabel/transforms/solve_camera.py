@@ -12,7 +12,9 @@ Backends:
   order, with a second descent where that changed; a person still poorly fitted
   restarts at the focal length of its image's well-fitted people. People cut by the
   image border get ``diagnostics["focal_margin"]`` (``camera_scene.focal_margin``,
-  ``camera.focal_margin``). People with the detector's 2D keypoints get
+  ``camera.focal_margin``). Every solved person gets ``diagnostics["depth_gain"]``: the IoU
+  gained by placing it at ``Tz`` × 0.8 or × 1.25 with ``f`` refitted (``camera_scene.depth_gain``,
+  ``camera.depth_gain``). People with the detector's 2D keypoints get
   ``diagnostics["keypoint_error"]`` (the fitted joints projected by the solved camera
   against them, ``quality.keypoint_error``). The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
@@ -108,7 +110,7 @@ class SolveCamera(BatchedSampleStage):
         """One solver call for all ready persons of ``records``."""
         import torch
 
-        from poselabel.models.camera_scene import focal_margin, solve_scene_with_evidence
+        from poselabel.models.camera_scene import depth_gain, focal_margin, solve_scene_with_evidence
         from poselabel.models.quality import mask_geometry
 
         body, cfg, render = self.backend
@@ -140,6 +142,9 @@ class SolveCamera(BatchedSampleStage):
             if any(cut):
                 margin = focal_margin(verts, body.faces, tz, masks, sol, cfg, ignore, render_fn=render,
                                       wanted=cut).tolist()
+        gain = [None] * len(ready)
+        if self.config.camera.depth_gain:  # would another depth explain the mask better?
+            gain = depth_gain(verts, body.faces, masks, sol, cfg, ignore, render_fn=render).tolist()
         solved = {}
         for j, (r, p) in enumerate(ready):
             diag = {**p.diagnostics, "cx": r.width / 2.0, "cy": r.height / 2.0}
@@ -151,6 +156,8 @@ class SolveCamera(BatchedSampleStage):
             diag.update(fit_loss=float(sol.final_loss[j]), fit_iters=int(sol.iterations[j]))
             if margin[j] is not None and np.isfinite(margin[j]):
                 diag["focal_margin"] = float(margin[j])
+            if gain[j] is not None and np.isfinite(gain[j]):
+                diag["depth_gain"] = float(gain[j])
             transl = sol.transl[j].numpy().astype(np.float32)
             kp_error = _keypoint_error(p, joints[j] + transl, float(sol.focal_px[j]), r.width / 2.0, r.height / 2.0)
             if kp_error is not None:
