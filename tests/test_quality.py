@@ -248,6 +248,8 @@ def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
     agree = json.dumps({"keypoint_error": 0.03})
     assert judge_row(good_row(mask_iou=0.85), Q) == ("low_mask_iou",)
     assert judge_row(good_row(mask_iou=0.85, diagnostics=agree), Q) == ()  # the mask is wrong, not the body
+    own = json.dumps({"keypoint_error": 0.03, "landmark_fit": ["pose", "tz"]})  # fitted to those keypoints
+    assert judge_row(good_row(mask_iou=0.85, diagnostics=own), Q) == ("low_mask_iou",)
     assert judge_row(good_row(mask_iou=0.4, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
     loose = json.dumps({"keypoint_error": 0.09})  # fits the keypoints too loosely to vouch, not badly enough to reject
     assert judge_row(good_row(mask_iou=0.85, diagnostics=loose), Q) == ("low_mask_iou",)

@@ -26,7 +26,9 @@ Reasons, in the order they are reported (a person gets every reason that fires):
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
   camera stage gives no IoU, e.g. the oracle camera); when the detector's 2D keypoints
   agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``) the bound
-  is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong;
+  is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong. Not
+  when ``Tz`` or the pose was fitted to those same keypoints (``diagnostics["landmark_fit"]``,
+  the geometric default): agreeing with its own input proves nothing;
 - ``depth_inconsistent``: ``diagnostics["depth_gain"] > max_depth_gain``: placed at another
   depth (``Tz`` × 0.8 or × 1.25, ``f`` refitted) the body explains its mask better
   (``camera_scene.depth_gain``): a wrong ``Tz`` that ``f`` absorbed only up to perspective;
@@ -245,7 +247,8 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     kp_error = float(kp_error) if _finite(kp_error) else None
     if fitted:
         floor = config.min_mask_iou
-        if kp_error is not None and kp_error <= config.keypoint_vouch_error:
+        independent = not diag.get("landmark_fit")  # Tz / pose not fitted to these very keypoints
+        if independent and kp_error is not None and kp_error <= config.keypoint_vouch_error:
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
         check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)

@@ -73,7 +73,14 @@ def _geometric_tz(p: Person) -> Person:
     if est is None:
         reason = "no MediaPipe landmarks" if p.keypoints_2d is None else "perspective solve failed"
         return with_error(p, "tz_error", reason)
-    return replace(p, tz=est.tz)
+    return replace(p, tz=est.tz, diagnostics=with_landmark_fit(p.diagnostics, "tz"))
+
+
+def with_landmark_fit(diagnostics: dict, what: str) -> dict:
+    """``diagnostics`` noting that ``what`` (``tz``, ``pose``) was fitted to the person's own 2D
+    landmarks: those landmarks are then no independent check of the fit (quality's keypoint
+    vouching is skipped, docs/quality.md)."""
+    return {**diagnostics, "landmark_fit": sorted({*diagnostics.get("landmark_fit", ()), what})}
 
 
 class EstimateTz(BatchedSampleStage):

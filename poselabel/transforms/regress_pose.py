@@ -17,7 +17,8 @@ import numpy as np
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.records import ImageRecord, replace
 from poselabel.transforms.base import BatchedSampleStage, map_persons, with_error
-from poselabel.transforms.estimate_tz import GEOMETRIC_KEY, load_body_model, network_identity, with_geometric_fit
+from poselabel.transforms.estimate_tz import (GEOMETRIC_KEY, load_body_model, network_identity, with_geometric_fit,
+                                              with_landmark_fit)
 
 
 class PoseService:
@@ -51,7 +52,8 @@ def _geometric_pose(p):
     est = p.diagnostics.get(GEOMETRIC_KEY)
     if est is None:
         return with_error(p, "pose_error", "no landmark fit")
-    return replace(p, betas=est.betas, global_orient=est.global_orient, body_pose=est.body_pose)
+    return replace(p, betas=est.betas, global_orient=est.global_orient, body_pose=est.body_pose,
+                   diagnostics=with_landmark_fit(p.diagnostics, "pose"))
 
 
 class RegressPose(BatchedSampleStage):
