@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import math
 import os
@@ -48,95 +47,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from poselabel.config import QualityConfig  # noqa: E402
 from poselabel.models.quality import PersonFacts, judge, mask_geometry  # noqa: E402
+from quality_inputs import (INJECTIONS, KEYPOINT_NOISE, add_keypoints, attach_keypoints, inject,  # noqa: E402
+                            load_persons, unlisted)
 
-INJECTIONS = ("tz_x0.6", "tz_x1.5", "pose_noise", "mask_swap", "mask_shift", "mask_erode", "box_shift")
 PVE_MAX_FRAC = 0.10  # bad: mean camera-frame vertex error above 10 % of the true distance
 EF_MAX = 0.25  # bad: focal length off by more than 25 %
-MIN_MASK_PX = 64
-KEYPOINT_NOISE = 0.03  # simulated keypoint detector: N(0, 3 % of the box's longer side) per coordinate
-
-
-def load_persons(gt_dir: str):
-    """GT persons of every sample: dicts with image size, camera, params, masks (bool (H, W))."""
-    from PIL import Image
-
-    from poselabel.io.shards import iter_samples, list_shards
-
-    persons = []
-    for shard in list_shards(os.path.join(gt_dir, "synth-*.tar")):
-        for s in iter_samples(shard):
-            meta = json.loads(s.members["json"])
-            inst = np.asarray(Image.open(io.BytesIO(s.members["mask.png"])))
-            for i, p in enumerate(meta["persons"]):
-                mask = inst == i + 1
-                if mask.sum() < MIN_MASK_PX:
-                    continue
-                persons.append({"key": f"{s.shard}/{s.key}", "index": i, "W": meta["width"], "H": meta["height"],
-                                "focal": meta["camera"]["focal_px"], "cx": meta["camera"]["cx"],
-                                "cy": meta["camera"]["cy"], "bbox": np.asarray(p["bbox_xyxy"], np.float64),
-                                "transl": np.asarray(p["transl"]), "global_orient": np.asarray(p["global_orient"]),
-                                "body_pose": np.asarray(p["body_pose"]), "betas": np.asarray(p["betas"]),
-                                "mask": mask, "others": (inst > 0) & ~mask, "body_model": meta["body_model"]})
-    return persons
-
-
-def _shift(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    src = mask[max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
-    out[max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
-    return out
-
-
-def inject(p: dict, kind: str, rng: np.random.Generator, pool: list[dict]) -> dict:
-    """The solver inputs of person ``p`` with error ``kind``: tz, body_pose, mask, bbox."""
-    from scipy import ndimage
-
-    v = {"tz": float(p["transl"][2]), "body_pose": p["body_pose"].copy(), "mask": p["mask"], "bbox": p["bbox"]}
-    x0, y0, x1, y1 = p["bbox"]
-    bw, bh = x1 - x0, y1 - y0
-    angle = rng.uniform(0, 2 * math.pi)
-    if kind == "tz_x0.6":
-        v["tz"] *= 0.6
-    elif kind == "tz_x1.5":
-        v["tz"] *= 1.5
-    elif kind == "pose_noise":
-        v["body_pose"] = p["body_pose"] + rng.normal(0.0, 0.2, 63)
-    elif kind == "mask_swap":
-        others = [q for q in pool if q["key"] != p["key"]]
-        q = others[int(rng.integers(len(others)))]
-        m = np.zeros_like(p["mask"])
-        h, w = min(m.shape[0], q["mask"].shape[0]), min(m.shape[1], q["mask"].shape[1])
-        m[:h, :w] = q["mask"][:h, :w]
-        v["mask"] = m if m.sum() >= MIN_MASK_PX else _shift(p["mask"], int(bw * 0.5), 0)
-    elif kind == "mask_shift":
-        v["mask"] = _shift(p["mask"], int(round(0.25 * bw * math.cos(angle))), int(round(0.25 * bh * math.sin(angle))))
-    elif kind == "mask_erode":
-        k = max(1, int(round(0.08 * min(bw, bh))))
-        v["mask"] = ndimage.binary_erosion(p["mask"], iterations=k)
-    elif kind == "box_shift":
-        dx, dy = 0.3 * bw * math.cos(angle), 0.3 * bh * math.sin(angle)
-        box = np.array([x0 + dx, y0 + dy, x1 + dx, y1 + dy])
-        box = np.clip(box, 0, [p["W"], p["H"], p["W"], p["H"]])
-        m = np.zeros_like(p["mask"])
-        bx0, by0, bx1, by1 = int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])), int(math.ceil(box[3]))
-        m[by0:by1, bx0:bx1] = p["mask"][by0:by1, bx0:bx1]
-        v["mask"], v["bbox"] = m, box
-    if v["mask"].sum() < MIN_MASK_PX:  # nothing left to fit: keep the error but on a sliver
-        v["mask"] = p["mask"] & _shift(p["mask"], 2, 2)
-    return v  # mask_* keep the GT box: the detector was right, the segmentation wrong
-
-
-def unlisted(p: dict, persons: list[dict]) -> np.ndarray:
-    """Pixels of ``p``'s image's people too small to be listed: possible occluders, never evidence."""
-    out = p["others"].copy()
-    for q in persons:
-        if q["key"] == p["key"]:
-            out &= ~q["mask"]
-    return out
 
 
 def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
@@ -265,55 +184,6 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     return out
 
 
-def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE) -> None:
-    """Set each fit's ``keypoint_error`` (``quality.keypoint_error``) against simulated detector
-    keypoints: the true body's joints that MediaPipe's landmarks stand for (``geometric_fit.
-    MP_TO_SMPLX`` and the head) projected by the true camera, plus N(0, ``sigma`` × the box's
-    longer side) per coordinate; seen when in front of the camera and inside the image.
-    The fitted joints are the solver's inputs (betas, possibly noised body_pose, true global
-    orientation) placed at the solved translation. Independent of the injected mask, box and
-    Tz errors, as a keypoint detector's output would be."""
-    import torch
-
-    from poselabel.models.body_model import BodyModel
-    from poselabel.models.geometric_fit import MP_TO_SMPLX, SMPLX_HEAD
-    from poselabel.models.quality import keypoint_error
-
-    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
-    by_id = {(p["key"], p["index"]): p for p in persons}
-    ps = [by_id[(r["key"], r["index"])] for r in records]
-    body = BodyModel(persons[0]["body_model_path"])
-    t = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)  # noqa: E731
-    with torch.no_grad():
-        true = body(t([p["betas"] for p in ps]), t([p["global_orient"] for p in ps]), t([p["body_pose"] for p in ps]),
-                    t([p["transl"] for p in ps])).joints[:, ids].double().numpy()
-        fitted = body(t([np.asarray(r["betas"]) for r in records]), t([p["global_orient"] for p in ps]),
-                      t([np.asarray(r["body_pose"]) for r in records])).joints[:, ids].double().numpy()
-    rng = np.random.default_rng([seed, 1])
-    for r, p, g, j in zip(records, ps, true, fitted):
-        uv = p["focal"] * g[:, :2] / g[:, 2:] + np.array([p["cx"], p["cy"]])
-        side = max(p["bbox"][2] - p["bbox"][0], p["bbox"][3] - p["bbox"][1])
-        kp = uv + rng.normal(0.0, sigma * side, uv.shape)
-        seen = (g[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < p["W"]) & (uv[:, 1] >= 0) & (uv[:, 1] < p["H"])
-        ok = not r["camera_reject"] and np.isfinite(r["transl"]).all()
-        r["keypoint_error"] = (keypoint_error(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"],
-                                              r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
-
-
-def add_keypoints(saved: dict, sigma: float) -> None:
-    """``attach_keypoints`` on a saved run: its GT shards made again from its own arguments."""
-    from poselabel.synth.writer import write_synthetic_shards
-
-    num, seed = saved["args"]["num"], saved["args"]["seed"]
-    with tempfile.TemporaryDirectory() as gt_dir:
-        write_synthetic_shards(gt_dir, num=num, seed=seed, max_persons=3, shard_size=num)
-        persons = load_persons(gt_dir)
-        for p in persons:
-            p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
-        attach_keypoints(saved["fits"], persons, seed, sigma)
-    saved["keypoint_noise"] = sigma
-
-
 def attach_peers(records: list[dict]) -> None:
     """Set each fit's ``peers``: ``(focal, mask_iou)`` of the *clean* fits of the other people
     of its image (what ``judge_image`` sees in the pipeline: one fit per person, the others
@@ -330,18 +200,15 @@ def is_bad(r: dict) -> bool:
     return not (r["pve_mm"] / 1000 <= PVE_MAX_FRAC * r["tz_gt"] and r["e_f"] <= EF_MAX)
 
 
+# What the camera stage records per fit; absent in fits saved before session 4 (focal_margin)
+# or session 5 (depth_gain, keypoint_error), as a table from an older run would lack them.
+MEASURES = ("focal_margin", "depth_gain", "keypoint_error")
+
+
 def _diagnostics(r: dict) -> dict:
-    """The camera stage's diagnostics of a fit record (reject reason, focal margin)."""
+    """The camera stage's diagnostics of a fit record (reject reason, ``MEASURES``)."""
     out = {"camera_reject": r["camera_reject"]} if r["camera_reject"] else {}
-    margin = r.get("focal_margin")  # absent in fits saved before session 4
-    if margin is not None and math.isfinite(margin):
-        out["focal_margin"] = margin
-    gain = r.get("depth_gain")  # absent in fits saved before session 5
-    if gain is not None and math.isfinite(gain):
-        out["depth_gain"] = gain
-    kp = r.get("keypoint_error")  # absent in fits saved before session 5
-    if kp is not None and math.isfinite(kp):
-        out["keypoint_error"] = kp
+    out.update({k: r[k] for k in MEASURES if r.get(k) is not None and math.isfinite(r[k])})
     return out
 
 

@@ -127,14 +127,19 @@ def _arr(x) -> np.ndarray | None:
     return None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
 
 
+def row_diagnostics(row: dict[str, Any]) -> dict[str, Any]:
+    """A persons-table row's ``diagnostics`` column (a JSON string, or None) as a dict."""
+    diag = row.get("diagnostics")
+    return json.loads(diag) if isinstance(diag, str) and diag else (diag or {})
+
+
 def facts_from_row(row: dict[str, Any]) -> PersonFacts:
     """Facts of a persons-table row (a dict of its columns); decodes ``mask_rle`` (pycocotools)."""
     rle = row.get("mask_rle")
     area, box, runs = (None, None, None)
     if rle is not None:
         area, box, runs = mask_geometry(decode_rle(rle))
-    diag = row.get("diagnostics")
-    diag = json.loads(diag) if isinstance(diag, str) and diag else (diag or {})
+    diag = row_diagnostics(row)
     return PersonFacts(
         det_score=float(row["det_score"]), image_width=int(row["image_width"]),
         image_height=int(row["image_height"]), bbox_xyxy=_arr(row["bbox_xyxy"]), has_mask=rle is not None,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import collections
 import html
-import json
 from typing import Any
+
+from poselabel.models.quality import row_diagnostics
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1240px}
@@ -45,9 +46,7 @@ def card(c: dict[str, Any]) -> str:
     cls = "acc" if r.get("accepted") else "rej"
     verdict = "accepted" if r.get("accepted") else "rejected"
     note = "" if c["has_image"] else "<div class='muted'>image not available: mask only</div>"
-    diag = r.get("diagnostics")
-    diag = json.loads(diag) if isinstance(diag, str) and diag else (diag or {})
-    kp = diag.get("keypoint_error")
+    kp = row_diagnostics(r).get("keypoint_error")
     kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}"
     return (f"<div class='card {cls}'><img src='{c['uri']}' alt='{esc(r['key'])}'>"
             f"<b>{verdict}</b> {esc(r['shard'])}/{esc(r['key'])} #{r['person_index']}<br>"
