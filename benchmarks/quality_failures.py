@@ -185,7 +185,7 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
 
 
 def attach_peers(records: list[dict]) -> None:
-    """Set each fit's ``peers``: ``(focal, mask_iou)`` of the *clean* fits of the other people
+    """Set each fit's ``peers``: ``(focal, mask_iou, focal_margin)`` of the *clean* fits of the other people
     of its image (what ``judge_image`` sees in the pipeline: one fit per person, the others
     uncorrupted; an injected fit is judged against its image's clean fits)."""
     clean: dict = {}
@@ -193,7 +193,7 @@ def attach_peers(records: list[dict]) -> None:
         if r["injection"] == "clean" and not r["camera_reject"]:
             clean.setdefault(r["key"], []).append(r)
     for r in records:
-        r["peers"] = [[o["focal"], o["mask_iou"]] for o in clean.get(r["key"], []) if o["index"] != r["index"]]
+        r["peers"] = [[o["focal"], o["mask_iou"], o.get("focal_margin", math.nan)] for o in clean.get(r["key"], []) if o["index"] != r["index"]]
 
 
 def is_bad(r: dict) -> bool:

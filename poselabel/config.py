@@ -146,7 +146,7 @@ QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated"
 class QualityConfig:
     """Thresholds of the accept rule (``poselabel/models/quality.py``, docs/quality.md)."""
 
-    min_mask_iou: float = 0.93  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
+    min_mask_iou: float = 0.8  # hard IoU of the fitted silhouette with the mask (docs/quality.md)
     # keypoint_mismatch: diagnostics["keypoint_error"] (the fitted joints projected vs the detector's
     # 2D keypoints, mean distance / the box's longer side; camera stage) above this
     max_keypoint_error: float = 0.1
@@ -175,6 +175,12 @@ class QualityConfig:
     # ... and when their mask pins the focal length: diagnostics["focal_margin"] (the mask IoU lost
     # with f fixed 15 % off, camera.focal_margin) at least this; 0 disables
     min_focal_margin: float = 0.05
+    # ... or at least this many times the fit's own residual 1 - mask_iou (and min_focal_margin_floor)
+    min_focal_margin_ratio: float = 3.0
+    min_focal_margin_floor: float = 0.005
+    # focal_disagreement: a person whose mask pins its f (quality.focal_pinned) is outvoted only by
+    # peers whose masks pin theirs
+    pinned_hears_pinned: bool = True
     max_abs_beta: float = 3.0
     joint_limit_slack_deg: float = 0.0  # added to every bound of the joint-limit table
     max_fit_loss: float = 1.0  # camera solver's final 1 - soft IoU; 1.0: off
@@ -191,6 +197,8 @@ class QualityConfig:
         _check(0.0 <= self.min_fov_deg < self.max_fov_deg <= 180.0, "quality needs 0 <= min_fov_deg < max_fov_deg <= 180")
         _check(self.max_abs_beta > 0, "quality.max_abs_beta must be > 0")
         _check(self.max_focal_disagreement > 0, "quality.max_focal_disagreement must be > 0")
+        _check(self.min_focal_margin >= 0 and self.min_focal_margin_ratio >= 0 and self.min_focal_margin_floor >= 0,
+               "quality focal-margin thresholds must be >= 0")
         _check(self.max_fit_loss > 0, "quality.max_fit_loss must be > 0")
         _check(0.0 <= self.keypoint_vouch_error <= self.max_keypoint_error,
                "quality needs 0 <= keypoint_vouch_error <= max_keypoint_error")

@@ -9,8 +9,8 @@ import pytest
 
 from poselabel.config import ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
-from poselabel.models.quality import (facts_from_row, horizontal_fov_deg, joint_limit_violations, judge_image,
-                                      judge_row, keypoint_error)
+from poselabel.models.quality import (facts_from_row, focal_pinned, horizontal_fov_deg, joint_limit_violations,
+                                      judge_image, judge_row, keypoint_error)
 from poselabel.records import ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -92,8 +92,9 @@ def test_size_and_truncation():
 
 def test_thresholds_move_the_verdict():
     assert judge_row(good_row(fit_loss=0.6), dataclasses.replace(Q, max_fit_loss=0.5)) == ("not_converged",)
-    assert judge_row(good_row(mask_iou=0.8), Q) == ("low_mask_iou",)
-    assert judge_row(good_row(mask_iou=0.8), dataclasses.replace(Q, min_mask_iou=0.7)) == ()
+    poor = Q.min_mask_iou - 0.05
+    assert judge_row(good_row(mask_iou=poor), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=poor), dataclasses.replace(Q, min_mask_iou=poor - 0.05)) == ()
     assert judge_row(good_row(mask_iou=0.3), dataclasses.replace(Q, disabled_checks=("low_mask_iou",))) == ()
     assert judge_row(good_row(focal_px=2000.0), Q) == ("fov_out_of_range",)  # 8.6°
     with pytest.raises(ConfigError):
@@ -226,6 +227,42 @@ def test_a_mask_that_pins_the_focal_length_vouches_for_a_truncated_person():
     assert judge_row(dict(row(0.5), mask_iou=0.5), Q) == ("low_mask_iou",)
 
 
+def test_a_margin_large_against_the_fits_own_residual_pins_the_focal_length():
+    """focal_pinned: below min_focal_margin, a margin of at least min_focal_margin_ratio x
+    (1 - mask_iou) (and min_focal_margin_floor) still pins f: the alternative cameras explain
+    the mask clearly worse than the fit's own mismatch."""
+    cut = ellipse(cy=390, ry=200)
+    row = lambda margin, iou: good_row(mask=cut, mask_iou=iou,  # noqa: E731
+                                       diagnostics=json.dumps({"focal_margin": margin}))
+    small = Q.min_focal_margin / 2
+    near_perfect = 1.0 - small / (2 * Q.min_focal_margin_ratio)  # residual: half what the ratio allows
+    assert focal_pinned(small, near_perfect, Q) and judge_row(row(small, near_perfect), Q) == ()
+    plain = 1.0 - 2 * small / Q.min_focal_margin_ratio  # residual: twice what the ratio allows
+    assert plain >= Q.min_mask_iou and focal_pinned(small, plain, Q) is False
+    assert judge_row(row(small, plain), Q) == ("truncated",)
+    tiny = Q.min_focal_margin_floor / 2  # below the probes' noise, however good the fit
+    assert judge_row(row(tiny, 1.0 - tiny / (4 * Q.min_focal_margin_ratio)), Q) == ("truncated",)
+    assert judge_row(row(small, near_perfect), dataclasses.replace(Q, min_focal_margin_ratio=0.0)) == ("truncated",)
+    assert judge_row(row(small, near_perfect), dataclasses.replace(Q, min_focal_margin=0.0)) == ("truncated",)
+    assert focal_pinned(None, 0.99, Q) is None and focal_pinned(float("nan"), 0.99, Q) is None
+
+
+def test_a_person_whose_mask_pins_f_is_outvoted_only_by_peers_whose_masks_pin_theirs():
+    f = good_row()["focal_px"]
+    cut = ellipse(cx=60, cy=390, rx=40, ry=200)  # cut by the bottom edge: truncated alone
+    margin = lambda m: json.dumps({"focal_margin": m})  # noqa: E731
+    whole = dict(mask=ellipse(cx=200))  # touches no border: its whole outline pins f
+    unpinned = dict(mask=cut, focal_px=1.5 * f, diagnostics=margin(0.0))
+    facts = lambda *rows: [facts_from_row(good_row(**r)) for r in rows]  # noqa: E731
+    assert judge_image(facts(whole, unpinned), Q) == [(), ("truncated", "focal_disagreement")]
+    equal = dataclasses.replace(Q, pinned_hears_pinned=False)
+    assert judge_image(facts(whole, unpinned), equal) == [("focal_disagreement",), ("truncated", "focal_disagreement")]
+    pinned = dict(unpinned, diagnostics=margin(Q.min_focal_margin))  # both pinned: no telling which is wrong
+    assert judge_image(facts(whole, pinned), Q) == [("focal_disagreement",)] * 2
+    # Two unpinned people hear each other, as before.
+    assert judge_image(facts(dict(unpinned, focal_px=f), unpinned), Q) == [("truncated", "focal_disagreement")] * 2
+
+
 def test_keypoint_error_is_the_mean_miss_over_the_box_side():
     rng = np.random.default_rng(0)
     joints = np.c_[rng.uniform(-0.4, 0.4, (15, 2)), rng.uniform(2.5, 3.5, 15)]  # camera frame, m
@@ -246,13 +283,14 @@ def test_keypoint_error_is_the_mean_miss_over_the_box_side():
 
 def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
     agree = json.dumps({"keypoint_error": 0.03})
-    assert judge_row(good_row(mask_iou=0.85), Q) == ("low_mask_iou",)
-    assert judge_row(good_row(mask_iou=0.85, diagnostics=agree), Q) == ()  # the mask is wrong, not the body
+    poor = (Q.min_mask_iou + Q.min_mask_iou_vouched) / 2  # between the vouched and the plain bound
+    assert judge_row(good_row(mask_iou=poor), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=poor, diagnostics=agree), Q) == ()  # the mask is wrong, not the body
     own = json.dumps({"keypoint_error": 0.03, "landmark_fit": ["pose", "tz"]})  # fitted to those keypoints
-    assert judge_row(good_row(mask_iou=0.85, diagnostics=own), Q) == ("low_mask_iou",)
-    assert judge_row(good_row(mask_iou=0.4, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
+    assert judge_row(good_row(mask_iou=poor, diagnostics=own), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=Q.min_mask_iou_vouched - 0.1, diagnostics=agree), Q) == ("low_mask_iou",)  # below the vouched floor
     loose = json.dumps({"keypoint_error": 0.09})  # fits the keypoints too loosely to vouch, not badly enough to reject
-    assert judge_row(good_row(mask_iou=0.85, diagnostics=loose), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=poor, diagnostics=loose), Q) == ("low_mask_iou",)
     assert judge_row(good_row(diagnostics=loose), Q) == ()
     assert judge_row(good_row(diagnostics=loose), dataclasses.replace(Q, max_keypoint_error=0.085)) == (
         "keypoint_mismatch",)

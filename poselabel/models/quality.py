@@ -20,9 +20,10 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   image sides, or on one image edge the mask's pixels span ``>= max_border_cut`` of the
   mask box's extent along that edge (a body cut across, not a foot touching the edge);
   unless (``truncated_ok_with_peers``) the person's focal length agrees with its peers'
-  (see ``focal_disagreement``), or its mask pins the focal length:
-  ``diagnostics["focal_margin"] >= min_focal_margin`` (the mask IoU lost when ``f`` is
-  fixed 15 % off and the translation refitted; ``camera_scene.focal_margin``);
+  (see ``focal_disagreement``), or its mask pins the focal length (:func:`focal_pinned`):
+  ``diagnostics["focal_margin"]`` (the mask IoU lost when ``f`` is fixed 15 % off and the
+  translation refitted; ``camera_scene.focal_margin``) ``>= min_focal_margin``, or
+  ``>= min_focal_margin_ratio`` × the fit's own residual ``1 - mask_iou``;
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
   camera stage gives no IoU, e.g. the oracle camera); when the detector's 2D keypoints
   agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``) the bound
@@ -42,10 +43,11 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   ``[min_fov_deg, max_fov_deg]``;
 - ``focal_disagreement``: the other people of the image share its camera; when some of
   them are fitted with ``mask_iou >= min_mask_iou`` (its *peers*), at least half of them
-  must have a focal length within a factor ``1 + max_focal_disagreement`` of its own. An
-  independent second estimate: a wrong ``Tz`` is absorbed into a wrong ``f`` with a clean
-  silhouette, which no mask check sees (docs/quality.md). Needs the whole image:
-  :func:`judge_image`;
+  must have a focal length within a factor ``1 + max_focal_disagreement`` of its own; a
+  person whose mask pins its ``f`` hears only peers whose masks pin theirs
+  (``pinned_hears_pinned``). An independent second estimate: a wrong ``Tz`` is absorbed
+  into a wrong ``f`` with a clean silhouette, which no mask check sees (docs/quality.md).
+  Needs the whole image: :func:`judge_image`;
 - ``extreme_shape``: any ``|beta| > max_abs_beta`` (4D-Humans drops betas beyond 3);
 - ``joint_limits``: a body joint's axis-angle outside :data:`JOINT_LIMITS_DEG`.
 """
@@ -108,8 +110,9 @@ class PersonFacts:
     mask_iou: float | None = None
     fit_loss: float | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
-    # (focal_px, mask_iou) of the other fitted people of the same image (set by judge_image)
-    peers: tuple[tuple[float, float], ...] = ()
+    # (focal_px, mask_iou, focal_margin or nan) of the other fitted people of the same image
+    # (set by judge_image; a 2-tuple reads as a peer without a focal margin)
+    peers: tuple[tuple[float, ...], ...] = ()
 
 
 def mask_geometry(mask: np.ndarray) -> tuple[int, np.ndarray | None, tuple[int, int, int, int]]:
@@ -244,9 +247,7 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     # pin the camera and agree with its focal length lift that doubt (docs/quality.md).
     disagrees = focal_disagreement(f, config) if fitted else None  # None: no peer to ask
     vouched = config.truncated_ok_with_peers and disagrees is False
-    margin = diag.get("focal_margin")
-    pinned = config.min_focal_margin > 0 and _finite(margin) and float(margin) >= config.min_focal_margin
-    vouched = vouched or (fitted and pinned)
+    vouched = vouched or (fitted and bool(focal_pinned(diag.get("focal_margin"), f.mask_iou, config)))
     check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
     kp_error = diag.get("keypoint_error")
     kp_error = float(kp_error) if _finite(kp_error) else None
@@ -274,25 +275,61 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def focal_pinned(margin: Any, mask_iou: Any, config) -> bool | None:
+    """Whether a person's mask pins its focal length (None: no focal margin was measured).
+
+    ``margin`` is ``diagnostics["focal_margin"]`` (the mask IoU lost with ``f`` fixed 15 %
+    off, ``camera_scene.focal_margin``). Pinned when it is at least ``min_focal_margin``, or
+    at least ``min_focal_margin_ratio`` times the fit's own residual ``1 - mask_iou``: an
+    alternative camera that explains the mask that much worse than the fit's own mismatch is
+    ruled out even when the absolute loss is small (a near-perfect fit); never below
+    ``min_focal_margin_floor``, the probes' own noise. ``min_focal_margin`` 0: never pinned."""
+    if not _finite(margin):
+        return None
+    margin = float(margin)
+    if config.min_focal_margin <= 0:  # the focal-margin evidence is switched off
+        return False
+    if margin >= config.min_focal_margin:
+        return True
+    ratio = config.min_focal_margin_ratio
+    return bool(ratio > 0 and _finite(mask_iou) and margin > 0
+                and margin >= max(ratio * (1.0 - float(mask_iou)), config.min_focal_margin_floor))
+
+
 def focal_disagreement(f: PersonFacts, config) -> bool | None:
     """Whether this person's focal length disagrees with its image's other people: fewer of
     its peers (``f.peers`` with ``mask_iou >= config.min_mask_iou``) lie within a factor
     ``1 + config.max_focal_disagreement`` of it than outside. A vote, not a distance to a
-    mean, so that one bad peer does not take the others down with it; two people who
-    disagree are both out (there is no telling which is wrong). None: no peer to ask."""
-    fs = [pf for pf, piou in f.peers if _finite(pf) and pf > 0 and _finite(piou) and piou >= config.min_mask_iou]
-    if not fs or not (_finite(f.focal_px) and f.focal_px > 0):
+    mean, so that one bad peer does not take the others down with it. A person whose own
+    mask pins its focal length (:func:`focal_pinned`) hears only peers whose masks pin
+    theirs: a truncated peer's focal length is whatever its solver stopped at. Two people
+    on an equal footing who disagree are both out (there is no telling which is wrong).
+    None: no peer to ask."""
+    if not (_finite(f.focal_px) and f.focal_px > 0):
+        return None
+    peers = [(p[0], p[1], p[2] if len(p) > 2 else math.nan) for p in f.peers]  # (focal, iou, margin)
+    peers = [p for p in peers if _finite(p[0]) and p[0] > 0 and _finite(p[1]) and p[1] >= config.min_mask_iou]
+    own = focal_pinned((f.diagnostics or {}).get("focal_margin"), f.mask_iou, config)
+    if config.pinned_hears_pinned and config.min_focal_margin > 0 and own is not False:
+        peers = [p for p in peers if focal_pinned(p[2], p[1], config) is not False]
+    if not peers:
         return None
     tol = math.log1p(config.max_focal_disagreement)
-    agree = sum(abs(math.log(float(f.focal_px) / pf)) <= tol for pf in fs)
-    return agree < len(fs) - agree
+    agree = sum(abs(math.log(float(f.focal_px) / p[0])) <= tol for p in peers)
+    return agree < len(peers) - agree
 
 
 def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:
-    """The facts of one image's people, each with the others' ``(focal_px, mask_iou)`` as
-    ``peers`` (fitted people only)."""
-    fitted = [(float(f.focal_px), float(f.mask_iou) if _finite(f.mask_iou) else float("nan"))
-              if _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0 else None for f in facts]
+    """The facts of one image's people, each with the others' ``(focal_px, mask_iou,
+    focal_margin)`` as ``peers`` (fitted people only; nan: not measured)."""
+    def peer(f: PersonFacts):
+        if not (_finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0):
+            return None
+        margin = (f.diagnostics or {}).get("focal_margin")
+        return (float(f.focal_px), float(f.mask_iou) if _finite(f.mask_iou) else math.nan,
+                float(margin) if _finite(margin) else math.nan)
+
+    fitted = [peer(f) for f in facts]
     return [dataclasses.replace(f, peers=tuple(p for j, p in enumerate(fitted) if j != i and p is not None))
             for i, f in enumerate(facts)]
 
