@@ -157,6 +157,9 @@ class QualityConfig:
     # depth_inconsistent: diagnostics["depth_gain"] (the mask IoU gained by placing the person at
     # Tz x0.8 or x1.25 with f refitted; camera stage) above this: the given Tz is not the mask's
     max_depth_gain: float = 0.01
+    # ... or at least this share of the fit's own residual 1 - mask_iou (and depth_gain_floor); 0: off
+    max_depth_gain_ratio: float = 0.3
+    depth_gain_floor: float = 0.002
     min_det_score: float = 0.5
     min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
     min_mask_area_px: int = 400
@@ -199,6 +202,7 @@ class QualityConfig:
         _check(self.max_focal_disagreement > 0, "quality.max_focal_disagreement must be > 0")
         _check(self.min_focal_margin >= 0 and self.min_focal_margin_ratio >= 0 and self.min_focal_margin_floor >= 0,
                "quality focal-margin thresholds must be >= 0")
+        _check(self.max_depth_gain_ratio >= 0 and self.depth_gain_floor >= 0, "quality depth-gain thresholds must be >= 0")
         _check(self.max_fit_loss > 0, "quality.max_fit_loss must be > 0")
         _check(0.0 <= self.keypoint_vouch_error <= self.max_keypoint_error,
                "quality needs 0 <= keypoint_vouch_error <= max_keypoint_error")

@@ -9,8 +9,8 @@ import pytest
 
 from poselabel.config import ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
-from poselabel.models.quality import (facts_from_row, focal_pinned, horizontal_fov_deg, joint_limit_violations,
-                                      judge_image, judge_row, keypoint_error)
+from poselabel.models.quality import (depth_inconsistent, facts_from_row, focal_pinned, horizontal_fov_deg,
+                                      joint_limit_violations, judge_image, judge_row, keypoint_error)
 from poselabel.records import ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -245,6 +245,23 @@ def test_a_margin_large_against_the_fits_own_residual_pins_the_focal_length():
     assert judge_row(row(small, near_perfect), dataclasses.replace(Q, min_focal_margin_ratio=0.0)) == ("truncated",)
     assert judge_row(row(small, near_perfect), dataclasses.replace(Q, min_focal_margin=0.0)) == ("truncated",)
     assert focal_pinned(None, 0.99, Q) is None and focal_pinned(float("nan"), 0.99, Q) is None
+
+
+def test_another_depth_that_takes_a_share_of_a_near_perfect_fits_residual_is_inconsistent():
+    """depth_inconsistent: above max_depth_gain, or at least max_depth_gain_ratio of 1 - mask_iou
+    (and depth_gain_floor)."""
+    row = lambda gain, iou: good_row(mask_iou=iou, diagnostics=json.dumps({"depth_gain": gain}))  # noqa: E731
+    small = Q.max_depth_gain / 2
+    near_perfect = 1.0 - small / (2 * Q.max_depth_gain_ratio)  # the gain is twice the share allowed
+    assert judge_row(row(small, near_perfect), Q) == ("depth_inconsistent",)
+    assert depth_inconsistent(small, near_perfect, Q)
+    plain = 1.0 - 2 * small / Q.max_depth_gain_ratio  # the gain is half the share allowed
+    assert plain >= Q.min_mask_iou and judge_row(row(small, plain), Q) == ()
+    tiny = Q.depth_gain_floor / 2  # probe noise, however good the fit
+    assert judge_row(row(tiny, 1.0 - tiny / (4 * Q.max_depth_gain_ratio)), Q) == ()
+    assert judge_row(row(small, near_perfect), dataclasses.replace(Q, max_depth_gain_ratio=0.0)) == ()
+    assert judge_row(row(2 * Q.max_depth_gain, 0.5), dataclasses.replace(Q, min_mask_iou=0.4)) == ("depth_inconsistent",)
+    assert not depth_inconsistent(None, 0.99, Q) and not depth_inconsistent(-0.05, 0.999, Q)
 
 
 def test_a_person_whose_mask_pins_f_is_outvoted_only_by_peers_whose_masks_pin_theirs():

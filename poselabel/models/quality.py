@@ -30,9 +30,10 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong. Not
   when ``Tz`` or the pose was fitted to those same keypoints (``diagnostics["landmark_fit"]``,
   the geometric default): agreeing with its own input proves nothing;
-- ``depth_inconsistent``: ``diagnostics["depth_gain"] > max_depth_gain``: placed at another
-  depth (``Tz`` × 0.8 or × 1.25, ``f`` refitted) the body explains its mask better
-  (``camera_scene.depth_gain``): a wrong ``Tz`` that ``f`` absorbed only up to perspective;
+- ``depth_inconsistent``: ``diagnostics["depth_gain"] > max_depth_gain``, or at least
+  ``max_depth_gain_ratio`` of the fit's residual ``1 - mask_iou`` (:func:`depth_inconsistent`):
+  placed at another depth (``Tz`` × 0.8 or × 1.25, ``f`` refitted) the body explains its mask
+  better (``camera_scene.depth_gain``): a wrong ``Tz`` that ``f`` absorbed only up to perspective;
 - ``keypoint_mismatch``: ``diagnostics["keypoint_error"] > max_keypoint_error``: the fitted
   joints, projected by the solved camera, miss the detector's 2D keypoints
   (:func:`keypoint_error`; skipped without keypoints);
@@ -258,8 +259,7 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
         check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)
-        gain = diag.get("depth_gain")
-        check("depth_inconsistent", _finite(gain) and float(gain) > config.max_depth_gain)
+        check("depth_inconsistent", depth_inconsistent(diag.get("depth_gain"), f.mask_iou, config))
         check("not_converged", diag.get("converged") is False
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)
@@ -273,6 +273,24 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     if _finite(f.body_pose) and f.body_pose.size == 63:
         check("joint_limits", bool(joint_limit_violations(f.body_pose, config.joint_limit_slack_deg)))
     return tuple(reasons)
+
+
+def depth_inconsistent(gain: Any, mask_iou: Any, config) -> bool:
+    """Whether another depth explains the mask better than the fit's ``Tz``.
+
+    ``gain`` is ``diagnostics["depth_gain"]`` (the mask IoU gained at ``Tz`` × 0.8 or × 1.25
+    with ``f`` refitted, ``camera_scene.depth_gain``). Inconsistent above ``max_depth_gain``,
+    or when it is at least ``max_depth_gain_ratio`` of the fit's own residual ``1 - mask_iou``
+    (and ``depth_gain_floor``): a near-perfect fit has little IoU left to gain, and another
+    depth that takes a good share of it is evidence against the given ``Tz`` all the same."""
+    if not _finite(gain):
+        return False
+    gain = float(gain)
+    if gain > config.max_depth_gain:
+        return True
+    ratio = config.max_depth_gain_ratio
+    return bool(ratio > 0 and _finite(mask_iou) and gain >= config.depth_gain_floor
+                and gain >= ratio * (1.0 - float(mask_iou)))
 
 
 def focal_pinned(margin: Any, mask_iou: Any, config) -> bool | None:
