@@ -107,7 +107,8 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
     longer side) per coordinate; seen when in front of the camera and inside the image.
     The fitted joints are the solver's inputs (betas, possibly noised body_pose, true global
     orientation) placed at the solved translation. Independent of the injected mask, box and
-    Tz errors, as a keypoint detector's output would be."""
+    Tz errors, as a keypoint detector's output would be. Also sets ``joint_error_2d``: the
+    same measure against the noise-free keypoints (the fit's true 2D error, for labelling)."""
     import torch
 
     from poselabel.models.body_model import BodyModel
@@ -132,6 +133,9 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
         seen = (g[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < p["W"]) & (uv[:, 1] >= 0) & (uv[:, 1] < p["H"])
         ok = not r["camera_reject"] and np.isfinite(r["transl"]).all()
         r["keypoint_error"] = (keypoint_error(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"],
+                                              r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
+        # the same, against the noise-free keypoints: the fit's true 2D joint error
+        r["joint_error_2d"] = (keypoint_error(j + np.asarray(r["transl"]), uv, seen.astype(float), r["focal"],
                                               r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
 
 
