@@ -262,6 +262,10 @@ def test_another_depth_that_takes_a_share_of_a_near_perfect_fits_residual_is_inc
     assert judge_row(row(small, near_perfect), dataclasses.replace(Q, max_depth_gain_ratio=0.0)) == ()
     assert judge_row(row(2 * Q.max_depth_gain, 0.5), dataclasses.replace(Q, min_mask_iou=0.4)) == ("depth_inconsistent",)
     assert not depth_inconsistent(None, 0.99, Q) and not depth_inconsistent(-0.05, 0.999, Q)
+    # Where the mask does not pin f (a measured focal margin, too small), the ratio does not apply.
+    assert depth_inconsistent(small, near_perfect, Q, margin=Q.min_focal_margin)
+    assert not depth_inconsistent(small, near_perfect, Q, margin=0.0)
+    assert depth_inconsistent(2 * Q.max_depth_gain, near_perfect, Q, margin=0.0)  # the absolute bound does
 
 
 def test_a_person_whose_mask_pins_f_is_outvoted_only_by_peers_whose_masks_pin_theirs():

@@ -259,7 +259,8 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
         check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)
-        check("depth_inconsistent", depth_inconsistent(diag.get("depth_gain"), f.mask_iou, config))
+        check("depth_inconsistent", depth_inconsistent(diag.get("depth_gain"), f.mask_iou, config,
+                                                          diag.get("focal_margin")))
         check("not_converged", diag.get("converged") is False
               or (_finite(f.fit_loss) and f.fit_loss > config.max_fit_loss))
         fov = horizontal_fov_deg(f.image_width, f.focal_px)
@@ -275,20 +276,25 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def depth_inconsistent(gain: Any, mask_iou: Any, config) -> bool:
+def depth_inconsistent(gain: Any, mask_iou: Any, config, margin: Any = None) -> bool:
     """Whether another depth explains the mask better than the fit's ``Tz``.
 
     ``gain`` is ``diagnostics["depth_gain"]`` (the mask IoU gained at ``Tz`` × 0.8 or × 1.25
     with ``f`` refitted, ``camera_scene.depth_gain``). Inconsistent above ``max_depth_gain``,
     or when it is at least ``max_depth_gain_ratio`` of the fit's own residual ``1 - mask_iou``
     (and ``depth_gain_floor``): a near-perfect fit has little IoU left to gain, and another
-    depth that takes a good share of it is evidence against the given ``Tz`` all the same."""
+    depth that takes a good share of it is evidence against the given ``Tz`` all the same.
+    The ratio route needs a pinned focal length (``focal_pinned(margin, ...)`` not False,
+    ``margin`` the fit's ``focal_margin``): each probe refits ``f``, and where the mask does
+    not pin ``f`` its small gains are noise."""
     if not _finite(gain):
         return False
     gain = float(gain)
     if gain > config.max_depth_gain:
         return True
     ratio = config.max_depth_gain_ratio
+    if focal_pinned(margin, mask_iou, config) is False:  # f free: the probes' refits are noise
+        return False
     return bool(ratio > 0 and _finite(mask_iou) and gain >= config.depth_gain_floor
                 and gain >= ratio * (1.0 - float(mask_iou)))
 
