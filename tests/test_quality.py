@@ -169,6 +169,28 @@ def test_stage_and_table_rows_agree():
     assert "truncated" in judged.reject_reasons and "joint_limits" in judged.reject_reasons
 
 
+def test_stage_and_table_rows_agree_on_an_image_with_a_pinned_and_an_unpinned_person():
+    """The image-level rule reads the peers' focal margins from the stage's Person
+    diagnostics and from the table rows alike."""
+    f = good_row()["focal_px"]
+    config = RunConfig(input="x", output="y")
+    people = [(ellipse(cx=200), f, {}),  # whole outline: pins f
+              (ellipse(cx=60, cy=390, rx=40, ry=200), 1.5 * f, {"focal_margin": 0.0})]  # truncated, f free
+    persons = []
+    for i, (mask, focal, diag) in enumerate(people):
+        row = good_row(mask=mask, focal_px=focal)
+        persons.append(Person(person_index=i, bbox_xyxy=np.asarray(row["bbox_xyxy"], np.float32), det_score=0.9,
+                              mask=mask, tz=3.0, betas=np.asarray(row["betas"]),
+                              global_orient=np.asarray(row["global_orient"]), body_pose=np.asarray(row["body_pose"]),
+                              focal_px=focal, transl=np.asarray(row["transl"]), mask_iou=row["mask_iou"],
+                              diagnostics={"fit_loss": 0.2, "cx": W / 2, "cy": H / 2, **diag}))
+    record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=tuple(persons))
+    judged = JudgeQuality(config).apply(record).persons
+    assert [p.reject_reasons for p in judged] == [(), ("truncated", "focal_disagreement")]
+    rows = [person_row(record, p) for p in judged]
+    assert judge_image([facts_from_row(r) for r in rows], config.quality) == [p.reject_reasons for p in judged]
+
+
 def test_stage_in_a_pipeline_counts_reasons():
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
