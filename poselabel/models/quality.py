@@ -293,10 +293,10 @@ def depth_inconsistent(gain: Any, mask_iou: Any, config, margin: Any = None) -> 
     if gain > config.max_depth_gain:
         return True
     ratio = config.max_depth_gain_ratio
-    if focal_pinned(margin, mask_iou, config) is False:  # f free: the probes' refits are noise
+    if ratio <= 0 or not _finite(mask_iou) or gain < config.depth_gain_floor:
         return False
-    return bool(ratio > 0 and _finite(mask_iou) and gain >= config.depth_gain_floor
-                and gain >= ratio * (1.0 - float(mask_iou)))
+    # f free: the probes' refits are noise
+    return gain >= ratio * (1.0 - float(mask_iou)) and focal_pinned(margin, mask_iou, config) is not False
 
 
 def focal_pinned(margin: Any, mask_iou: Any, config) -> bool | None:
