@@ -13,8 +13,8 @@ from oracle inputs (GT mesh, GT Tz, GT visible mask, GT box):
   cut to it, as a segmenter run on a wrong box would give).
 
 Each fit also gets what the pipeline's camera stage records: ``focal_margin`` (border-touching
-people), ``depth_gain`` (``camera_scene.depth_gain``) and ``keypoint_error`` against
-simulated detector keypoints (``attach_keypoints``).
+people), ``depth_gain`` (``camera_scene.depth_gain``) and ``keypoint_error`` / ``keypoint_count``
+against simulated detector keypoints (``attach_keypoints``).
 
 Every fit is labelled **bad** when its true error is large:
 ``PVE_cam > PVE_MAX_FRAC · Tz_gt`` (mean vertex distance in the camera frame, translation
@@ -208,9 +208,10 @@ def is_bad(r: dict, joint_2d_max: float | None = None) -> bool:
     return bool(joint_2d_max is not None and e2d is not None and e2d > joint_2d_max)
 
 
-# What the camera stage records per fit; absent in fits saved before session 4 (focal_margin)
-# or session 5 (depth_gain, keypoint_error), as a table from an older run would lack them.
-MEASURES = ("focal_margin", "depth_gain", "keypoint_error")
+# What the camera stage records per fit; absent in fits saved before session 4 (focal_margin),
+# session 5 (depth_gain, keypoint_error) or session 7 (keypoint_count), as a table from an older
+# run would lack them.
+MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count")
 
 
 def _diagnostics(r: dict) -> dict:

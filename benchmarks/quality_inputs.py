@@ -3,7 +3,8 @@ injected errors, and simulated detector keypoints.
 
 ``load_persons`` reads synthetic GT shards; ``inject`` gives a person's solver inputs with one
 error (``INJECTIONS``); ``unlisted`` the pixels of people too small to be listed;
-``attach_keypoints`` / ``add_keypoints`` give saved or fresh fits their ``keypoint_error``.
+``attach_keypoints`` / ``add_keypoints`` give saved or fresh fits their ``keypoint_error``
+and ``keypoint_count``.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def unlisted(p: dict, persons: list[dict]) -> np.ndarray:
 
 
 def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE) -> None:
-    """Set each fit's ``keypoint_error`` (``quality.keypoint_error``) against simulated detector
+    """Set each fit's ``keypoint_error`` and ``keypoint_count`` (``quality.keypoint_residual``) against simulated detector
     keypoints: the true body's joints that MediaPipe's landmarks stand for (``geometric_fit.
     MP_TO_SMPLX`` and the head) projected by the true camera, plus N(0, ``sigma`` × the box's
     longer side) per coordinate; seen when in front of the camera and inside the image.
@@ -113,7 +114,7 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
 
     from poselabel.models.body_model import BodyModel
     from poselabel.models.geometric_fit import MP_TO_SMPLX, SMPLX_HEAD
-    from poselabel.models.quality import keypoint_error
+    from poselabel.models.quality import LEGACY_KEYPOINTS, keypoint_error, keypoint_residual
 
     ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
     by_id = {(p["key"], p["index"]): p for p in persons}
@@ -132,11 +133,14 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
         kp = uv + rng.normal(0.0, sigma * side, uv.shape)
         seen = (g[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < p["W"]) & (uv[:, 1] >= 0) & (uv[:, 1] < p["H"])
         ok = not r["camera_reject"] and np.isfinite(r["transl"]).all()
-        r["keypoint_error"] = (keypoint_error(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"],
-                                              r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
-        # the same, against the noise-free keypoints: the fit's true 2D joint error
+        r["keypoint_error"], r["keypoint_count"] = (
+            keypoint_residual(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"], r["W"] / 2, r["H"] / 2,
+                              r["bbox"]) if ok else (None, 0))
+        # the same, against the noise-free keypoints: the fit's true 2D joint error (a label: kept
+        # on at least LEGACY_KEYPOINTS keypoints, as it was defined)
         r["joint_error_2d"] = (keypoint_error(j + np.asarray(r["transl"]), uv, seen.astype(float), r["focal"],
-                                              r["W"] / 2, r["H"] / 2, r["bbox"]) if ok else None)
+                                              r["W"] / 2, r["H"] / 2, r["bbox"], min_points=LEGACY_KEYPOINTS)
+                               if ok else None)
 
 
 def add_keypoints(saved: dict, sigma: float) -> None:

@@ -154,6 +154,9 @@ class QualityConfig:
     # (the keypoints say the body is placed well: the mask is what is wrong)
     keypoint_vouch_error: float = 0.08
     min_mask_iou_vouched: float = 0.5
+    # keypoints needed (diagnostics["keypoint_count"]): to vouch for a fit, and to refute one
+    min_keypoints_vouch: int = 4
+    min_keypoints_mismatch: int = 1
     # depth_inconsistent: diagnostics["depth_gain"] (the mask IoU gained by placing the person at
     # Tz x0.8 or x1.25 with f refitted; camera stage) above this: the given Tz is not the mask's
     max_depth_gain: float = 0.01
@@ -207,6 +210,8 @@ class QualityConfig:
         _check(0.0 <= self.keypoint_vouch_error <= self.max_keypoint_error,
                "quality needs 0 <= keypoint_vouch_error <= max_keypoint_error")
         _check(0.0 <= self.min_mask_iou_vouched <= 1.0, "quality.min_mask_iou_vouched must be in [0, 1]")
+        _check(self.min_keypoints_vouch >= 1 and self.min_keypoints_mismatch >= 1,
+               "quality keypoint counts (min_keypoints_vouch, min_keypoints_mismatch) must be >= 1")
         unknown = [c for c in self.disabled_checks if c not in QUALITY_CHECKS]
         _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")
 

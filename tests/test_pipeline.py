@@ -8,6 +8,7 @@ import pytest
 
 from conftest import MIXED_STATUS
 from poselabel.config import load_config
+from poselabel.models.geometric_fit import MP_TO_SMPLX
 from poselabel.models.masks import decode_rle
 from poselabel.pipelines.job import run_job
 
@@ -89,6 +90,7 @@ def test_embedded_default_fits_every_detected_person(mixed_run):
     # MediaPipe's landmarks check the fit: the solved camera projects the fitted joints onto them.
     diags = [json.loads(p["diagnostics"]) for p in persons]
     errors = [d["keypoint_error"] for d in diags]
+    assert all(1 <= d["keypoint_count"] <= len(MP_TO_SMPLX) + 1 for d in diags)  # the body landmarks and the head seen
     # ... but those landmarks are the geometric fit's own input: they cannot vouch for it.
     assert all(d["landmark_fit"] == ["pose", "tz"] for d in diags)
     assert all(0 <= e < 0.3 for e in errors)  # 0.04-0.17 seen: the geometric fits are loose, not misplaced

@@ -10,7 +10,8 @@ import pytest
 from poselabel.config import ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
 from poselabel.models.quality import (depth_inconsistent, facts_from_row, focal_pinned, horizontal_fov_deg,
-                                      joint_limit_violations, judge_image, judge_row, keypoint_error)
+                                      joint_limit_violations, judge_image, judge_row, keypoint_error,
+                                      keypoint_residual)
 from poselabel.records import ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -319,6 +320,9 @@ def test_keypoint_error_is_the_mean_miss_over_the_box_side():
     far[:5] += 1000.0  # unseen keypoints do not count ...
     assert keypoint_error(joints, far, np.r_[np.zeros(5), np.ones(10)], f, cx, cy, box) == pytest.approx(0.0, abs=1e-9)
     assert keypoint_error(joints, uv, np.r_[np.ones(3), np.zeros(12)], f, cx, cy, box) is None  # ... too few seen
+    three = np.r_[np.ones(3), np.zeros(12)]
+    assert keypoint_residual(joints, uv + [6.0, 8.0], three, f, cx, cy, box) == (pytest.approx(10 / 200), 3)
+    assert keypoint_residual(joints, uv, np.zeros(15), f, cx, cy, box) == (None, 0)
     behind = joints.copy()
     behind[:, 2] = -1.0
     assert keypoint_error(behind, uv, seen, f, cx, cy, box) is None
@@ -339,3 +343,21 @@ def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
         "keypoint_mismatch",)
     with pytest.raises(ConfigError):
         dataclasses.replace(Q, keypoint_vouch_error=0.2).validate()
+
+
+def test_one_keypoint_refutes_a_fit_but_only_several_vouch_for_one():
+    # A close-up fitted with the wrong part of the body in view: the one landmark seen (the
+    # head) is far from where the fit puts it.
+    def kp(error, count):
+        return json.dumps({"keypoint_error": error, "keypoint_count": count})
+
+    assert judge_row(good_row(diagnostics=kp(0.9, 1)), Q) == ("keypoint_mismatch",)
+    assert judge_row(good_row(diagnostics=kp(0.9, 1)), dataclasses.replace(Q, min_keypoints_mismatch=4)) == ()
+    assert judge_row(good_row(diagnostics=kp(0.03, 1)), Q) == ()
+    poor = (Q.min_mask_iou + Q.min_mask_iou_vouched) / 2
+    assert judge_row(good_row(mask_iou=poor, diagnostics=kp(0.03, Q.min_keypoints_vouch - 1)), Q) == ("low_mask_iou",)
+    assert judge_row(good_row(mask_iou=poor, diagnostics=kp(0.03, Q.min_keypoints_vouch)), Q) == ()
+    # Tables written before the count was recorded held errors from 4 keypoints up: they vouch as before.
+    assert judge_row(good_row(mask_iou=poor, diagnostics=json.dumps({"keypoint_error": 0.03})), Q) == ()
+    with pytest.raises(ConfigError):
+        dataclasses.replace(Q, min_keypoints_mismatch=0).validate()

@@ -62,3 +62,5 @@ def test_card_shows_the_keypoint_error_when_the_fit_has_one():
     assert "kp" not in card(c)
     shown = card({**c, "row": {**row, "diagnostics": json.dumps({"keypoint_error": 0.1234})}})
     assert "kp 0.123" in shown and "keypoint_mismatch" in shown
+    counted = card({**c, "row": {**row, "diagnostics": json.dumps({"keypoint_error": 0.1234, "keypoint_count": 3})}})
+    assert "kp 0.123 on 3" in counted

@@ -26,17 +26,20 @@ Reasons, in the order they are reported (a person gets every reason that fires):
   ``>= min_focal_margin_ratio`` × the fit's own residual ``1 - mask_iou``;
 - ``low_mask_iou``: fitted silhouette vs mask IoU ``< min_mask_iou`` (skipped when the
   camera stage gives no IoU, e.g. the oracle camera); when the detector's 2D keypoints
-  agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``) the bound
-  is ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong. Not
+  agree with the fit (``diagnostics["keypoint_error"] <= keypoint_vouch_error``, on at least
+  ``min_keypoints_vouch`` keypoints, ``diagnostics["keypoint_count"]``) the bound is
+  ``min_mask_iou_vouched``: the body is placed well and the mask is what is wrong. Not
   when ``Tz`` or the pose was fitted to those same keypoints (``diagnostics["landmark_fit"]``,
   the geometric default): agreeing with its own input proves nothing;
 - ``depth_inconsistent``: ``diagnostics["depth_gain"] > max_depth_gain``, or at least
   ``max_depth_gain_ratio`` of the fit's residual ``1 - mask_iou`` (:func:`depth_inconsistent`):
   placed at another depth (``Tz`` × 0.8 or × 1.25, ``f`` refitted) the body explains its mask
   better (``camera_scene.depth_gain``): a wrong ``Tz`` that ``f`` absorbed only up to perspective;
-- ``keypoint_mismatch``: ``diagnostics["keypoint_error"] > max_keypoint_error``: the fitted
-  joints, projected by the solved camera, miss the detector's 2D keypoints
-  (:func:`keypoint_error`; skipped without keypoints);
+- ``keypoint_mismatch``: ``diagnostics["keypoint_error"] > max_keypoint_error`` on at least
+  ``min_keypoints_mismatch`` keypoints (default 1): the fitted joints, projected by the solved
+  camera, miss the detector's 2D keypoints (:func:`keypoint_residual`; skipped without
+  keypoints). One keypoint suffices to refute a fit: a close-up showing only the head and
+  shoulders, fitted with the legs in view, misses them by far more than the bound;
 - ``not_converged``: ``diagnostics["converged"] is False`` or ``fit_loss > max_fit_loss``;
 - ``tz_out_of_range``: pelvis depth (``transl[2]``, else ``tz``) outside
   ``[min_tz_m, max_tz_m]``;
@@ -66,6 +69,9 @@ from poselabel.models.masks import box_iou, decode_rle, mask_bbox
 
 REASON_NO_MASK = "no_mask"
 REASON_NOT_FITTED = "not_fitted"
+# diagnostics["keypoint_error"] without a "keypoint_count" (tables written before the count was
+# recorded): the error was recorded only when at least this many keypoints were seen
+LEGACY_KEYPOINTS = 4
 
 # Per body joint (SMPL-X joints 1..21 = body_pose slots 0..20): (max |θ| deg, hinge) where
 # hinge = (axis, sign_left, max_off_axis_deg): the rotation's component about ``axis``
@@ -152,28 +158,36 @@ def facts_from_row(row: dict[str, Any]) -> PersonFacts:
         mask_iou=row.get("mask_iou"), fit_loss=row.get("fit_loss"), diagnostics=diag)
 
 
-def keypoint_error(joints_cam: np.ndarray, keypoints_2d: np.ndarray, weights: np.ndarray, focal_px: float,
-                   cx: float, cy: float, bbox_xyxy: np.ndarray, min_points: int = 4) -> float | None:
-    """How far the fitted joints land from the detector's 2D keypoints, unitless.
+def keypoint_residual(joints_cam: np.ndarray, keypoints_2d: np.ndarray, weights: np.ndarray, focal_px: float,
+                      cx: float, cy: float, bbox_xyxy: np.ndarray) -> tuple[float | None, int]:
+    """How far the fitted joints land from the detector's 2D keypoints, and on how many.
 
     ``joints_cam`` (K, 3) fitted joints in the camera frame (m), paired with ``keypoints_2d``
     (K, 2) image px and ``weights`` (K,) (0: not seen); projected with ``focal_px`` and the
-    principal point ``(cx, cy)`` px. Returns the weighted mean distance divided by the longer
-    side of ``bbox_xyxy`` (4,) px, or None with fewer than ``min_points`` weighted keypoints
-    in front of the camera.
+    principal point ``(cx, cy)`` px. Returns ``(error, count)``: the weighted mean distance
+    divided by the longer side of ``bbox_xyxy`` (4,) px (unitless; None when no weighted
+    keypoint lies in front of the camera), and the number of weighted keypoints it averages.
     """
     j = np.asarray(joints_cam, np.float64).reshape(-1, 3)
     kp = np.asarray(keypoints_2d, np.float64).reshape(-1, 2)
     w = np.asarray(weights, np.float64).reshape(-1)
     w = np.where(np.isfinite(kp).all(1) & np.isfinite(j).all(1) & (j[:, 2] > 1e-6), np.clip(w, 0, None), 0.0)
-    if int((w > 0).sum()) < min_points:
-        return None
+    count = int((w > 0).sum())
+    if count == 0:
+        return None, 0
     z = np.where(w > 0, j[:, 2], 1.0)
     uv = np.stack([focal_px * j[:, 0] / z + cx, focal_px * j[:, 1] / z + cy], 1)
     dist = np.linalg.norm(np.where(w[:, None] > 0, uv - kp, 0.0), axis=1)
     box = np.asarray(bbox_xyxy, np.float64)
     side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
-    return float((dist * w).sum() / w.sum() / side)
+    return float((dist * w).sum() / w.sum() / side), count
+
+
+def keypoint_error(joints_cam: np.ndarray, keypoints_2d: np.ndarray, weights: np.ndarray, focal_px: float,
+                   cx: float, cy: float, bbox_xyxy: np.ndarray, min_points: int = 4) -> float | None:
+    """:func:`keypoint_residual`'s error, or None with fewer than ``min_points`` keypoints."""
+    error, count = keypoint_residual(joints_cam, keypoints_2d, weights, focal_px, cx, cy, bbox_xyxy)
+    return error if count >= max(min_points, 1) else None
 
 
 def horizontal_fov_deg(width: float, focal_px: float) -> float:
@@ -252,13 +266,17 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     check("truncated", (sides >= config.max_border_sides or cut >= config.max_border_cut) and not vouched)
     kp_error = diag.get("keypoint_error")
     kp_error = float(kp_error) if _finite(kp_error) else None
+    # tables written before keypoint_count was recorded have an error only from LEGACY_KEYPOINTS up
+    kp_count = int(diag.get("keypoint_count", LEGACY_KEYPOINTS)) if kp_error is not None else 0
     if fitted:
         floor = config.min_mask_iou
         independent = not diag.get("landmark_fit")  # Tz / pose not fitted to these very keypoints
-        if independent and kp_error is not None and kp_error <= config.keypoint_vouch_error:
+        if (independent and kp_count >= config.min_keypoints_vouch and kp_error is not None
+                and kp_error <= config.keypoint_vouch_error):
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
-        check("keypoint_mismatch", kp_error is not None and kp_error > config.max_keypoint_error)
+        check("keypoint_mismatch", kp_count >= config.min_keypoints_mismatch and kp_error is not None
+              and kp_error > config.max_keypoint_error)
         check("depth_inconsistent", depth_inconsistent(diag.get("depth_gain"), f.mask_iou, config,
                                                           diag.get("focal_margin")))
         check("not_converged", diag.get("converged") is False

@@ -46,8 +46,9 @@ def card(c: dict[str, Any]) -> str:
     cls = "acc" if r.get("accepted") else "rej"
     verdict = "accepted" if r.get("accepted") else "rejected"
     note = "" if c["has_image"] else "<div class='muted'>image not available: mask only</div>"
-    kp = row_diagnostics(r).get("keypoint_error")
-    kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}"
+    diag = row_diagnostics(r)
+    kp, n_kp = diag.get("keypoint_error"), diag.get("keypoint_count")
+    kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}" + ("" if n_kp is None else f" on {int(n_kp)}")
     return (f"<div class='card {cls}'><img src='{c['uri']}' alt='{esc(r['key'])}'>"
             f"<b>{verdict}</b> {esc(r['shard'])}/{esc(r['key'])} #{r['person_index']}<br>"
             f"Tz {fmt(tz, '.2f')} m · f {fmt(r.get('focal_px'), '.0f')} px · FoV {fmt(c['fov'], '.0f')}°<br>"

@@ -16,7 +16,8 @@ Backends:
   gained by placing it at ``Tz`` × 0.8 or × 1.25 with ``f`` refitted (``camera_scene.depth_gain``,
   ``camera.depth_gain``). People with the detector's 2D keypoints get
   ``diagnostics["keypoint_error"]`` (the fitted joints projected by the solved camera
-  against them, ``quality.keypoint_error``). The hard mask IoU at full resolution, the fit loss
+  against them, ``quality.keypoint_residual``) and ``diagnostics["keypoint_count"]`` (how many
+  landmarks it averages). The hard mask IoU at full resolution, the fit loss
   and the iteration count land in the tables; a solver reject (``empty_mask``,
   ``behind_camera``, ``nan``, ...) lands in ``diagnostics["camera_reject"]``.
 """
@@ -46,16 +47,18 @@ def solver_config(camera_config):
                                depth_order=camera_config.depth_order)
 
 
-def _keypoint_error(person, joints_cam: np.ndarray, focal_px: float, cx: float, cy: float) -> float | None:
-    """The fit's keypoint error (``quality.keypoint_error``) against the person's MediaPipe
-    landmarks ``keypoints_2d`` (33, 3 = u, v, visibility); ``joints_cam`` (55, 3) camera frame, m."""
+def _keypoint_residual(person, joints_cam: np.ndarray, focal_px: float, cx: float,
+                       cy: float) -> tuple[float | None, int]:
+    """The fit's keypoint error and count (``quality.keypoint_residual``) against the person's
+    MediaPipe landmarks ``keypoints_2d`` (33, 3 = u, v, visibility); ``joints_cam`` (55, 3)
+    camera frame, m. ``(None, 0)`` without landmarks."""
     if person.keypoints_2d is None:
-        return None
+        return None, 0
     from poselabel.models.geometric_fit import body_points_for_landmarks
-    from poselabel.models.quality import keypoint_error
+    from poselabel.models.quality import keypoint_residual
 
     p3, p2, w = body_points_for_landmarks(joints_cam[None], np.asarray(person.keypoints_2d, np.float64)[None])
-    return keypoint_error(p3[0], p2[0], w[0], focal_px, cx, cy, person.bbox_xyxy)
+    return keypoint_residual(p3[0], p2[0], w[0], focal_px, cx, cy, person.bbox_xyxy)
 
 
 class SolveCamera(BatchedSampleStage):
@@ -159,9 +162,10 @@ class SolveCamera(BatchedSampleStage):
             if gain[j] is not None and np.isfinite(gain[j]):
                 diag["depth_gain"] = float(gain[j])
             transl = sol.transl[j].numpy().astype(np.float32)
-            kp_error = _keypoint_error(p, joints[j] + transl, float(sol.focal_px[j]), r.width / 2.0, r.height / 2.0)
+            kp_error, kp_count = _keypoint_residual(p, joints[j] + transl, float(sol.focal_px[j]), r.width / 2.0,
+                                                    r.height / 2.0)
             if kp_error is not None:
-                diag["keypoint_error"] = round(kp_error, 5)
+                diag.update(keypoint_error=round(kp_error, 5), keypoint_count=kp_count)
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
                                                       diagnostics=diag)
