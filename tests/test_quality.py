@@ -342,7 +342,7 @@ def test_keypoints_that_agree_vouch_for_a_fit_against_a_poor_mask():
     assert judge_row(good_row(diagnostics=loose), dataclasses.replace(Q, max_keypoint_error=0.085)) == (
         "keypoint_mismatch",)
     with pytest.raises(ConfigError):
-        dataclasses.replace(Q, keypoint_vouch_error=0.2).validate()
+        dataclasses.replace(Q, keypoint_vouch_error=Q.max_keypoint_error + 0.1).validate()
 
 
 def test_one_keypoint_refutes_a_fit_but_only_several_vouch_for_one():
