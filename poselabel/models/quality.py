@@ -187,7 +187,7 @@ def keypoint_error(joints_cam: np.ndarray, keypoints_2d: np.ndarray, weights: np
                    cx: float, cy: float, bbox_xyxy: np.ndarray, min_points: int = 4) -> float | None:
     """:func:`keypoint_residual`'s error, or None with fewer than ``min_points`` keypoints."""
     error, count = keypoint_residual(joints_cam, keypoints_2d, weights, focal_px, cx, cy, bbox_xyxy)
-    return error if count >= max(min_points, 1) else None
+    return error if count >= min_points else None  # error is None at count 0
 
 
 def horizontal_fov_deg(width: float, focal_px: float) -> float:
