@@ -20,7 +20,9 @@ Every fit is labelled **bad** when its true error is large:
 ``PVE_cam > PVE_MAX_FRAC · Tz_gt`` (mean vertex distance in the camera frame, translation
 included, relative to the distance) **or** ``E_f = |f̂ − f| / f > EF_MAX`` (see docs/quality.md).
 Then precision (good among accepted) and recall (accepted among good) of the accept rule,
-sweeping ``min_mask_iou`` (and ``max_fit_loss``) with every other check at its default.
+sweeping ``min_fit_score`` with every other check at its default, beside the checks rule
+(``config.CHECKS_RULE``) sweeping ``min_mask_iou``. The fit score itself is fitted on these
+result files by ``benchmarks/fit_score.py``.
 
 Usage (default size, 30 images / 114 fits: about 4-5 minutes on one idle CPU core; 16 minutes
 measured on 2 cores shared with 7 other busy processes)::
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from poselabel.config import QualityConfig  # noqa: E402
+from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
 from poselabel.models.quality import PersonFacts, judge, mask_geometry  # noqa: E402
 from quality_inputs import (INJECTIONS, KEYPOINT_NOISE, add_keypoints, attach_keypoints, inject,  # noqa: E402
                             load_persons, unlisted)
@@ -221,18 +223,22 @@ def _diagnostics(r: dict) -> dict:
     return out
 
 
+def facts_of(r: dict) -> PersonFacts:
+    """A fit record as the accept rule sees it (a persons-table row's facts, peers included)."""
+    return PersonFacts(det_score=1.0, image_width=r["W"], image_height=r["H"], bbox_xyxy=np.asarray(r["bbox"]),
+                       has_mask=True, mask_area=r["mask_area"],
+                       mask_box=None if r["mask_box"] is None else np.asarray(r["mask_box"]),
+                       border_runs=tuple(r["border_runs"]), tz=r["tz_in"],
+                       focal_px=None if r["camera_reject"] else r["focal"],
+                       transl=None if r["camera_reject"] else np.asarray(r["transl"]),
+                       betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
+                       mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
+                       diagnostics=_diagnostics(r),
+                       peers=tuple(tuple(x) for x in r.get("peers", ())))
+
+
 def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
-    f = PersonFacts(det_score=1.0, image_width=r["W"], image_height=r["H"], bbox_xyxy=np.asarray(r["bbox"]),
-                    has_mask=True, mask_area=r["mask_area"],
-                    mask_box=None if r["mask_box"] is None else np.asarray(r["mask_box"]),
-                    border_runs=tuple(r["border_runs"]), tz=r["tz_in"],
-                    focal_px=None if r["camera_reject"] else r["focal"],
-                    transl=None if r["camera_reject"] else np.asarray(r["transl"]),
-                    betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
-                    mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
-                    diagnostics=_diagnostics(r),
-                    peers=tuple(tuple(x) for x in r.get("peers", ())))
-    return judge(f, quality)
+    return judge(facts_of(r), quality)
 
 
 def precision_recall(records: list[dict], quality: QualityConfig, joint_2d_max: float | None = None) -> dict:
@@ -266,35 +272,41 @@ def by_injection(records, quality) -> dict:
 
 
 def plot(records, base: QualityConfig, png: str) -> None:
+    """Left: precision against recall of the fit-score rule (``min_fit_score`` swept) and of the
+    checks rule (``min_mask_iou`` swept, ``CHECKS_RULE``), the defaults starred. Right: the
+    fit-score rule's precision and recall against ``min_fit_score``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ious = np.round(np.arange(0.0, 0.97, 0.025), 3)
-    losses = np.round(np.linspace(0.02, 1.0, 50), 3)
+    scores = np.round(np.arange(0.05, 0.99, 0.02), 3)
+    checks = dataclasses.replace(base, **CHECKS_RULE)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    for label, cfg in (("all checks", base),
-                       ("mask IoU alone", dataclasses.replace(base, disabled_checks=tuple(
+    s = sweep(records, base, "min_fit_score", scores)
+    axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "o-", ms=3, label="fit score: min_fit_score sweep")
+    for label, cfg in (("checks rule", checks),
+                       ("mask IoU alone", dataclasses.replace(checks, disabled_checks=tuple(
                            c for c in _all_checks() if c != "low_mask_iou")))):
         s = sweep(records, cfg, "min_mask_iou", ious)
-        axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "o-", ms=3, label=f"min_mask_iou sweep ({label})")
-    s = sweep(records, dataclasses.replace(base, min_mask_iou=0.0), "max_fit_loss", losses)
-    axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "s-", ms=3, label="max_fit_loss sweep (IoU off)")
+        axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "s-", ms=3, label=f"{label}: min_mask_iou sweep")
     d = precision_recall(records, base)
-    axes[0].plot([d["recall"]], [d["precision"]], "r*", ms=16, label=f"defaults (IoU ≥ {base.min_mask_iou:g})")
+    axes[0].plot([d["recall"]], [d["precision"]], "r*", ms=16, label=f"defaults (fit score ≥ {base.min_fit_score:g})")
+    d = precision_recall(records, checks)
+    axes[0].plot([d["recall"]], [d["precision"]], "k*", ms=12, label=f"checks rule (IoU ≥ {checks.min_mask_iou:g})")
     axes[0].axhline(0.95, color="grey", ls=":", lw=1)
     axes[0].axvline(0.90, color="grey", ls=":", lw=1)
     axes[0].set_xlabel("recall (good fits accepted)")
     axes[0].set_ylabel("precision (accepted fits that are good)")
-    axes[0].set_title("accept rule on clean + injected fits")
+    axes[0].set_title("accept rules on clean + injected fits")
     axes[0].legend(fontsize=8, loc="lower left")
     axes[0].grid(alpha=0.3)
-    s = sweep(records, base, "min_mask_iou", ious)
-    axes[1].plot(ious, [x["precision"] for x in s], label="precision")
-    axes[1].plot(ious, [x["recall"] for x in s], label="recall")
-    axes[1].axvline(base.min_mask_iou, color="r", ls="--", lw=1, label="default")
-    axes[1].set_xlabel("min_mask_iou (other checks at defaults)")
+    s = sweep(records, base, "min_fit_score", scores)
+    axes[1].plot(scores, [x["precision"] for x in s], label="precision")
+    axes[1].plot(scores, [x["recall"] for x in s], label="recall")
+    axes[1].axvline(base.min_fit_score, color="r", ls="--", lw=1, label="default")
+    axes[1].set_xlabel("min_fit_score (other checks at defaults)")
     axes[1].set_ylim(0, 1.02)
     axes[1].grid(alpha=0.3)
     axes[1].legend(fontsize=8)
@@ -321,9 +333,14 @@ def report(records, base: QualityConfig) -> dict:
         print(f"defaults, also bad when the true 2D joint error > {JOINT_2D_MAX:g} of the box: precision "
               f"{d2['precision']:.3f}  recall {d2['recall']:.3f}  ({d2['good']} good)")
         d["with_2d_bound"] = d2
-    print(f"\n{'min_mask_iou':>12s} {'precision':>9s} {'recall':>7s} {'accepted':>8s}")
-    for x in sweep(records, base, "min_mask_iou", np.round(np.arange(0.3, 0.96, 0.05), 2)):
-        print(f"{x['min_mask_iou']:12.2f} {x['precision']:9.3f} {x['recall']:7.3f} {x['accepted']:8d}")
+    checks = dataclasses.replace(base, **CHECKS_RULE)
+    dc = precision_recall(records, checks)
+    print(f"checks rule (accept_rule checks, min_mask_iou {checks.min_mask_iou:g}): precision {dc['precision']:.3f}  "
+          f"recall {dc['recall']:.3f}  ({dc['accepted']} accepted)")
+    d["checks_rule"] = dc
+    print(f"\n{'min_fit_score':>13s} {'precision':>9s} {'recall':>7s} {'accepted':>8s}")
+    for x in sweep(records, base, "min_fit_score", np.round(np.arange(0.3, 0.96, 0.05), 2)):
+        print(f"{x['min_fit_score']:13.2f} {x['precision']:9.3f} {x['recall']:7.3f} {x['accepted']:8d}")
     table = by_injection(records, base)
     print(f"\n{'injection':>11s} {'n':>4s} {'bad':>4s} {'acc':>4s} {'bad acc':>7s} {'good rej':>8s} {'med IoU':>7s} "
           f"{'med PVE mm':>10s} {'med E_f':>7s}")

@@ -91,3 +91,26 @@ def test_filter_imports_no_model(labelled, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout
     assert (tmp_path / "o" / "accepted").is_dir()
+
+
+def test_runs_from_before_the_fit_score_are_rejudged_by_their_own_rule(labelled, tmp_path):
+    """A manifest without ``accept_rule`` (runs before session 8) is read as the checks rule,
+    its peers voting at its ``min_mask_iou``; the rule can be chosen on the command line."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(labelled, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for k in ("accept_rule", "min_fit_score", "fit_score_model", "min_peer_mask_iou"):
+        manifest["config"]["quality"].pop(k)
+    manifest["config"]["quality"]["min_mask_iou"] = 0.8
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    quality = filter_cmd.resolve_quality(str(old))
+    assert (quality.accept_rule, quality.min_mask_iou, quality.min_peer_mask_iou) == ("checks", 0.8, 0.8)
+    assert filter_cmd.resolve_quality(str(labelled)).accept_rule == "score"  # recorded by this run
+    assert run_filter(["--input", str(old), "--output", str(tmp_path / "c")]) == 0
+    assert all("low_fit_score" not in r["reject_reasons"] for r in rows(tmp_path / "c").values())
+    assert run_filter(["--input", str(old), "--output", str(tmp_path / "s"), "--accept-rule", "score"]) == 0
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["config"]["quality"]["accept_rule"] == "score"
+    assert summary["persons"] == len(rows(labelled))

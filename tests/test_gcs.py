@@ -102,3 +102,16 @@ def test_gs_job_killed_then_resumed_has_every_sample_once(tmp_path):
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+def test_fit_score_model_loads_from_gs(gcs_bucket):
+    """``quality.fit_score_model`` may name a model in a bucket (JSON, never pickle)."""
+    import numpy as np
+
+    from poselabel.models import fit_score as fs
+
+    path = f"{gcs_bucket}/models/fit_score.json"
+    with FileSystems.create(path) as f:
+        f.write(fs.load_model().to_json().encode())
+    x = np.random.default_rng(1).uniform(0, 1, (20, len(fs.FEATURES)))
+    np.testing.assert_array_equal(fs.load_model(path).score(x), fs.load_model().score(x))

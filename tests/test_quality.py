@@ -1,4 +1,7 @@
-"""The accept rule (poselabel/models/quality.py): each reason fires on a constructed row, not on a good one."""
+"""The accept rule (poselabel/models/quality.py): each reason fires on a constructed row, not on a good one.
+
+Most tests here judge under the checks rule (``CHECKS_RULE``: every check rejects alone), the
+ground of both rules; the fit-score rule (the default) is tested in tests/test_fit_score.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from poselabel.config import ConfigError, QualityConfig, RunConfig
+from poselabel.config import CHECKS_RULE, ConfigError, QualityConfig, RunConfig
 from poselabel.models.masks import encode_rle
 from poselabel.models.quality import (depth_inconsistent, facts_from_row, focal_pinned, horizontal_fov_deg,
                                       joint_limit_violations, judge_image, judge_row, keypoint_error,
@@ -17,7 +20,7 @@ from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
 
 W, H = 300, 400
-Q = QualityConfig()
+Q = QualityConfig(**CHECKS_RULE)
 
 
 def ellipse(cx=150, cy=200, rx=50, ry=120) -> np.ndarray:
@@ -152,9 +155,9 @@ def test_stage_and_table_rows_agree():
     """The pipeline stage on a Person and judge_row on its table row give the same reasons."""
     mask = ellipse(cy=390, ry=200)
     variants = [dict(), dict(mask_iou=0.2), dict(det_score=0.1, body_pose=pose_with(4, (-0.5, 0, 0)))]
-    config = RunConfig(input="x", output="y")
-    stage = JudgeQuality(config)
-    for v in variants:
+    for quality, v in [(q, v) for q in (QualityConfig(), Q) for v in variants]:
+        config = RunConfig(input="x", output="y", quality=quality)
+        stage = JudgeQuality(config)
         row = good_row(mask=mask, **v)
         person = Person(person_index=0, bbox_xyxy=np.asarray(row["bbox_xyxy"], np.float32), det_score=row["det_score"],
                         mask=mask, tz=row["tz"], betas=np.asarray(row["betas"]),
@@ -167,14 +170,15 @@ def test_stage_and_table_rows_agree():
         assert judged.reject_reasons == judge_row(table_row, config.quality) == judge_row(row, config.quality)
         assert judged.accepted == (judged.reject_reasons == ())
         assert facts_from_row(table_row).mask_area == int(mask.sum())
-    assert "truncated" in judged.reject_reasons and "joint_limits" in judged.reject_reasons
+        assert "joint_limits" in judged.reject_reasons or v.get("det_score") is None
+    assert "truncated" in judged.reject_reasons  # the checks rule: truncation rejects alone
 
 
 def test_stage_and_table_rows_agree_on_an_image_with_a_pinned_and_an_unpinned_person():
     """The image-level rule reads the peers' focal margins from the stage's Person
     diagnostics and from the table rows alike."""
     f = good_row()["focal_px"]
-    config = RunConfig(input="x", output="y")
+    config = RunConfig(input="x", output="y", quality=Q)
     people = [(ellipse(cx=200), f, {}),  # whole outline: pins f
               (ellipse(cx=60, cy=390, rx=40, ry=200), 1.5 * f, {"focal_margin": 0.0})]  # truncated, f free
     persons = []
@@ -190,6 +194,10 @@ def test_stage_and_table_rows_agree_on_an_image_with_a_pinned_and_an_unpinned_pe
     assert [p.reject_reasons for p in judged] == [(), ("truncated", "focal_disagreement")]
     rows = [person_row(record, p) for p in judged]
     assert judge_image([facts_from_row(r) for r in rows], config.quality) == [p.reject_reasons for p in judged]
+    scored = RunConfig(input="x", output="y")  # the fit-score rule reads the same peers from both
+    judged = JudgeQuality(scored).apply(record).persons
+    assert judge_image([facts_from_row(person_row(record, p)) for p in judged], scored.quality) == [
+        p.reject_reasons for p in judged]
 
 
 def test_stage_in_a_pipeline_counts_reasons():

@@ -64,3 +64,28 @@ def test_card_shows_the_keypoint_error_when_the_fit_has_one():
     assert "kp 0.123" in shown and "keypoint_mismatch" in shown
     counted = card({**c, "row": {**row, "diagnostics": json.dumps({"keypoint_error": 0.1234, "keypoint_count": 3})}})
     assert "kp 0.123 on 3" in counted
+
+
+def test_cards_show_the_fit_score_of_the_runs_rule(labelled, tmp_path):
+    """Each fitted person's card shows its fit score, judged with its image's other people,
+    under the thresholds of the run's manifest; the score agrees with the rule's verdict."""
+    from poselabel.commands.filter import manifest_quality
+    from poselabel.config import load_config
+    from poselabel.models.quality import facts_from_row, fit_score, with_peers
+    from poselabel.report import fit_scores
+
+    persons = [r for f in sorted((labelled / "persons").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    manifest = json.loads((labelled / "manifest.json").read_text())
+    quality = load_config(None, {"quality": manifest_quality(manifest)}).quality
+    scores = fit_scores(persons, persons, manifest)
+    fitted = [r for r in persons if r["focal_px"] is not None and r["mask_iou"] is not None]
+    assert fitted and sorted(map(id, fitted)) == sorted(scores)
+    for r in fitted:
+        image = [p for p in persons if (p["shard"], p["key"]) == (r["shard"], r["key"])]
+        f = with_peers([facts_from_row(p) for p in image])[image.index(r)]
+        assert scores[id(r)] == fit_score(f, quality)
+        assert ("low_fit_score" in r["reject_reasons"]) == (scores[id(r)] < quality.min_fit_score)
+    out = tmp_path / "report.html"
+    write_report(str(labelled), str(out), sample=50)
+    shown = re.findall(r"fit score (\d\.\d\d)", out.read_text())
+    assert sorted(shown) == sorted(f"{s:.2f}" for s in scores.values())

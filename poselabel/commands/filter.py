@@ -56,18 +56,27 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
+def manifest_quality(manifest: dict) -> dict:
+    """The ``quality.*`` settings a run's manifest recorded, as they were applied: runs from
+    before the fit score (session 8) judged by the checks rule, their peers voting at
+    ``min_mask_iou``. Raises KeyError without them."""
+    known = set(_quality_fields())
+    layer = {k: v for k, v in manifest["config"]["quality"].items() if k in known}
+    layer.setdefault("accept_rule", "checks")
+    layer.setdefault("min_peer_mask_iou", layer.get("min_mask_iou", 0.8))
+    return layer
+
+
 def resolve_quality(input_dir: str, base: str = "manifest", config_file: str | None = None,
                     sets: list[str] | None = None, flags: dict | None = None):
     """The ``QualityConfig`` to apply: base, then file, then ``--set``, then flags (validated)."""
     from poselabel.config import ConfigError, load_config, parse_dotted
     from poselabel.io import outputs
 
-    known = set(_quality_fields())
     layers: list[dict] = []
     if base == "manifest":
         try:
-            old = outputs.read_json(outputs.join(input_dir, "manifest.json"))["config"]["quality"]
-            layers.append({k: v for k, v in old.items() if k in known})
+            layers.append(manifest_quality(outputs.read_json(outputs.join(input_dir, "manifest.json"))))
         except Exception as exc:  # no manifest (tables from elsewhere): start from the defaults
             log.warning("no thresholds in %s/manifest.json (%s); starting from the defaults", input_dir, exc)
     if config_file:

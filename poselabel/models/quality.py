@@ -46,14 +46,19 @@ Reasons, in the order they are reported (a person gets every reason that fires):
 - ``fov_out_of_range``: horizontal field of view ``2 atan(W / 2f)`` outside
   ``[min_fov_deg, max_fov_deg]``;
 - ``focal_disagreement``: the other people of the image share its camera; when some of
-  them are fitted with ``mask_iou >= min_mask_iou`` (its *peers*), at least half of them
+  them are fitted with ``mask_iou >= min_peer_mask_iou`` (its *peers*), at least half of them
   must have a focal length within a factor ``1 + max_focal_disagreement`` of its own; a
   person whose mask pins its ``f`` hears only peers whose masks pin theirs
   (``pinned_hears_pinned``). An independent second estimate: a wrong ``Tz`` is absorbed
   into a wrong ``f`` with a clean silhouette, which no mask check sees (docs/quality.md).
   Needs the whole image: :func:`judge_image`;
 - ``extreme_shape``: any ``|beta| > max_abs_beta`` (4D-Humans drops betas beyond 3);
-- ``joint_limits``: a body joint's axis-angle outside :data:`JOINT_LIMITS_DEG`.
+- ``joint_limits``: a body joint's axis-angle outside :data:`JOINT_LIMITS_DEG`;
+- ``low_fit_score`` (``accept_rule`` "score", the default): the fit score
+  (``poselabel.models.fit_score``, all the evidence of a fitted person weighed together) is
+  below ``min_fit_score``; then the evidence checks of ``config.SCORED_CHECKS`` that fired
+  follow it, and they reject only so (:func:`judge`). Under ``accept_rule`` "checks" each
+  rejects alone and ``low_fit_score`` never fires.
 """
 from __future__ import annotations
 
@@ -230,13 +235,23 @@ def truncation(f: PersonFacts, config) -> tuple[int, float]:
 
 
 def judge(f: PersonFacts, config) -> tuple[str, ...]:
-    """The reject reasons of one person under a ``QualityConfig`` (empty: accepted)."""
+    """The reject reasons of one person under a ``QualityConfig`` (empty: accepted).
+
+    With ``accept_rule == "score"`` the evidence checks (``config.SCORED_CHECKS``) of a fitted
+    person are reported only when its fit score (:func:`fit_score`) is below
+    ``min_fit_score``, after ``low_fit_score``: they say why the score is low, and none
+    rejects alone. A ``keypoint_mismatch`` on keypoints that ``Tz`` or the pose was fitted to
+    (``diagnostics["landmark_fit"]``) still rejects alone: the score does not see them."""
+    from poselabel.config import SCORED_CHECKS
+
     off = set(config.disabled_checks)
     reasons: list[str] = []
+    evidence: list[str] = []  # scored checks that fired (accept_rule "score")
+    scored = config.accept_rule == "score"
 
     def check(name: str, fails: bool) -> None:
         if fails and name not in off:
-            reasons.append(name)
+            (evidence if scored and name in SCORED_CHECKS else reasons).append(name)
 
     diag = f.diagnostics or {}
     if not f.has_mask:
@@ -275,8 +290,11 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
                 and kp_error <= config.keypoint_vouch_error):
             floor = min(floor, config.min_mask_iou_vouched)
         check("low_mask_iou", _finite(f.mask_iou) and f.mask_iou < floor)
-        check("keypoint_mismatch", kp_count >= config.min_keypoints_mismatch and kp_error is not None
-              and kp_error > config.max_keypoint_error)
+        mismatch = kp_count >= config.min_keypoints_mismatch and kp_error is not None and kp_error > config.max_keypoint_error
+        if independent:
+            check("keypoint_mismatch", mismatch)
+        elif mismatch and "keypoint_mismatch" not in off:
+            reasons.append("keypoint_mismatch")
         check("depth_inconsistent", depth_inconsistent(diag.get("depth_gain"), f.mask_iou, config,
                                                           diag.get("focal_margin")))
         check("not_converged", diag.get("converged") is False
@@ -291,7 +309,21 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
         check("extreme_shape", bool(np.abs(f.betas).max() > config.max_abs_beta))
     if _finite(f.body_pose) and f.body_pose.size == 63:
         check("joint_limits", bool(joint_limit_violations(f.body_pose, config.joint_limit_slack_deg)))
+    if scored and fitted:
+        if "low_fit_score" not in off and fit_score(f, config) < config.min_fit_score:
+            reasons += ["low_fit_score", *evidence]
+    else:
+        reasons += evidence  # not fitted: rejected already, the evidence is told all the same
     return tuple(reasons)
+
+
+def fit_score(f: PersonFacts, config) -> float:
+    """The fit score of one person (``poselabel.models.fit_score``; model
+    ``config.fit_score_model``), in (0, 1): the benchmark's share of good fits among fits with
+    this evidence. Set ``f.peers`` first (:func:`with_peers`) where the image is known."""
+    from poselabel.models import fit_score as fs
+
+    return float(fs.load_model(config.fit_score_model).score(fs.features(f, config)))
 
 
 def depth_inconsistent(gain: Any, mask_iou: Any, config, margin: Any = None) -> bool:
@@ -338,19 +370,16 @@ def focal_pinned(margin: Any, mask_iou: Any, config) -> bool | None:
                 and margin >= max(ratio * (1.0 - float(mask_iou)), config.min_focal_margin_floor))
 
 
-def focal_disagreement(f: PersonFacts, config) -> bool | None:
-    """Whether this person's focal length disagrees with its image's other people: fewer of
-    its peers (``f.peers`` with ``mask_iou >= config.min_mask_iou``) lie within a factor
-    ``1 + config.max_focal_disagreement`` of it than outside. A vote, not a distance to a
-    mean, so that one bad peer does not take the others down with it. A person whose own
-    mask pins its focal length (:func:`focal_pinned`) hears only peers whose masks pin
-    theirs: a truncated peer's focal length is whatever its solver stopped at. Two people
-    on an equal footing who disagree are both out (there is no telling which is wrong).
-    None: no peer to ask."""
+def focal_votes(f: PersonFacts, config) -> tuple[int, int] | None:
+    """``(agree, disagree)``: how many of this person's peers (``f.peers`` with ``mask_iou >=
+    config.min_peer_mask_iou``) have a focal length within a factor ``1 + config.max_focal_disagreement``
+    of its own, and how many outside. A person whose own mask pins its focal length
+    (:func:`focal_pinned`) hears only peers whose masks pin theirs: a truncated peer's focal
+    length is whatever its solver stopped at. None: not fitted, or no peer to ask."""
     if not (_finite(f.focal_px) and f.focal_px > 0):
         return None
     peers = [(p[0], p[1], p[2] if len(p) > 2 else math.nan) for p in f.peers]  # (focal, iou, margin)
-    peers = [p for p in peers if _finite(p[0]) and p[0] > 0 and _finite(p[1]) and p[1] >= config.min_mask_iou]
+    peers = [p for p in peers if _finite(p[0]) and p[0] > 0 and _finite(p[1]) and p[1] >= config.min_peer_mask_iou]
     own = focal_pinned((f.diagnostics or {}).get("focal_margin"), f.mask_iou, config)
     if config.pinned_hears_pinned and config.min_focal_margin > 0 and own is not False:
         peers = [p for p in peers if focal_pinned(p[2], p[1], config) is not False]
@@ -358,7 +387,16 @@ def focal_disagreement(f: PersonFacts, config) -> bool | None:
         return None
     tol = math.log1p(config.max_focal_disagreement)
     agree = sum(abs(math.log(float(f.focal_px) / p[0])) <= tol for p in peers)
-    return agree < len(peers) - agree
+    return agree, len(peers) - agree
+
+
+def focal_disagreement(f: PersonFacts, config) -> bool | None:
+    """Whether this person's focal length disagrees with its image's other people: fewer of
+    its peers agree than disagree (:func:`focal_votes`). A vote, not a distance to a mean, so
+    that one bad peer does not take the others down with it. Two people on an equal footing
+    who disagree are both out (there is no telling which is wrong). None: no peer to ask."""
+    votes = focal_votes(f, config)
+    return None if votes is None else votes[0] < votes[1]
 
 
 def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:

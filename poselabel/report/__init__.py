@@ -39,6 +39,32 @@ def pick_samples(persons: list[dict[str, Any]], sample: int, seed: int = 0) -> t
     return acc[:sample], rej
 
 
+def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manifest: dict) -> dict[int, float]:
+    """The fit score (``quality.fit_score``) of each fitted row of ``rows`` (by ``id``), judged
+    with its image's other rows of ``persons`` as peers, under the run's thresholds (the
+    manifest's; the defaults without one)."""
+    from poselabel.commands.filter import manifest_quality
+    from poselabel.config import load_config
+    from poselabel.models.quality import facts_from_row, fit_score, with_peers
+
+    try:
+        quality = load_config(None, {"quality": manifest_quality(manifest)}).quality
+    except (KeyError, TypeError):
+        quality = load_config(None, {}).quality
+    wanted = {(r["shard"], r["key"]) for r in rows}
+    images: dict = collections.defaultdict(list)
+    for r in persons:
+        if (r["shard"], r["key"]) in wanted:
+            images[(r["shard"], r["key"])].append(r)
+    ids = {id(r) for r in rows}
+    out = {}
+    for group in images.values():
+        for r, f in zip(group, with_peers([facts_from_row(r) for r in group])):
+            if id(r) in ids and f.focal_px is not None and f.transl is not None and f.mask_iou is not None:
+                out[id(r)] = fit_score(f, quality)
+    return out
+
+
 def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
                  title: str = "poselabel report") -> str:
     """Write the report of ``input_dir`` (local or gs://) to ``out_file``; returns its path."""
@@ -50,6 +76,7 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     urls = {(r["shard"], r["key"]): r.get("url") for r in tables.images}
     wanted = [(urls.get((r["shard"], r["key"])), r["key"]) for r in acc + rej]
     images = data.fetch_images([w for w in wanted if w[0]])
+    scores = fit_scores(tables.persons, acc + rej, tables.manifest)
     body = None
     if any(overlay.has_fit(r) for r in acc + rej):
         from poselabel.models.body_model import BodyModel
@@ -62,7 +89,7 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
             image = images.get((urls.get((r["shard"], r["key"])), r["key"]))
             pic = overlay.overlay(r, image, body)
             out.append({"row": r, "uri": figures.pil_uri(pic), "has_image": image is not None,
-                        "fov": figures.fov_deg(r)})
+                        "fov": figures.fov_deg(r), "fit_score": scores.get(id(r))})
         return out
 
     page = html.page(title=title, input_dir=input_dir, tables=tables, hist_uri=figures.histograms(tables.persons),

@@ -49,11 +49,12 @@ def card(c: dict[str, Any]) -> str:
     diag = row_diagnostics(r)
     kp, n_kp = diag.get("keypoint_error"), diag.get("keypoint_count")
     kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}" + ("" if n_kp is None else f" on {int(n_kp)}")
+    score = "" if c.get("fit_score") is None else f"fit score {c['fit_score']:.2f} · "
     return (f"<div class='card {cls}'><img src='{c['uri']}' alt='{esc(r['key'])}'>"
             f"<b>{verdict}</b> {esc(r['shard'])}/{esc(r['key'])} #{r['person_index']}<br>"
             f"Tz {fmt(tz, '.2f')} m · f {fmt(r.get('focal_px'), '.0f')} px · FoV {fmt(c['fov'], '.0f')}°<br>"
             f"IoU {fmt(r.get('mask_iou'), '.3f')} · det {fmt(r.get('det_score'), '.2f')} · "
-            f"loss {fmt(r.get('fit_loss'), '.3f')}{kp}<br>{reasons}{note}</div>")
+            f"loss {fmt(r.get('fit_loss'), '.3f')}{kp}<br>{score}{reasons}{note}</div>")
 
 
 def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: list, rejected_cards: list,

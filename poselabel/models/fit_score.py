@@ -1,0 +1,237 @@
+"""The fit score: how likely a fit is good, from all the evidence of the accept rule at once (numpy only).
+
+The evidence checks of the accept rule (``low_mask_iou``, ``keypoint_mismatch``,
+``depth_inconsistent``, ``truncated``, ``focal_disagreement``) each hold one measure against
+one threshold, and a fit passes only if it passes all of them: a box in feature space. A
+good fit of a slightly eroded mask (IoU 0.75, but every keypoint in place and no better
+depth) fails that box, and no single threshold can be moved to admit it without admitting
+bad fits elsewhere (docs/quality.md). The fit score weighs the same measures together.
+
+**The model** is additive and monotone: ``logit = bias + sum_j g_j(x_j)``, one step
+function ``g_j`` per feature (:data:`FEATURES`), each non-decreasing or non-increasing where
+the evidence has a direction (:data:`MONOTONE`: a higher mask IoU never lowers the score, a
+larger keypoint error never raises it). ``score = sigmoid(logit)`` in ``(0, 1)``. It is
+fitted by boosting decision stumps on the logistic loss (:func:`fit_stumps`) on the failure
+benchmark's fits (``benchmarks/fit_score.py``), so the score estimates the share of good
+fits (PVE and ``E_f`` bounds of docs/quality.md) among fits with the same evidence, on the
+benchmark's mix. A missing measure (no keypoints, no focal margin) has its own value per
+feature. Every step is visible: :meth:`FitScoreModel.contributions` gives each feature's
+share of one person's logit, and the curves are drawn in docs/figures/fit_score_curves.png.
+
+Stored as JSON (``poselabel/models/fit_score.json``, or any local / ``gs://`` path): never pickle.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL = str(Path(__file__).with_name("fit_score.json"))
+
+# Features, in model order; what each measures is in features().
+FEATURES = ("mask_iou", "depth_gain", "depth_gain_ratio", "focal_margin", "focal_margin_ratio",
+            "keypoint_error", "keypoint_count", "log_mask_area", "border_cut", "border_sides",
+            "peers_agree", "peers_disagree", "fit_loss")
+# +1: the score never falls as the feature grows; -1: never rises; 0: free
+MONOTONE = {"mask_iou": 1, "depth_gain": -1, "depth_gain_ratio": -1, "focal_margin": 1,
+            "focal_margin_ratio": 1, "keypoint_error": -1, "keypoint_count": 0, "log_mask_area": 0,
+            "border_cut": 0, "border_sides": 0, "peers_agree": 1, "peers_disagree": -1, "fit_loss": -1}
+KEYPOINT_ERROR_CAP = 5.0  # box sides; a miss beyond it says nothing more
+PINNED_MARGIN = 1.0  # focal margin of a mask that touches no image border: its whole outline pins f
+
+
+def features(f, config) -> np.ndarray:
+    """The (len(FEATURES),) float64 features of one person (``quality.PersonFacts``; peers set
+    by ``quality.with_peers``) under a ``QualityConfig``; nan where a measure is missing.
+
+    - ``mask_iou``: hard IoU of the fitted silhouette with the mask; ``fit_loss``: the solver's
+      final ``1 - soft IoU``;
+    - ``depth_gain``: ``diagnostics["depth_gain"]`` (mask IoU gained at another depth);
+      ``depth_gain_ratio``: the same over the residual ``max(1 - mask_iou, 0.001)``;
+    - ``focal_margin``: ``diagnostics["focal_margin"]`` (IoU lost with ``f`` fixed 15 % off),
+      :data:`PINNED_MARGIN` for a mask touching no image border; ``focal_margin_ratio``: over
+      the residual;
+    - ``keypoint_error`` (box sides, capped at :data:`KEYPOINT_ERROR_CAP`) and
+      ``keypoint_count``: the detector's keypoints against the fitted joints; missing (nan, 0)
+      when ``Tz`` or the pose was fitted to those keypoints (``diagnostics["landmark_fit"]``);
+    - ``log_mask_area``: ln of the mask's pixels; ``border_cut``, ``border_sides``:
+      ``quality.truncation``;
+    - ``peers_agree`` / ``peers_disagree``: the image's other people whose focal length
+      lies within / outside ``1 + max_focal_disagreement`` of this one's (the voters of
+      ``quality.focal_votes``; 0 and 0 without peers).
+    """
+    from poselabel.models.quality import _finite, focal_votes, truncation
+
+    d = f.diagnostics or {}
+    nan = math.nan
+    iou = float(f.mask_iou) if _finite(f.mask_iou) else nan
+    residual = max(1.0 - iou, 1e-3) if iou == iou else nan
+    gain = float(d["depth_gain"]) if _finite(d.get("depth_gain")) else nan
+    sides, cut = truncation(f, config)
+    touches = any(f.border_runs) if f.border_runs is not None else sides > 0
+    if _finite(d.get("focal_margin")):
+        margin = float(d["focal_margin"])
+    else:
+        margin = nan if touches else PINNED_MARGIN
+    kp_error, kp_count = nan, 0
+    if _finite(d.get("keypoint_error")) and not d.get("landmark_fit"):
+        kp_error = min(float(d["keypoint_error"]), KEYPOINT_ERROR_CAP)
+        kp_count = int(d.get("keypoint_count", 4))  # tables before the count: four (quality.LEGACY_KEYPOINTS)
+    votes = focal_votes(f, config) or (0, 0)
+    area = math.log(f.mask_area) if f.mask_area else nan
+    fit_loss = float(f.fit_loss) if _finite(f.fit_loss) else nan
+    return np.array([iou, gain, gain / residual, margin, margin / residual, kp_error, kp_count, area,
+                     cut, sides, votes[0], votes[1], fit_loss], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class FitScoreModel:
+    """``logit(x) = bias + sum_j values[j][bin_j(x_j)]``; ``bin_j(x)`` is the number of
+    ``thresholds[j]`` below ``x`` (``x <= thresholds[j][k]`` falls in bin ``k``), a nan feature
+    adds ``nan_values[j]``. ``thresholds[j]``: (K_j,) ascending; ``values[j]``: (K_j + 1,)."""
+
+    names: tuple[str, ...]
+    bias: float
+    thresholds: tuple[np.ndarray, ...]
+    values: tuple[np.ndarray, ...]
+    nan_values: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(N, F) logit contributions of (N, F) features (or (F,) of one person's (F,))."""
+        x = np.asarray(x, dtype=np.float64)
+        one = x.ndim == 1
+        x = np.atleast_2d(x)
+        if x.shape[1] != len(self.names):
+            raise ValueError(f"expected {len(self.names)} features ({', '.join(self.names)}), got {x.shape[1]}")
+        out = np.empty_like(x)
+        for j, (t, v) in enumerate(zip(self.thresholds, self.values)):
+            col = x[:, j]
+            missing = np.isnan(col)
+            out[:, j] = np.where(missing, self.nan_values[j], v[np.searchsorted(t, np.where(missing, 0.0, col), "left")])
+        return out[0] if one else out
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return self.bias + self.contributions(x).sum(axis=-1)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """(N,) scores in (0, 1) of (N, F) features (a float array of shape () for (F,))."""
+        return 1.0 / (1.0 + np.exp(-self.logit(x)))
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "poselabel-fit-score/1", "names": list(self.names), "bias": self.bias,
+                           "features": [{"name": n, "monotone": MONOTONE.get(n, 0), "thresholds": t.tolist(),
+                                         "values": v.tolist(), "nan_value": float(m)}
+                                        for n, t, v, m in zip(self.names, self.thresholds, self.values, self.nan_values)],
+                           "meta": self.meta}, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "FitScoreModel":
+        d = json.loads(text)
+        if d.get("format") != "poselabel-fit-score/1":
+            raise ValueError(f"not a poselabel fit-score model (format {d.get('format')!r})")
+        feats = d["features"]
+        names = tuple(x["name"] for x in feats)
+        if names != FEATURES:
+            raise ValueError(f"fit-score model features {names} are not this version's {FEATURES}")
+        thresholds = tuple(np.asarray(x["thresholds"], dtype=np.float64) for x in feats)
+        values = tuple(np.asarray(x["values"], dtype=np.float64) for x in feats)
+        for n, t, v in zip(names, thresholds, values):
+            if v.shape != (t.size + 1,) or np.any(np.diff(t) <= 0):
+                raise ValueError(f"fit-score feature {n}: needs ascending thresholds and one value more")
+        return cls(names, float(d["bias"]), thresholds, values,
+                   np.asarray([x["nan_value"] for x in feats], dtype=np.float64), d.get("meta", {}))
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(path: str = "") -> FitScoreModel:
+    """The model at a local or ``gs://`` path ("": the packaged :data:`DEFAULT_MODEL`), cached."""
+    from poselabel.io.files import read_file
+
+    return FitScoreModel.from_json(read_file(path or DEFAULT_MODEL))
+
+
+def fit_stumps(x: np.ndarray, y: np.ndarray, names=FEATURES, rounds: int = 300, learning_rate: float = 0.05,
+               l2: float = 1.0, max_bins: int = 32, min_leaf: int = 20, meta: dict | None = None) -> FitScoreModel:
+    """Boost decision stumps on the logistic loss (Newton steps, as gradient-boosted trees of
+    depth one), honouring :data:`MONOTONE`; the sum of stumps per feature is its step function.
+
+    ``x``: (N, F) features (nan: missing), ``y``: (N,) bool (good). Each round takes the one
+    stump (feature, threshold, side of the missing values) of largest loss reduction whose
+    two leaves, each of at least ``min_leaf`` fits, keep the feature's direction. A feature
+    missing in fewer than ``min_leaf`` fits gets its mean contribution as its missing value.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n, nf = x.shape
+    p0 = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    bias = math.log(p0 / (1 - p0))
+    thresholds, bins, missing = [], [], []
+    for j in range(nf):
+        col = x[:, j]
+        miss = np.isnan(col)
+        vals = np.unique(col[~miss])
+        if vals.size > max_bins:
+            vals = np.unique(np.quantile(col[~miss], np.linspace(0, 1, max_bins + 1)[1:-1]))
+        t = vals[:-1] if vals.size and vals[-1] >= col[~miss].max() else vals  # a last edge splits nothing
+        thresholds.append(t)
+        bins.append(np.searchsorted(t, np.where(miss, 0.0, col), "left"))
+        missing.append(miss)
+    values = [np.zeros(t.size + 1) for t in thresholds]
+    nan_values = np.zeros(nf)
+    logit = np.full(n, bias)
+    for _ in range(rounds):
+        p = 1.0 / (1.0 + np.exp(-logit))
+        g, h = p - y, np.maximum(p * (1 - p), 1e-6)
+        best = None
+        for j in range(nf):
+            k = thresholds[j].size
+            if k == 0:
+                continue
+            obs = ~missing[j]
+            gb = np.bincount(bins[j][obs], g[obs], k + 1)
+            hb = np.bincount(bins[j][obs], h[obs], k + 1)
+            cb = np.bincount(bins[j][obs], None, k + 1)
+            gm, hm, cm = g[~obs].sum(), h[~obs].sum(), float((~obs).sum())
+            gl, hl, cl = np.cumsum(gb)[:-1], np.cumsum(hb)[:-1], np.cumsum(cb)[:-1]
+            gr, hr, cr = gb.sum() - gl, hb.sum() - hl, cb.sum() - cl
+            for nan_left in (True, False):
+                GL, HL, CL = (gl + gm, hl + hm, cl + cm) if nan_left else (gl, hl, cl)
+                GR, HR, CR = (gr, hr, cr) if nan_left else (gr + gm, hr + hm, cr + cm)
+                wl, wr = -GL / (HL + l2), -GR / (HR + l2)
+                gain = GL ** 2 / (HL + l2) + GR ** 2 / (HR + l2) - (GL + GR) ** 2 / (HL + HR + l2)
+                ok = (CL >= min_leaf) & (CR >= min_leaf)
+                mono = MONOTONE.get(names[j], 0)
+                if mono:
+                    ok &= mono * (wr - wl) >= 0
+                if not ok.any():
+                    continue
+                i = int(np.argmax(np.where(ok, gain, -np.inf)))
+                if best is None or gain[i] > best[0]:
+                    best = (float(gain[i]), j, i, nan_left, float(wl[i]), float(wr[i]))
+        if best is None or best[0] <= 1e-12:
+            break
+        _, j, i, nan_left, wl, wr = best
+        wl, wr = learning_rate * wl, learning_rate * wr
+        values[j][: i + 1] += wl
+        values[j][i + 1:] += wr
+        nan_values[j] += wl if nan_left else wr
+        step = np.where(bins[j] <= i, wl, wr)
+        logit += np.where(missing[j], wl if nan_left else wr, step)
+    # A measure (almost) never missing in training has no learned value for "missing": it
+    # gets its mean contribution over the training fits, what the model expects unseen.
+    for j in range(nf):
+        if missing[j].sum() < min_leaf:
+            nan_values[j] = float(values[j][bins[j][~missing[j]]].mean()) if (~missing[j]).any() else 0.0
+    # drop thresholds between equal values: the step functions as few steps as they have
+    keep_t, keep_v = [], []
+    for t, v in zip(thresholds, values):
+        edge = np.flatnonzero(np.diff(v) != 0)
+        keep_t.append(t[edge])
+        keep_v.append(np.concatenate([v[:1], v[edge + 1]]) if v.size else v)
+    return FitScoreModel(tuple(names), bias, tuple(keep_t), tuple(keep_v), nan_values, dict(meta or {}))

@@ -1,0 +1,131 @@
+"""The fit score (poselabel/models/fit_score.py) and the accept rule that uses it (the default)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from poselabel.config import CHECKS_RULE, SCORED_CHECKS, ConfigError, QualityConfig
+from poselabel.models import fit_score as fs
+from poselabel.models.quality import facts_from_row, fit_score, judge_row
+from test_quality import good_row
+
+Q = QualityConfig()  # the fit-score rule
+CHECKS = QualityConfig(**CHECKS_RULE)
+
+
+def diag(**d) -> str:
+    return json.dumps(d)
+
+
+def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
+    model = fs.load_model()
+    assert model.names == fs.FEATURES
+    assert 0.0 < Q.min_fit_score < 1.0 and model.meta["min_fit_score"] == Q.min_fit_score
+    for name, t, v in zip(model.names, model.thresholds, model.values):
+        assert v.shape == (t.size + 1,) and np.all(np.diff(t) > 0)
+        if fs.MONOTONE[name]:
+            assert np.all(fs.MONOTONE[name] * np.diff(v) >= 0), name
+    # the evidence moves the score the way it should
+    x = fs.features(facts_from_row(good_row(diagnostics=diag(depth_gain=-0.01, keypoint_error=0.03,
+                                                             keypoint_count=8))), Q)
+    worse = x.copy()
+    worse[fs.FEATURES.index("keypoint_error")] = 1.0
+    lower_iou = x.copy()
+    lower_iou[fs.FEATURES.index("mask_iou")] = 0.6
+    s, s_kp, s_iou = model.score(np.stack([x, worse, lower_iou]))
+    assert s > Q.min_fit_score and s_kp < s and s_iou < s
+
+
+def test_features_read_the_measures_and_mark_the_missing_ones():
+    f = facts_from_row(good_row(mask_iou=0.9, diagnostics=diag(depth_gain=0.01, keypoint_error=0.2, keypoint_count=3)))
+    x = dict(zip(fs.FEATURES, fs.features(f, Q)))
+    assert x["mask_iou"] == pytest.approx(0.9) and x["depth_gain_ratio"] == pytest.approx(0.01 / 0.1)
+    assert x["keypoint_error"] == pytest.approx(0.2) and x["keypoint_count"] == 3
+    assert x["focal_margin"] == fs.PINNED_MARGIN  # the mask touches no border: its outline pins f
+    assert x["peers_agree"] == x["peers_disagree"] == 0
+    bare = dict(zip(fs.FEATURES, fs.features(facts_from_row(good_row()), Q)))
+    assert np.isnan(bare["depth_gain"]) and np.isnan(bare["keypoint_error"]) and bare["keypoint_count"] == 0
+    # keypoints that Tz / the pose were fitted to are no evidence for the score
+    own = facts_from_row(good_row(diagnostics=diag(keypoint_error=0.01, keypoint_count=9, landmark_fit=["tz"])))
+    assert np.isnan(fs.features(own, Q)[fs.FEATURES.index("keypoint_error")])
+    # a missing measure scores as the model says, not as an error
+    assert 0.0 < fit_score(facts_from_row(good_row()), Q) < 1.0
+
+
+def test_evidence_rejects_only_through_the_score():
+    # A strong case against: missing the keypoints by a box, and a better depth elsewhere.
+    against = good_row(mask_iou=0.9, diagnostics=diag(keypoint_error=2.0, keypoint_count=8, depth_gain=0.1))
+    assert fit_score(facts_from_row(against), Q) < Q.min_fit_score
+    assert judge_row(against, Q) == ("low_fit_score", "keypoint_mismatch", "depth_inconsistent")
+    assert judge_row(against, CHECKS) == ("keypoint_mismatch", "depth_inconsistent")
+    # A near miss on two keypoints of an otherwise clean fit: alone it rejects under the checks
+    # rule, weighed with the rest it does not.
+    near = good_row(diagnostics=diag(keypoint_error=0.12, keypoint_count=2, depth_gain=-0.02))
+    assert fit_score(facts_from_row(near), Q) >= Q.min_fit_score
+    assert judge_row(near, Q) == () and judge_row(near, CHECKS) == ("keypoint_mismatch",)
+    # low_fit_score switched off: the evidence checks do not reject at all
+    assert judge_row(against, dataclasses.replace(Q, disabled_checks=("low_fit_score",))) == ()
+    # the threshold moves the verdict
+    assert judge_row(near, dataclasses.replace(Q, min_fit_score=0.99))[0] == "low_fit_score"
+    # what the score does not see still rejects alone
+    own = good_row(diagnostics=diag(keypoint_error=0.5, keypoint_count=8, landmark_fit=["pose"]))
+    assert "keypoint_mismatch" in judge_row(own, Q)
+    assert judge_row(good_row(mask_iou=Q.min_mask_iou - 0.05), Q)[0] == "low_mask_iou"  # a hard floor
+    assert judge_row(good_row(det_score=0.1), Q) == ("low_det_score",)
+    assert "low_mask_iou" not in SCORED_CHECKS
+
+
+def test_config_validation():
+    for bad in (dict(accept_rule="vote"), dict(min_fit_score=1.5), dict(min_peer_mask_iou=-0.1)):
+        with pytest.raises(ConfigError):
+            dataclasses.replace(Q, **bad).validate()
+
+
+def test_model_file_round_trips_and_refuses_what_it_is_not(tmp_path):
+    model = fs.load_model()
+    again = fs.FitScoreModel.from_json(model.to_json())
+    x = np.random.default_rng(0).uniform(0, 1, (50, len(fs.FEATURES)))
+    x[::7, 5] = np.nan
+    np.testing.assert_array_equal(again.score(x), model.score(x))
+    path = tmp_path / "m.json"
+    path.write_text(model.to_json())
+    np.testing.assert_array_equal(fs.load_model(str(path)).score(x), model.score(x))
+    text = json.loads(model.to_json())
+    with pytest.raises(ValueError, match="format"):
+        fs.FitScoreModel.from_json(json.dumps({**text, "format": "pickle"}))
+    with pytest.raises(ValueError, match="features"):
+        fs.FitScoreModel.from_json(json.dumps({**text, "features": text["features"][:-1]}))
+    broken = json.loads(model.to_json())
+    broken["features"][0]["values"] = broken["features"][0]["values"][:-1]
+    with pytest.raises(ValueError, match="ascending"):
+        fs.FitScoreModel.from_json(json.dumps(broken))
+    with pytest.raises(ValueError, match="expected 13 features"):
+        model.score(np.zeros((2, 3)))
+
+
+def test_boosted_stumps_learn_a_monotone_rule_and_keep_the_directions():
+    """On made data where goodness rises with the IoU feature and falls with the keypoint
+    error, the fitted curves rise and fall, separate the classes, and a feature whose data
+    run against its declared direction is left flat."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    x = np.full((n, len(fs.FEATURES)), np.nan)
+    iou, kp, gain = rng.uniform(0.5, 1.0, n), rng.uniform(0.0, 1.0, n), rng.uniform(-0.05, 0.05, n)
+    x[:, fs.FEATURES.index("mask_iou")] = iou
+    x[:, fs.FEATURES.index("keypoint_error")] = np.where(rng.uniform(size=n) < 0.2, np.nan, kp)
+    x[:, fs.FEATURES.index("depth_gain")] = gain
+    logit = 12 * (iou - 0.75) - 6 * (np.nan_to_num(kp, nan=0.3) - 0.3) + 40 * gain  # gain "helps": against its sign
+    y = rng.uniform(size=n) < 1 / (1 + np.exp(-logit))
+    model = fs.fit_stumps(x, y, rounds=200)
+    p = model.score(x)
+    oracle = np.mean((logit - 40 * gain > 0) == y)  # the best rule that may not use the gain
+    assert np.mean((p > 0.5) == y) > oracle - 0.03
+    v = dict(zip(model.names, model.values))
+    assert v["mask_iou"][-1] - v["mask_iou"][0] > 1.0 and v["keypoint_error"][-1] - v["keypoint_error"][0] < -0.5
+    assert np.all(np.diff(v["depth_gain"]) <= 0)  # declared -1: the opposite trend is not learnt
+    # never-seen missing values get the mean contribution, not one side's
+    iou_j = fs.FEATURES.index("mask_iou")
+    assert min(v["mask_iou"]) < model.nan_values[iou_j] < max(v["mask_iou"])
