@@ -161,6 +161,9 @@ class QualityConfig:
     # keypoint saves a fit (0.5: the fit score's floor; the checks rule wants 0.8, CHECKS_RULE)
     min_mask_iou: float = 0.5
     min_peer_mask_iou: float = 0.8  # focal_disagreement: only peers fitted this well vote
+    # a fitted person the score cannot judge (no depth probe, fit_score.REQUIRED) is judged by
+    # the checks rule, at this IoU floor (or min_mask_iou, the higher)
+    min_mask_iou_unscored: float = 0.8
     # keypoint_mismatch: diagnostics["keypoint_error"] (the fitted joints projected vs the detector's
     # 2D keypoints, mean distance / the box's longer side; camera stage) above this
     # (0.1: precision first; at 6 % detector noise instead of the benchmark's 3 % it costs 10 points
@@ -209,8 +212,8 @@ class QualityConfig:
     disabled_checks: tuple[str, ...] = ()  # names from QUALITY_CHECKS
 
     def validate(self) -> None:
-        _check(0.0 <= self.min_mask_iou <= 1.0 and 0.0 <= self.min_peer_mask_iou <= 1.0,
-               "quality.min_mask_iou and min_peer_mask_iou must be in [0, 1]")
+        _check(all(0.0 <= x <= 1.0 for x in (self.min_mask_iou, self.min_peer_mask_iou, self.min_mask_iou_unscored)),
+               "quality.min_mask_iou, min_peer_mask_iou and min_mask_iou_unscored must be in [0, 1]")
         _check(0.0 <= self.min_det_score <= 1.0, "quality.min_det_score must be in [0, 1]")
         _check(0.0 <= self.min_mask_box_iou <= 1.0, "quality.min_mask_box_iou must be in [0, 1]")
         _check(self.min_mask_area_px >= 0 and self.min_box_side_px >= 0, "quality size thresholds must be >= 0")

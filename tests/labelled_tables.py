@@ -3,7 +3,8 @@
 Persons carry their ground-truth fit, scaled in depth by 1.0, 1.3 or 1.08 in turn (transl
 times the factor, focal length unchanged), so that some silhouettes match and some do not. ``mask_iou`` is the
 real hard IoU of the rendered fit with the visible mask (``rasterize_faces``), so the
-tables hold a spread of IoUs as a solver would leave them. Rows, markers and manifest are
+tables hold a spread of IoUs as a solver would leave them; ``depth_gain`` and
+``focal_margin`` are measured by the camera stage's own probes (``with_evidence``). Rows, markers and manifest are
 written with the pipeline's own ``tables`` / ``outputs`` / ``shard_marker``.
 """
 from __future__ import annotations
@@ -28,6 +29,43 @@ from poselabel.records import ImageRecord, Person, ShardEnd
 from poselabel.synth.writer import write_synthetic_shards
 from poselabel.transforms.judge_quality import JudgeQuality
 from poselabel.transforms.write_tables import shard_marker
+
+
+def with_evidence(body: BodyModel, persons: list[Person], cam: dict) -> list[Person]:
+    """The persons with the measures the camera stage records of a fit (its own functions, at
+    a short schedule): ``depth_gain`` for everyone, ``focal_margin`` for masks on the border."""
+    from dataclasses import replace
+
+    from poselabel.models.camera_scene import depth_gain, focal_margin
+    from poselabel.models.camera_solver import CameraSolution, CameraSolverConfig, SolverStage
+    from poselabel.models.quality import mask_geometry
+
+    if not persons:
+        return persons
+    with torch.no_grad():
+        verts = body(*(torch.tensor(np.stack([getattr(p, k) for p in persons]), dtype=torch.float32)
+                       for k in ("betas", "global_orient", "body_pose"))).vertices  # pelvis at 0
+    n = len(persons)
+    sol = CameraSolution(focal_px=torch.full((n,), float(cam["focal_px"]), dtype=torch.float64),
+                         transl=torch.tensor(np.stack([p.transl for p in persons]), dtype=torch.float64),
+                         mask_iou=torch.tensor([p.mask_iou for p in persons], dtype=torch.float64),
+                         iterations=torch.zeros(n, dtype=torch.long), final_loss=torch.zeros(n),
+                         reject_reasons=[None] * n)
+    cfg = CameraSolverConfig(stages=(SolverStage(res=64, blur=2.0, iters=15, lr=1.0),
+                                     SolverStage(res=128, blur=1.0, iters=10, lr=0.2)))
+    masks = [torch.from_numpy(p.mask) for p in persons]
+    pp = torch.tensor([[cam["cx"], cam["cy"]]] * n, dtype=torch.float64)
+    gain = depth_gain(verts, body.faces, masks, sol, cfg, principal_point=pp).tolist()
+    cut = [any(mask_geometry(p.mask)[2]) for p in persons]
+    margin = (focal_margin(verts, body.faces, sol.transl[:, 2], masks, sol, cfg, principal_point=pp,
+                           wanted=cut).tolist() if any(cut) else [float("nan")] * n)
+    out = []
+    for p, g, m in zip(persons, gain, margin):
+        extra = {"depth_gain": g} if np.isfinite(g) else {}
+        if np.isfinite(m):
+            extra["focal_margin"] = m
+        out.append(replace(p, diagnostics={**p.diagnostics, **extra}))
+    return out
 
 
 def build(root: Path, num: int = 3, seed: int = 5) -> Path:
@@ -66,6 +104,7 @@ def build(root: Path, num: int = 3, seed: int = 5) -> Path:
                     body_pose=np.asarray(p["body_pose"]), focal_px=float(cam["focal_px"]), transl=transl,
                     mask_iou=mask_iou(sil, mask),
                     diagnostics={"cx": cam["cx"], "cy": cam["cy"], "fit_loss": 1.0 - mask_iou(sil, mask), "fit_iters": 80}))
+            persons = with_evidence(body, persons, cam)
             record = ImageRecord(key=s.key, shard=s.shard, url=path, width=W, height=H, meta=meta,
                                  member_exts=tuple(sorted(s.members)), persons=tuple(persons))
             record = judge.apply(record)

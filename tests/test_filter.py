@@ -40,14 +40,14 @@ def rows(directory: Path, table: str = "persons") -> dict:
 def test_stricter_iou_keeps_a_subset(labelled, tmp_path):
     loose, strict = tmp_path / "loose", tmp_path / "strict"
     assert run_filter(["--input", str(labelled), "--output", str(loose), *LOOSE]) == 0
-    assert run_filter(["--input", str(labelled), "--output", str(strict), *LOOSE[:-1], "0.9"]) == 0
+    assert run_filter(["--input", str(labelled), "--output", str(strict), *LOOSE[:-1], "0.98"]) == 0
     before, after = rows(loose), rows(strict)
     kept_before = {k for k, r in before.items() if r["accepted"]}
     kept_after = {k for k, r in after.items() if r["accepted"]}
     assert kept_after < kept_before  # a strict subset
     for k in kept_before - kept_after:
-        assert after[k]["reject_reasons"] == ["low_mask_iou"] and after[k]["mask_iou"] < 0.9
-    assert all(after[k]["mask_iou"] >= 0.9 for k in kept_after)
+        assert after[k]["reject_reasons"] == ["low_mask_iou"] and after[k]["mask_iou"] < 0.98
+    assert all(after[k]["mask_iou"] >= 0.98 for k in kept_after)
     original = rows(labelled)
     for k, r in after.items():  # only the verdict columns change
         assert {c: v for c, v in r.items() if c not in ("accepted", "reject_reasons")} == \
@@ -61,7 +61,7 @@ def test_stricter_iou_keeps_a_subset(labelled, tmp_path):
     assert set(rows(strict, "accepted")) == kept_after
     summary = json.loads((strict / "summary.json").read_text())
     manifest = json.loads((strict / "manifest.json").read_text())
-    assert manifest["config"]["quality"]["min_mask_iou"] == 0.9
+    assert manifest["config"]["quality"]["min_mask_iou"] == 0.98
     assert summary["accepted"] == len(kept_after) and summary["persons"] == len(after)
     assert summary["reject_reasons"]["low_mask_iou"] == sum("low_mask_iou" in r["reject_reasons"] for r in after.values())
     assert sorted(p.stem for p in (strict / "images").glob("*.parquet")) == shards

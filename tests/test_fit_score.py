@@ -10,7 +10,7 @@ import pytest
 from poselabel.config import CHECKS_RULE, SCORED_CHECKS, ConfigError, QualityConfig
 from poselabel.models import fit_score as fs
 from poselabel.models.quality import facts_from_row, fit_score, judge_row
-from test_quality import good_row
+from test_quality import ellipse, good_row
 
 Q = QualityConfig()  # the fit-score rule
 CHECKS = QualityConfig(**CHECKS_RULE)
@@ -51,8 +51,9 @@ def test_features_read_the_measures_and_mark_the_missing_ones():
     # keypoints that Tz / the pose were fitted to are no evidence for the score
     own = facts_from_row(good_row(diagnostics=diag(keypoint_error=0.01, keypoint_count=9, landmark_fit=["tz"])))
     assert np.isnan(fs.features(own, Q)[fs.FEATURES.index("keypoint_error")])
-    # a missing measure scores as the model says, not as an error
-    assert 0.0 < fit_score(facts_from_row(good_row()), Q) < 1.0
+    # no keypoints: the model's own value for them; no depth probe: no score at all
+    assert 0.0 < fit_score(facts_from_row(good_row(diagnostics=diag(depth_gain=0.0))), Q) < 1.0
+    assert fit_score(facts_from_row(good_row()), Q) is None
 
 
 def test_evidence_rejects_only_through_the_score():
@@ -63,7 +64,7 @@ def test_evidence_rejects_only_through_the_score():
     assert judge_row(against, CHECKS) == ("keypoint_mismatch", "depth_inconsistent")
     # A near miss on two keypoints of an otherwise clean fit: alone it rejects under the checks
     # rule, weighed with the rest it does not.
-    near = good_row(diagnostics=diag(keypoint_error=0.12, keypoint_count=2, depth_gain=-0.02))
+    near = good_row(diagnostics=diag(keypoint_error=0.12, keypoint_count=2, depth_gain=-0.02))  # probed
     assert fit_score(facts_from_row(near), Q) >= Q.min_fit_score
     assert judge_row(near, Q) == () and judge_row(near, CHECKS) == ("keypoint_mismatch",)
     # low_fit_score switched off: the evidence checks do not reject at all
@@ -71,11 +72,27 @@ def test_evidence_rejects_only_through_the_score():
     # the threshold moves the verdict
     assert judge_row(near, dataclasses.replace(Q, min_fit_score=0.99))[0] == "low_fit_score"
     # what the score does not see still rejects alone
-    own = good_row(diagnostics=diag(keypoint_error=0.5, keypoint_count=8, landmark_fit=["pose"]))
+    own = good_row(diagnostics=diag(keypoint_error=0.5, keypoint_count=8, landmark_fit=["pose"], depth_gain=0.0))
     assert "keypoint_mismatch" in judge_row(own, Q)
-    assert judge_row(good_row(mask_iou=Q.min_mask_iou - 0.05), Q)[0] == "low_mask_iou"  # a hard floor
-    assert judge_row(good_row(det_score=0.1), Q) == ("low_det_score",)
+    probed = diag(depth_gain=-0.01)
+    assert judge_row(good_row(mask_iou=Q.min_mask_iou - 0.05, diagnostics=probed), Q)[0] == "low_mask_iou"  # a floor
+    assert judge_row(good_row(det_score=0.1, diagnostics=probed), Q) == ("low_det_score",)
     assert "low_mask_iou" not in SCORED_CHECKS
+
+
+def test_a_person_the_score_cannot_judge_is_judged_by_the_checks_rule():
+    """No depth probe (``camera.depth_gain`` off, tables from elsewhere), or no focal margin
+    for a mask on the border: the model never saw such fits, so the checks rule judges them,
+    its IoU floor raised to ``min_mask_iou_unscored``."""
+    fair = good_row(mask_iou=0.75, diagnostics=diag(depth_gain=-0.1))
+    assert fit_score(facts_from_row(fair), Q) >= Q.min_fit_score and judge_row(fair, Q) == ()
+    unprobed = good_row(mask_iou=0.75)
+    assert fit_score(facts_from_row(unprobed), Q) is None
+    assert judge_row(unprobed, Q) == ("low_mask_iou",) == judge_row(unprobed, CHECKS)
+    assert judge_row(unprobed, dataclasses.replace(Q, min_mask_iou_unscored=0.6)) == ()
+    assert judge_row(good_row(diagnostics=diag(keypoint_error=0.12, keypoint_count=2)), Q) == ("keypoint_mismatch",)
+    cut = good_row(mask=ellipse(cy=390, ry=200), diagnostics=diag(depth_gain=-0.01))  # on the border, no margin
+    assert fit_score(facts_from_row(cut), Q) is None and judge_row(cut, Q) == ("truncated",)
 
 
 def test_config_validation():

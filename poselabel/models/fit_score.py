@@ -41,6 +41,8 @@ FEATURES = ("mask_iou", "depth_gain", "depth_gain_ratio", "focal_margin", "focal
 MONOTONE = {"mask_iou": 1, "depth_gain": -1, "depth_gain_ratio": -1, "focal_margin": 1,
             "focal_margin_ratio": 1, "keypoint_error": -1, "keypoint_count": 0, "log_mask_area": 0,
             "border_cut": 0, "border_sides": 0, "peers_agree": 1, "peers_disagree": -1, "fit_loss": -1}
+# measured for every fit the score was fitted on: without them there is no score
+REQUIRED = ("mask_iou", "depth_gain", "focal_margin")
 KEYPOINT_ERROR_CAP = 5.0  # box sides; a miss beyond it says nothing more
 PINNED_MARGIN = 1.0  # focal margin of a mask that touches no image border: its whole outline pins f
 
@@ -87,6 +89,14 @@ def features(f, config) -> np.ndarray:
     fit_loss = float(f.fit_loss) if _finite(f.fit_loss) else nan
     return np.array([iou, gain, gain / residual, margin, margin / residual, kp_error, kp_count, area,
                      cut, sides, votes[0], votes[1], fit_loss], dtype=np.float64)
+
+
+def scorable(x: np.ndarray) -> bool:
+    """Whether features ``x`` (F,) have every :data:`REQUIRED` measure: the mask IoU, the depth
+    probe (``camera.depth_gain``) and, for a mask touching the image border, the focal margin.
+    Every fit of the benchmark had them, so the model knows nothing of fits without them
+    (its value for them would be a guess); such a person is judged by the checks rule."""
+    return not any(math.isnan(x[FEATURES.index(n)]) for n in REQUIRED)
 
 
 @dataclass(frozen=True)

@@ -240,14 +240,18 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     With ``accept_rule == "score"`` the evidence checks (``config.SCORED_CHECKS``) of a fitted
     person are reported only when its fit score (:func:`fit_score`) is below
     ``min_fit_score``, after ``low_fit_score``: they say why the score is low, and none
-    rejects alone. A ``keypoint_mismatch`` on keypoints that ``Tz`` or the pose was fitted to
-    (``diagnostics["landmark_fit"]``) still rejects alone: the score does not see them."""
+    rejects alone. A fitted person without a score (a measure missing) is judged by the
+    checks rule, its IoU floor raised to ``min_mask_iou_unscored``. A ``keypoint_mismatch``
+    on keypoints that ``Tz`` or the pose was fitted to (``diagnostics["landmark_fit"]``)
+    still rejects alone: the score does not see them."""
     from poselabel.config import SCORED_CHECKS
 
     off = set(config.disabled_checks)
     reasons: list[str] = []
     evidence: list[str] = []  # scored checks that fired (accept_rule "score")
-    scored = config.accept_rule == "score"
+    fitted = _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0
+    score = fit_score(f, config) if config.accept_rule == "score" and fitted else None
+    scored = score is not None
 
     def check(name: str, fails: bool) -> None:
         if fails and name not in off:
@@ -260,7 +264,6 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
         reasons.append("tz_failed")
     if "pose_error" in diag:
         reasons.append("pose_failed")
-    fitted = _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0
     if diag.get("camera_reject"):
         reasons.append(str(diag["camera_reject"]))
     elif not fitted:
@@ -285,6 +288,8 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     kp_count = int(diag.get("keypoint_count", LEGACY_KEYPOINTS)) if kp_error is not None else 0
     if fitted:
         floor = config.min_mask_iou
+        if config.accept_rule == "score" and not scored:  # no score: the checks rule's floor
+            floor = max(floor, config.min_mask_iou_unscored)
         independent = not diag.get("landmark_fit")  # Tz / pose not fitted to these very keypoints
         if (independent and kp_count >= config.min_keypoints_vouch and kp_error is not None
                 and kp_error <= config.keypoint_vouch_error):
@@ -309,21 +314,21 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
         check("extreme_shape", bool(np.abs(f.betas).max() > config.max_abs_beta))
     if _finite(f.body_pose) and f.body_pose.size == 63:
         check("joint_limits", bool(joint_limit_violations(f.body_pose, config.joint_limit_slack_deg)))
-    if scored and fitted:
-        if "low_fit_score" not in off and fit_score(f, config) < config.min_fit_score:
-            reasons += ["low_fit_score", *evidence]
-    else:
-        reasons += evidence  # not fitted: rejected already, the evidence is told all the same
+    if scored and "low_fit_score" not in off and score < config.min_fit_score:
+        reasons += ["low_fit_score", *evidence]
     return tuple(reasons)
 
 
-def fit_score(f: PersonFacts, config) -> float:
+def fit_score(f: PersonFacts, config) -> float | None:
     """The fit score of one person (``poselabel.models.fit_score``; model
     ``config.fit_score_model``), in (0, 1): the benchmark's share of good fits among fits with
-    this evidence. Set ``f.peers`` first (:func:`with_peers`) where the image is known."""
+    this evidence. None when a measure the score needs is missing (``fit_score.scorable``:
+    no mask IoU, no depth probe, or no focal margin for a mask on the border). Set ``f.peers``
+    first (:func:`with_peers`) where the image is known."""
     from poselabel.models import fit_score as fs
 
-    return float(fs.load_model(config.fit_score_model).score(fs.features(f, config)))
+    x = fs.features(f, config)
+    return float(fs.load_model(config.fit_score_model).score(x)) if fs.scorable(x) else None
 
 
 def depth_inconsistent(gain: Any, mask_iou: Any, config, margin: Any = None) -> bool:

@@ -40,7 +40,7 @@ def pick_samples(persons: list[dict[str, Any]], sample: int, seed: int = 0) -> t
 
 
 def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manifest: dict) -> dict[int, float]:
-    """The fit score (``quality.fit_score``) of each fitted row of ``rows`` (by ``id``), judged
+    """The fit score (``quality.fit_score``) of each scorable fitted row of ``rows`` (by ``id``), judged
     with its image's other rows of ``persons`` as peers, under the run's thresholds (the
     manifest's; the defaults without one)."""
     from poselabel.commands.filter import manifest_quality
@@ -60,8 +60,9 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
     out = {}
     for group in images.values():
         for r, f in zip(group, with_peers([facts_from_row(r) for r in group])):
-            if id(r) in ids and f.focal_px is not None and f.transl is not None and f.mask_iou is not None:
-                out[id(r)] = fit_score(f, quality)
+            score = fit_score(f, quality) if id(r) in ids and f.focal_px is not None and f.transl is not None else None
+            if score is not None:
+                out[id(r)] = score
     return out
 
 
