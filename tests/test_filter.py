@@ -114,3 +114,28 @@ def test_runs_from_before_the_fit_score_are_rejudged_by_their_own_rule(labelled,
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert json.loads((tmp_path / "s" / "manifest.json").read_text())["config"]["quality"]["accept_rule"] == "score"
     assert summary["persons"] == len(rows(labelled))
+
+
+def test_manifests_name_the_fit_score_model_and_filter_says_when_it_changed(labelled, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from poselabel.models import fit_score
+
+    packaged = fit_score.model_entry("")
+    assert len(packaged["sha256"]) == 64
+    assert run_filter(["--input", str(labelled), "--output", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["fit_score"] == packaged
+    other = tmp_path / "other.json"  # the same model, with one step moved
+    model = json.loads(Path(fit_score.DEFAULT_MODEL).read_text())
+    model["bias"] += 0.5
+    other.write_text(json.dumps(model))
+    run = tmp_path / "run"
+    shutil.copytree(labelled, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["fit_score"] = packaged
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING):
+        assert run_filter(["--input", str(run), "--output", str(tmp_path / "b"), "--fit-score-model", str(other)]) == 0
+    assert "fit-score model differs" in caplog.text
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["fit_score"]["path"] == str(other)

@@ -123,3 +123,7 @@ def test_manifest_records_config_and_versions(mixed_run):
     assert manifest["config"]["decode"]["max_pixels"] > 0
     assert manifest["versions"]["apache-beam"]
     assert manifest["summary"]["samples"] == len(MIXED_STATUS)
+    from poselabel.models.fit_score import model_entry
+
+    assert manifest["config"]["quality"]["accept_rule"] == "score"
+    assert manifest["fit_score"] == model_entry("")  # which model judged the run

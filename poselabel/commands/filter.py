@@ -193,11 +193,19 @@ def filter_tables(input_dir: str, output_dir: str, quality) -> dict:
                "reject_reasons": dict(sorted(after.items())),
                "reject_reasons_before": dict(sorted(before.items())), "per_shard": per_shard}
     try:  # the overlays of `poselabel report` need the run's body model
-        body_model = outputs.read_json(outputs.join(input_dir, "manifest.json"))["config"].get("body_model")
+        run = outputs.read_json(outputs.join(input_dir, "manifest.json"))
     except Exception:
-        body_model = None
+        run = {}
+    from poselabel.models.fit_score import model_entry
+
+    model = model_entry(quality.fit_score_model)
+    before = (run.get("fit_score") or {}).get("sha256")
+    if quality.accept_rule == "score" and before and before != model["sha256"]:
+        log.warning("the fit-score model differs from the one that judged %s (sha256 %s..., now %s...): "
+                    "verdicts may change at the same thresholds", input_dir, before[:12], model["sha256"][:12])
     manifest = {"command": "filter", "input": input_dir, "output": output_dir, "finished_at": time.time(),
-                "config": {"quality": dataclasses.asdict(quality), "body_model": body_model}, "summary": summary}
+                "config": {"quality": dataclasses.asdict(quality), "body_model": (run.get("config") or {}).get("body_model")},
+                "fit_score": model, "summary": summary}
     outputs.write_json(outputs.join(output_dir, "manifest.json"), manifest)
     outputs.write_json(outputs.join(output_dir, "summary.json"), summary)
     return summary

@@ -166,6 +166,16 @@ def load_model(path: str = "") -> FitScoreModel:
     return FitScoreModel.from_json(read_file(path or DEFAULT_MODEL))
 
 
+def model_entry(path: str = "") -> dict[str, str]:
+    """``{"path", "sha256"}`` of the model file at ``path`` ("": the packaged one), for run
+    manifests: the thresholds alone do not say which model judged a run."""
+    import hashlib
+
+    from poselabel.io.files import read_file
+
+    return {"path": path, "sha256": hashlib.sha256(read_file(path or DEFAULT_MODEL)).hexdigest()}
+
+
 def fit_stumps(x: np.ndarray, y: np.ndarray, names=FEATURES, rounds: int = 300, learning_rate: float = 0.05,
                l2: float = 1.0, max_bins: int = 32, min_leaf: int = 20, meta: dict | None = None) -> FitScoreModel:
     """Boost decision stumps on the logistic loss (Newton steps, as gradient-boosted trees of

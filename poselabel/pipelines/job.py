@@ -23,6 +23,7 @@ import apache_beam as beam
 from poselabel.config import ConfigError, RunConfig
 from poselabel.io import outputs
 from poselabel.io.shards import list_shards, shard_name
+from poselabel.models import fit_score
 from poselabel.pipelines import label
 from poselabel.pipelines.runners import pipeline_options
 
@@ -146,6 +147,7 @@ def run_job(config: RunConfig) -> dict[str, Any]:
                        ("tz", config.tz.model, config.tz.model and outputs.join(config.tz.model, "model.safetensors")),
                        ("pose", config.pose.model, config.pose.model and outputs.join(config.pose.model, "model.safetensors")),
                        ("yolo", config.detect.yolo_weights, config.detect.yolo_weights))},
+        "fit_score": fit_score.model_entry(config.quality.fit_score_model),  # which model judged
         "argv": sys.argv,
     }
     outputs.write_json(outputs.join(config.output, "_runs", f"{run_id}.json"), manifest)
