@@ -88,6 +88,7 @@ class Person:
     diagnostics: dict[str, Any] = field(default_factory=dict)
     accepted: bool = False
     reject_reasons: tuple[str, ...] = (REASON_NOT_FITTED,)
+    fit_score: float | None = None  # quality.fit_score (0-1), None where it cannot be computed
 
 
 @dataclass(frozen=True)

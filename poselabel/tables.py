@@ -53,6 +53,7 @@ PERSONS_SCHEMA = pa.schema([
     ("fit_iters", pa.int32()),
     ("accepted", pa.bool_()),
     ("reject_reasons", pa.list_(pa.string())),
+    ("fit_score", pa.float32()),  # quality.fit_score: the evidence weighed together, 0-1; null: not scorable
     ("diagnostics", pa.string()),  # JSON: per-stage extras
 ])
 
@@ -102,7 +103,7 @@ def person_row(record: ImageRecord, p: Person) -> dict[str, Any]:
         "body_pose": _arr(p.body_pose, 63), "betas": _arr(p.betas, 10),
         "mask_iou": _f32(p.mask_iou), "fit_loss": _f32(fit_loss),
         "fit_iters": None if fit_iters is None else int(fit_iters),
-        "accepted": bool(p.accepted), "reject_reasons": list(p.reject_reasons),
+        "accepted": bool(p.accepted), "reject_reasons": list(p.reject_reasons), "fit_score": _f32(p.fit_score),
         "diagnostics": json.dumps(diag, sort_keys=True, default=float) if diag else None,
     }
 

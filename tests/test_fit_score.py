@@ -146,3 +146,47 @@ def test_boosted_stumps_learn_a_monotone_rule_and_keep_the_directions():
     # never-seen missing values get the mean contribution, not one side's
     iou_j = fs.FEATURES.index("mask_iou")
     assert min(v["mask_iou"]) < model.nan_values[iou_j] < max(v["mask_iou"])
+
+
+def test_the_stage_and_filter_write_the_score_in_its_column():
+    """``fit_score`` is a persons-table column: set by the quality stage with the image's
+    peers heard, rewritten by ``poselabel filter``, and added to tables written without it."""
+    import pyarrow as pa
+
+    from poselabel.commands.filter import rejudge_table
+    from poselabel.config import RunConfig
+    from poselabel.models.quality import score_image, with_peers
+    from poselabel.records import ImageRecord, Person
+    from poselabel.tables import PERSONS_SCHEMA, person_row
+    from poselabel.transforms.judge_quality import JudgeQuality
+    from test_quality import ellipse
+
+    rows = [good_row(person_index=0, diagnostics=diag(depth_gain=-0.05)),
+            good_row(person_index=1, mask_iou=0.85, diagnostics=diag(depth_gain=0.02)),
+            good_row(person_index=2)]  # no depth probe: no score
+    persons = tuple(Person(person_index=r["person_index"], bbox_xyxy=np.asarray(r["bbox_xyxy"], np.float32),
+                           det_score=0.9, mask=ellipse(), tz=3.0, betas=np.asarray(r["betas"]),
+                           global_orient=np.asarray(r["global_orient"]), body_pose=np.asarray(r["body_pose"]),
+                           focal_px=r["focal_px"], transl=np.asarray(r["transl"]), mask_iou=r["mask_iou"],
+                           diagnostics={"fit_loss": 0.2, "cx": 150, "cy": 200, **json.loads(r["diagnostics"] or "{}")})
+                    for r in rows)
+    record = ImageRecord(key="k", shard="s", url="u", width=300, height=400, persons=persons)
+    judged = JudgeQuality(RunConfig(input="x", output="y")).apply(record).persons
+    facts = [facts_from_row(person_row(record, p)) for p in judged]
+    expected = [fit_score(f, Q) for f in with_peers(facts)]
+    assert [p.fit_score for p in judged] == expected == score_image(facts, Q)
+    assert expected[0] > expected[1] and expected[2] is None
+    table = pa.Table.from_pylist([person_row(record, p) for p in judged], schema=PERSONS_SCHEMA)
+    def same(column):  # float32 in the table
+        values = column.to_pylist()
+        return values[2] is None and values[:2] == pytest.approx(expected[:2], rel=1e-6)
+
+    assert same(table.column("fit_score"))
+    strict = dataclasses.replace(Q, min_fit_score=0.999)
+    out, reasons = rejudge_table(table, strict)
+    assert same(out.column("fit_score"))
+    assert "low_fit_score" in reasons[1]
+    old = table.drop_columns(["fit_score"])  # a table from before the column
+    again, _ = rejudge_table(old, Q)
+    assert again.schema.equals(PERSONS_SCHEMA)
+    assert same(again.column("fit_score"))

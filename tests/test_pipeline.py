@@ -94,6 +94,14 @@ def test_embedded_default_fits_every_detected_person(mixed_run):
     # ... but those landmarks are the geometric fit's own input: they cannot vouch for it.
     assert all(d["landmark_fit"] == ["pose", "tz"] for d in diags)
     assert all(0 <= e < 0.3 for e in errors)  # 0.04-0.17 seen: the geometric fits are loose, not misplaced
+    # Every fit here carries the depth probe (and the focal margin where it touches the border):
+    # each has a fit score, and it alone decides low_fit_score.
+    from poselabel.config import QualityConfig
+
+    floor = QualityConfig().min_fit_score
+    for p, d in zip(persons, diags):
+        assert "depth_gain" in d and 0 < p["fit_score"] < 1
+        assert ("low_fit_score" in p["reject_reasons"]) == (p["fit_score"] < floor)
 
 
 def test_rerun_changes_nothing(mixed_shard, mixed_run):

@@ -116,25 +116,33 @@ def list_input_shards(input_dir: str) -> list[str]:
 
 
 def rejudge_table(table, quality):
-    """A persons ``pyarrow.Table`` with ``accepted`` / ``reject_reasons`` recomputed; also the
-    per-row reasons (list of tuples)."""
+    """A persons ``pyarrow.Table`` with ``accepted`` / ``reject_reasons`` / ``fit_score``
+    recomputed (``fit_score`` added before ``diagnostics`` to tables written before it
+    existed); also the per-row reasons (list of tuples)."""
     import pyarrow as pa
 
-    from poselabel.models.quality import facts_from_row, judge_image
+    from poselabel.models.quality import facts_from_row, judge_image, score_image
 
     cols = {c: table.column(c).to_pylist() for c in _FACT_COLUMNS if c in table.column_names}
     images: dict = {}  # image key -> row indices: the image-level checks see the whole image
     for i, k in enumerate(table.column("key").to_pylist()):
         images.setdefault(k, []).append(i)
     reasons: list = [()] * table.num_rows
+    scores: list = [None] * table.num_rows
     for rows in images.values():
         facts = [facts_from_row({c: v[i] for c, v in cols.items()}) for i in rows]
-        for i, r in zip(rows, judge_image(facts, quality)):
-            reasons[i] = r
+        for i, r, s in zip(rows, judge_image(facts, quality), score_image(facts, quality)):
+            reasons[i], scores[i] = r, s
     accepted = pa.array([not r for r in reasons], pa.bool_())
     lists = pa.array([list(r) for r in reasons], pa.list_(pa.string()))
     table = table.set_column(table.schema.get_field_index("accepted"), "accepted", accepted)
     table = table.set_column(table.schema.get_field_index("reject_reasons"), "reject_reasons", lists)
+    column = pa.array(scores, pa.float32())
+    if "fit_score" in table.column_names:
+        table = table.set_column(table.schema.get_field_index("fit_score"), "fit_score", column)
+    else:
+        at = table.schema.get_field_index("diagnostics")
+        table = table.add_column(at if at >= 0 else table.num_columns, "fit_score", column)
     return table, reasons
 
 

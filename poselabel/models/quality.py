@@ -425,6 +425,13 @@ def judge_image(facts: list[PersonFacts], config) -> list[tuple[str, ...]]:
     return [judge(f, config) for f in with_peers(facts)]
 
 
+def score_image(facts: list[PersonFacts], config) -> list[float | None]:
+    """:func:`fit_score` of every fitted person of one image, its peers heard (None: not
+    fitted, or not scorable), under either ``accept_rule``: the column ``fit_score``."""
+    return [fit_score(f, config) if _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0 else None
+            for f in with_peers(facts)]
+
+
 def judge_row(row: dict[str, Any], config) -> tuple[str, ...]:
     """:func:`judge` on one persons-table row alone (no image-level check)."""
     return judge(facts_from_row(row), config)

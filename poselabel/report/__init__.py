@@ -77,7 +77,9 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     urls = {(r["shard"], r["key"]): r.get("url") for r in tables.images}
     wanted = [(urls.get((r["shard"], r["key"])), r["key"]) for r in acc + rej]
     images = data.fetch_images([w for w in wanted if w[0]])
-    scores = fit_scores(tables.persons, acc + rej, tables.manifest)
+    # the table's fit_score column; computed for tables written before it existed
+    scores = {id(r): r["fit_score"] for r in acc + rej if r.get("fit_score") is not None}
+    scores.update(fit_scores(tables.persons, [r for r in acc + rej if "fit_score" not in r], tables.manifest))
     body = None
     if any(overlay.has_fit(r) for r in acc + rej):
         from poselabel.models.body_model import BodyModel

@@ -2,7 +2,7 @@
 
 The rule itself is :func:`poselabel.models.quality.judge` (pure numpy, shared with
 ``poselabel filter``); this stage builds each person's :class:`PersonFacts` from its
-``Person`` record, sets ``accepted`` / ``reject_reasons``, and counts
+``Person`` record, sets ``accepted`` / ``reject_reasons`` / ``fit_score``, and counts
 ``rejected_<reason>`` and ``accepted`` (Beam counters, namespace ``poselabel``).
 Thresholds: ``QualityConfig`` (recorded in the run manifest).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from poselabel.models.quality import PersonFacts, judge_image, mask_geometry
+from poselabel.models.quality import PersonFacts, judge_image, mask_geometry, score_image
 from poselabel.records import ImageRecord, Person, replace
 from poselabel.transforms.base import SampleStage
 
@@ -35,11 +35,12 @@ class JudgeQuality(SampleStage):
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         persons = []
-        verdicts = judge_image([person_facts(record, p) for p in record.persons], self.config.quality)
-        for p, reasons in zip(record.persons, verdicts):
+        facts = [person_facts(record, p) for p in record.persons]
+        verdicts = judge_image(facts, self.config.quality)
+        for p, reasons, score in zip(record.persons, verdicts, score_image(facts, self.config.quality)):
             for reason in reasons:
                 Metrics.counter("poselabel", f"rejected_{reason}").inc()
             if not reasons:
                 Metrics.counter("poselabel", "accepted").inc()
-            persons.append(replace(p, accepted=not reasons, reject_reasons=reasons))
+            persons.append(replace(p, accepted=not reasons, reject_reasons=reasons, fit_score=score))
         return replace(record, persons=tuple(persons))
