@@ -1,6 +1,6 @@
 """The fit score: how likely a fit is good, from all the evidence of the accept rule at once (numpy only).
 
-The evidence checks of the accept rule (``low_mask_iou``, ``keypoint_mismatch``,
+The evidence checks of the checks rule (``low_mask_iou``, ``keypoint_mismatch``,
 ``depth_inconsistent``, ``truncated``, ``focal_disagreement``) each hold one measure against
 one threshold, and a fit passes only if it passes all of them: a box in feature space. A
 good fit of a slightly eroded mask (IoU 0.75, but every keypoint in place and no better
@@ -14,8 +14,9 @@ larger keypoint error never raises it). ``score = sigmoid(logit)`` in ``(0, 1)``
 fitted by boosting decision stumps on the logistic loss (:func:`fit_stumps`) on the failure
 benchmark's fits (``benchmarks/fit_score.py``), so the score estimates the share of good
 fits (PVE and ``E_f`` bounds of docs/quality.md) among fits with the same evidence, on the
-benchmark's mix. A missing measure (no keypoints, no focal margin) has its own value per
-feature. Every step is visible: :meth:`FitScoreModel.contributions` gives each feature's
+benchmark's mix. Missing keypoints have their own learnt value; without the
+:data:`REQUIRED` measures there is no score (:func:`scorable`), and the accept rule falls
+back to the checks (``quality.judge``). Every step is visible: :meth:`FitScoreModel.contributions` gives each feature's
 share of one person's logit, and the curves are drawn in docs/figures/fit_score_curves.png.
 
 Stored as JSON (``poselabel/models/fit_score.json``, or any local / ``gs://`` path): never pickle.
