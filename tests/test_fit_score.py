@@ -22,7 +22,7 @@ def diag(**d) -> str:
 
 def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
     model = fs.load_model()
-    assert model.names == fs.FEATURES
+    assert model.names == fs.FEATURES and set(fs.LABELS) == set(fs.FEATURES)
     assert 0.0 < Q.min_fit_score < 1.0 and model.meta["min_fit_score"] == Q.min_fit_score
     for name, t, v in zip(model.names, model.thresholds, model.values):
         assert v.shape == (t.size + 1,) and np.all(np.diff(t) > 0)
@@ -37,6 +37,25 @@ def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
     lower_iou[fs.FEATURES.index("mask_iou")] = 0.6
     s, s_kp, s_iou = model.score(np.stack([x, worse, lower_iou]))
     assert s > Q.min_fit_score and s_kp < s and s_iou < s
+
+
+def test_a_low_score_is_explained_by_what_it_lost():
+    model = fs.load_model()
+    f = facts_from_row(good_row(mask_iou=0.9, diagnostics=diag(keypoint_error=2.0, keypoint_count=8, depth_gain=0.1)))
+    x = fs.features(f, Q)
+    loss = model.shortfalls(x)  # against a typical good fit of the benchmark
+    assert loss.shape == (len(fs.FEATURES),) and model.reference is not None
+    worst = model.explain(x)
+    assert {n for n, _ in worst} == {"depth_gain_ratio", "keypoint_error"} and worst[0][1] >= worst[1][1] > 1.0
+    assert model.logit(x) + loss.sum() == pytest.approx(model.bias + model.reference.sum())
+    # a good fit loses little on any measure
+    fine = fs.features(facts_from_row(good_row(diagnostics=diag(depth_gain=-0.05, keypoint_error=0.03,
+                                                                keypoint_count=8))), Q)
+    assert model.explain(fine, min_loss=1.0) == []
+    # a model without reference values measures against each feature's best
+    bare = dataclasses.replace(model, reference=None)
+    assert np.all(bare.shortfalls(x) >= 0)
+    assert fs.FitScoreModel.from_json(bare.to_json()).reference is None
 
 
 def test_features_read_the_measures_and_mark_the_missing_ones():

@@ -83,9 +83,15 @@ def test_cards_show_the_fit_score_of_the_runs_rule(labelled, tmp_path):
     for r in fitted:
         image = [p for p in persons if (p["shard"], p["key"]) == (r["shard"], r["key"])]
         f = with_peers([facts_from_row(p) for p in image])[image.index(r)]
-        assert scores[id(r)] == fit_score(f, quality)
-        assert ("low_fit_score" in r["reject_reasons"]) == (scores[id(r)] < quality.min_fit_score)
+        assert scores[id(r)][0] == fit_score(f, quality) == pytest.approx(r["fit_score"], rel=1e-6)
+        assert ("low_fit_score" in r["reject_reasons"]) == (scores[id(r)][0] < quality.min_fit_score)
     out = tmp_path / "report.html"
     write_report(str(labelled), str(out), sample=50)
-    shown = re.findall(r"fit score (\d\.\d\d)", out.read_text())
-    assert sorted(shown) == sorted(f"{s:.2f}" for s in scores.values())
+    page = out.read_text()
+    shown = re.findall(r"fit score (\d\.\d\d)", page)
+    assert sorted(shown) == sorted(f"{r['fit_score']:.2f}" for r in fitted)
+    # a rejected card says what its score lost most on
+    low = [s for s in scores.values() if s[0] < quality.min_fit_score]
+    assert low and all(s[1] for s in low)
+    assert "depth probe" in page or "peers agreeing" in page or "keypoint error" in page  # readable names
+    assert page.count("lost most on") == sum(1 for r in fitted if not r["accepted"] and scores[id(r)][1])

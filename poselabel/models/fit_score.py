@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,12 @@ FEATURES = ("mask_iou", "depth_gain", "depth_gain_ratio", "focal_margin", "focal
 MONOTONE = {"mask_iou": 1, "depth_gain": -1, "depth_gain_ratio": -1, "focal_margin": 1,
             "focal_margin_ratio": 1, "keypoint_error": -1, "keypoint_count": 0, "log_mask_area": 0,
             "border_cut": 0, "border_sides": 0, "peers_agree": 1, "peers_disagree": -1, "fit_loss": -1}
+# what each feature is called where people read it (report cards)
+LABELS = {"mask_iou": "mask IoU", "depth_gain": "depth probe", "depth_gain_ratio": "depth probe vs residual",
+          "focal_margin": "focal margin", "focal_margin_ratio": "focal margin vs residual",
+          "keypoint_error": "keypoint error", "keypoint_count": "keypoints seen", "log_mask_area": "mask size",
+          "border_cut": "border cut", "border_sides": "border sides", "peers_agree": "peers agreeing on f",
+          "peers_disagree": "peers disagreeing on f", "fit_loss": "fit loss"}
 # measured for every fit the score was fitted on: without them there is no score
 REQUIRED = ("mask_iou", "depth_gain", "focal_margin")
 KEYPOINT_ERROR_CAP = 5.0  # box sides; a miss beyond it says nothing more
@@ -104,7 +111,9 @@ def scorable(x: np.ndarray) -> bool:
 class FitScoreModel:
     """``logit(x) = bias + sum_j values[j][bin_j(x_j)]``; ``bin_j(x)`` is the number of
     ``thresholds[j]`` below ``x`` (``x <= thresholds[j][k]`` falls in bin ``k``), a nan feature
-    adds ``nan_values[j]``. ``thresholds[j]``: (K_j,) ascending; ``values[j]``: (K_j + 1,)."""
+    adds ``nan_values[j]``. ``thresholds[j]``: (K_j,) ascending; ``values[j]``: (K_j + 1,).
+    ``reference`` (F,): each feature's mean contribution over the good training fits, what
+    :meth:`explain` measures a person against (None: against each feature's best value)."""
 
     names: tuple[str, ...]
     bias: float
@@ -112,6 +121,7 @@ class FitScoreModel:
     values: tuple[np.ndarray, ...]
     nan_values: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    reference: np.ndarray | None = None
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(N, F) logit contributions of (N, F) features (or (F,) of one person's (F,))."""
@@ -127,6 +137,22 @@ class FitScoreModel:
             out[:, j] = np.where(missing, self.nan_values[j], v[np.searchsorted(t, np.where(missing, 0.0, col), "left")])
         return out[0] if one else out
 
+    def shortfalls(self, x: np.ndarray) -> np.ndarray:
+        """(N, F) logit each feature gives up against a typical good fit's (``reference``; its
+        best value without one), or (F,) for one person: what a low score is made of, measure
+        by measure. Negative where the person does better than the typical good fit."""
+        ref = self.reference
+        if ref is None:
+            ref = np.array([max(v.max(initial=-np.inf), m) for v, m in zip(self.values, self.nan_values)])
+        return ref - self.contributions(x)
+
+    def explain(self, x: np.ndarray, top: int = 2, min_loss: float = 0.25) -> list[tuple[str, float]]:
+        """The ``top`` features of one person's (F,) ``x`` that cost it most logit against a
+        typical good fit, largest first, as ``(name, loss)``; only losses of at least ``min_loss``."""
+        loss = self.shortfalls(np.asarray(x, dtype=np.float64).reshape(-1))
+        order = np.argsort(-loss, kind="stable")[:top]
+        return [(self.names[j], float(loss[j])) for j in order if loss[j] >= min_loss]
+
     def logit(self, x: np.ndarray) -> np.ndarray:
         return self.bias + self.contributions(x).sum(axis=-1)
 
@@ -135,10 +161,13 @@ class FitScoreModel:
         return 1.0 / (1.0 + np.exp(-self.logit(x)))
 
     def to_json(self) -> str:
+        reference = [None] * len(self.names) if self.reference is None else self.reference
         return json.dumps({"format": "poselabel-fit-score/1", "names": list(self.names), "bias": self.bias,
                            "features": [{"name": n, "monotone": MONOTONE.get(n, 0), "thresholds": t.tolist(),
-                                         "values": v.tolist(), "nan_value": float(m)}
-                                        for n, t, v, m in zip(self.names, self.thresholds, self.values, self.nan_values)],
+                                         "values": v.tolist(), "nan_value": float(m),
+                                         **({} if r is None else {"good_mean": float(r)})}
+                                        for n, t, v, m, r in zip(self.names, self.thresholds, self.values,
+                                                                 self.nan_values, reference)],
                            "meta": self.meta}, indent=1, sort_keys=True)
 
     @classmethod
@@ -155,8 +184,10 @@ class FitScoreModel:
         for n, t, v in zip(names, thresholds, values):
             if v.shape != (t.size + 1,) or np.any(np.diff(t) <= 0):
                 raise ValueError(f"fit-score feature {n}: needs ascending thresholds and one value more")
+        reference = (np.asarray([x["good_mean"] for x in feats], dtype=np.float64)
+                     if all("good_mean" in x for x in feats) else None)
         return cls(names, float(d["bias"]), thresholds, values,
-                   np.asarray([x["nan_value"] for x in feats], dtype=np.float64), d.get("meta", {}))
+                   np.asarray([x["nan_value"] for x in feats], dtype=np.float64), d.get("meta", {}), reference)
 
 
 @functools.lru_cache(maxsize=4)
@@ -255,4 +286,7 @@ def fit_stumps(x: np.ndarray, y: np.ndarray, names=FEATURES, rounds: int = 300, 
         edge = np.flatnonzero(np.diff(v) != 0)
         keep_t.append(t[edge])
         keep_v.append(np.concatenate([v[:1], v[edge + 1]]) if v.size else v)
-    return FitScoreModel(tuple(names), bias, tuple(keep_t), tuple(keep_v), nan_values, dict(meta or {}))
+    model = FitScoreModel(tuple(names), bias, tuple(keep_t), tuple(keep_v), nan_values, dict(meta or {}))
+    good = y > 0.5
+    reference = model.contributions(x[good]).mean(axis=0) if good.any() else None
+    return dataclasses.replace(model, reference=reference)

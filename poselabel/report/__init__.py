@@ -39,12 +39,14 @@ def pick_samples(persons: list[dict[str, Any]], sample: int, seed: int = 0) -> t
     return acc[:sample], rej
 
 
-def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manifest: dict) -> dict[int, float]:
-    """The fit score (``quality.fit_score``) of each scorable fitted row of ``rows`` (by ``id``), judged
-    with its image's other rows of ``persons`` as peers, under the run's thresholds (the
-    manifest's; the defaults without one)."""
+def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manifest: dict) -> dict[int, tuple]:
+    """``(score, explanation)`` of each scorable fitted row of ``rows`` (by ``id``): its fit score
+    (``quality.fit_score``) and the measures that cost it most (``FitScoreModel.explain``),
+    judged with its image's other rows of ``persons`` as peers, under the run's thresholds
+    (the manifest's; the defaults without one)."""
     from poselabel.commands.filter import manifest_quality
     from poselabel.config import load_config
+    from poselabel.models import fit_score as fs
     from poselabel.models.quality import facts_from_row, fit_score, with_peers
 
     try:
@@ -62,7 +64,8 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
         for r, f in zip(group, with_peers([facts_from_row(r) for r in group])):
             score = fit_score(f, quality) if id(r) in ids and f.focal_px is not None and f.transl is not None else None
             if score is not None:
-                out[id(r)] = score
+                model = fs.load_model(quality.fit_score_model)
+                out[id(r)] = (score, model.explain(fs.features(f, quality)))
     return out
 
 
@@ -77,9 +80,10 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     urls = {(r["shard"], r["key"]): r.get("url") for r in tables.images}
     wanted = [(urls.get((r["shard"], r["key"])), r["key"]) for r in acc + rej]
     images = data.fetch_images([w for w in wanted if w[0]])
-    # the table's fit_score column; computed for tables written before it existed
-    scores = {id(r): r["fit_score"] for r in acc + rej if r.get("fit_score") is not None}
-    scores.update(fit_scores(tables.persons, [r for r in acc + rej if "fit_score" not in r], tables.manifest))
+    # the score as the table holds it (computed for tables written before the column), and why
+    scores = fit_scores(tables.persons, acc + rej, tables.manifest)
+    scores = {k: (r["fit_score"] if r.get("fit_score") is not None else scores[k][0], scores[k][1])
+              for r in acc + rej for k in [id(r)] if k in scores}
     body = None
     if any(overlay.has_fit(r) for r in acc + rej):
         from poselabel.models.body_model import BodyModel
@@ -92,7 +96,8 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
             image = images.get((urls.get((r["shard"], r["key"])), r["key"]))
             pic = overlay.overlay(r, image, body)
             out.append({"row": r, "uri": figures.pil_uri(pic), "has_image": image is not None,
-                        "fov": figures.fov_deg(r), "fit_score": scores.get(id(r))})
+                        "fov": figures.fov_deg(r), "fit_score": scores.get(id(r), (None, []))[0],
+                        "fit_loss_by": scores.get(id(r), (None, []))[1]})
         return out
 
     page = html.page(title=title, input_dir=input_dir, tables=tables, hist_uri=figures.histograms(tables.persons),
