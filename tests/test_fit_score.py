@@ -174,7 +174,7 @@ def test_the_stage_and_filter_write_the_score_in_its_column():
 
     from poselabel.commands.filter import rejudge_table
     from poselabel.config import RunConfig
-    from poselabel.models.quality import score_image, with_peers
+    from poselabel.models.quality import assess_image, judge_image, with_peers
     from poselabel.records import ImageRecord, Person
     from poselabel.tables import PERSONS_SCHEMA, person_row
     from poselabel.transforms.judge_quality import JudgeQuality
@@ -193,7 +193,8 @@ def test_the_stage_and_filter_write_the_score_in_its_column():
     judged = JudgeQuality(RunConfig(input="x", output="y")).apply(record).persons
     facts = [facts_from_row(person_row(record, p)) for p in judged]
     expected = [fit_score(f, Q) for f in with_peers(facts)]
-    assert [p.fit_score for p in judged] == expected == score_image(facts, Q)
+    assert [p.fit_score for p in judged] == expected == [s for _, s in assess_image(facts, Q)]
+    assert [r for r, _ in assess_image(facts, Q)] == judge_image(facts, Q) == [p.reject_reasons for p in judged]
     assert expected[0] > expected[1] and expected[2] is None
     table = pa.Table.from_pylist([person_row(record, p) for p in judged], schema=PERSONS_SCHEMA)
     def same(column):  # float32 in the table

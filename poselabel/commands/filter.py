@@ -121,7 +121,7 @@ def rejudge_table(table, quality):
     existed); also the per-row reasons (list of tuples)."""
     import pyarrow as pa
 
-    from poselabel.models.quality import facts_from_row, judge_image, score_image
+    from poselabel.models.quality import assess_image, facts_from_row
 
     cols = {c: table.column(c).to_pylist() for c in _FACT_COLUMNS if c in table.column_names}
     images: dict = {}  # image key -> row indices: the image-level checks see the whole image
@@ -131,7 +131,7 @@ def rejudge_table(table, quality):
     scores: list = [None] * table.num_rows
     for rows in images.values():
         facts = [facts_from_row({c: v[i] for c, v in cols.items()}) for i in rows]
-        for i, r, s in zip(rows, judge_image(facts, quality), score_image(facts, quality)):
+        for i, (r, s) in zip(rows, assess_image(facts, quality)):
             reasons[i], scores[i] = r, s
     accepted = pa.array([not r for r in reasons], pa.bool_())
     lists = pa.array([list(r) for r in reasons], pa.list_(pa.string()))

@@ -142,6 +142,11 @@ def _arr(x) -> np.ndarray | None:
     return None if x is None else np.asarray(x, dtype=np.float64).reshape(-1)
 
 
+def is_fitted(f: PersonFacts) -> bool:
+    """Whether the camera stage gave the person a finite, positive ``focal_px`` and a ``transl``."""
+    return _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0
+
+
 def row_diagnostics(row: dict[str, Any]) -> dict[str, Any]:
     """A persons-table row's ``diagnostics`` column (a JSON string, or None) as a dict."""
     diag = row.get("diagnostics")
@@ -234,7 +239,10 @@ def truncation(f: PersonFacts, config) -> tuple[int, float]:
     return sides, cut
 
 
-def judge(f: PersonFacts, config) -> tuple[str, ...]:
+_UNSET = object()
+
+
+def judge(f: PersonFacts, config, *, score: Any = _UNSET) -> tuple[str, ...]:
     """The reject reasons of one person under a ``QualityConfig`` (empty: accepted).
 
     With ``accept_rule == "score"`` the evidence checks (``config.SCORED_CHECKS``) of a fitted
@@ -243,15 +251,17 @@ def judge(f: PersonFacts, config) -> tuple[str, ...]:
     rejects alone. A fitted person without a score (a measure missing) is judged by the
     checks rule, its IoU floor raised to ``min_mask_iou_unscored``. A ``keypoint_mismatch``
     on keypoints that ``Tz`` or the pose was fitted to (``diagnostics["landmark_fit"]``)
-    still rejects alone: the score does not see them."""
+    still rejects alone: the score does not see them. ``score``: the person's
+    :func:`fit_score` when the caller has it already (:func:`assess_image`)."""
     from poselabel.config import SCORED_CHECKS
 
     off = set(config.disabled_checks)
     reasons: list[str] = []
     evidence: list[str] = []  # scored checks that fired (accept_rule "score")
-    fitted = _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0
-    score = fit_score(f, config) if config.accept_rule == "score" and fitted else None
-    scored = score is not None
+    fitted = is_fitted(f)
+    if score is _UNSET:
+        score = fit_score(f, config) if config.accept_rule == "score" and fitted else None
+    scored = config.accept_rule == "score" and fitted and score is not None
 
     def check(name: str, fails: bool) -> None:
         if fails and name not in off:
@@ -408,7 +418,7 @@ def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:
     """The facts of one image's people, each with the others' ``(focal_px, mask_iou,
     focal_margin)`` as ``peers`` (fitted people only; nan: not measured)."""
     def peer(f: PersonFacts):
-        if not (_finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0):
+        if not is_fitted(f):
             return None
         margin = (f.diagnostics or {}).get("focal_margin")
         return (float(f.focal_px), float(f.mask_iou) if _finite(f.mask_iou) else math.nan,
@@ -425,11 +435,15 @@ def judge_image(facts: list[PersonFacts], config) -> list[tuple[str, ...]]:
     return [judge(f, config) for f in with_peers(facts)]
 
 
-def score_image(facts: list[PersonFacts], config) -> list[float | None]:
-    """:func:`fit_score` of every fitted person of one image, its peers heard (None: not
-    fitted, or not scorable), under either ``accept_rule``: the column ``fit_score``."""
-    return [fit_score(f, config) if _finite(f.focal_px) and _finite(f.transl) and f.focal_px > 0 else None
-            for f in with_peers(facts)]
+def assess_image(facts: list[PersonFacts], config) -> list[tuple[tuple[str, ...], float | None]]:
+    """``(reasons, fit_score)`` of every person of one image: :func:`judge_image`'s reasons and
+    the column ``fit_score`` (:func:`fit_score` with the peers heard, under either
+    ``accept_rule``; None: not fitted, or not scorable), each score computed once."""
+    out = []
+    for f in with_peers(facts):
+        score = fit_score(f, config) if is_fitted(f) else None
+        out.append((judge(f, config, score=score), score))
+    return out
 
 
 def judge_row(row: dict[str, Any], config) -> tuple[str, ...]:

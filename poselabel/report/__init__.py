@@ -47,7 +47,7 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
     from poselabel.commands.filter import manifest_quality
     from poselabel.config import load_config
     from poselabel.models import fit_score as fs
-    from poselabel.models.quality import facts_from_row, fit_score, with_peers
+    from poselabel.models.quality import facts_from_row, is_fitted, with_peers
 
     try:
         quality = load_config(None, {"quality": manifest_quality(manifest)}).quality
@@ -59,13 +59,14 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
         if (r["shard"], r["key"]) in wanted:
             images[(r["shard"], r["key"])].append(r)
     ids = {id(r) for r in rows}
+    model = fs.load_model(quality.fit_score_model)
     out = {}
     for group in images.values():
         for r, f in zip(group, with_peers([facts_from_row(r) for r in group])):
-            score = fit_score(f, quality) if id(r) in ids and f.focal_px is not None and f.transl is not None else None
-            if score is not None:
-                model = fs.load_model(quality.fit_score_model)
-                out[id(r)] = (score, model.explain(fs.features(f, quality)))
+            if id(r) in ids and is_fitted(f):
+                x = fs.features(f, quality)  # as quality.fit_score computes it
+                if fs.scorable(x):
+                    out[id(r)] = (float(model.score(x)), model.explain(x))
     return out
 
 

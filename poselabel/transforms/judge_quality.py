@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from poselabel.models.quality import PersonFacts, judge_image, mask_geometry, score_image
+from poselabel.models.quality import PersonFacts, assess_image, mask_geometry
 from poselabel.records import ImageRecord, Person, replace
 from poselabel.transforms.base import SampleStage
 
@@ -35,9 +35,8 @@ class JudgeQuality(SampleStage):
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         persons = []
-        facts = [person_facts(record, p) for p in record.persons]
-        verdicts = judge_image(facts, self.config.quality)
-        for p, reasons, score in zip(record.persons, verdicts, score_image(facts, self.config.quality)):
+        verdicts = assess_image([person_facts(record, p) for p in record.persons], self.config.quality)
+        for p, (reasons, score) in zip(record.persons, verdicts):
             for reason in reasons:
                 Metrics.counter("poselabel", f"rejected_{reason}").inc()
             if not reasons:
