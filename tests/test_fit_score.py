@@ -24,6 +24,9 @@ def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
     model = fs.load_model()
     assert model.names == fs.FEATURES and set(fs.LABELS) == set(fs.FEATURES)
     assert 0.0 < Q.min_fit_score < 1.0 and model.meta["min_fit_score"] == Q.min_fit_score
+    # fitted on the fits that the defaults' hard checks admit (the score knows nothing of the others)
+    for floor in ("min_mask_area_px", "min_box_side_px", "min_mask_iou", "min_mask_box_iou"):
+        assert model.meta["quality"][floor] == getattr(Q, floor), floor
     for name, t, v in zip(model.names, model.thresholds, model.values):
         assert v.shape == (t.size + 1,) and np.all(np.diff(t) > 0)
         if fs.MONOTONE[name]:
@@ -210,3 +213,16 @@ def test_the_stage_and_filter_write_the_score_in_its_column():
     again, _ = rejudge_table(old, Q)
     assert again.schema.equals(PERSONS_SCHEMA)
     assert same(again.column("fit_score"))
+
+
+def test_size_floor_the_score_was_fitted_with_and_the_checks_rules():
+    thin = ellipse(rx=4, ry=24)  # about 300 px of mask in a 48 px tall box
+    assert Q.min_mask_area_px <= int(thin.sum()) < CHECKS.min_mask_area_px
+    row = good_row(mask=thin, diagnostics=diag(depth_gain=-0.05, keypoint_error=0.03, keypoint_count=8))
+    assert "too_small" not in judge_row(row, Q)
+    assert judge_row(row, CHECKS) == ("too_small",)
+    tiny = ellipse(rx=3, ry=9)  # under 200 px, and a box under 32 px
+    assert "too_small" in judge_row(good_row(mask=tiny, diagnostics=row["diagnostics"]), Q)
+    # a large box whose visible mask is tiny (an occluded person) is too small as well
+    occluded = good_row(mask=ellipse(rx=4, ry=8), bbox_xyxy=[100.0, 80.0, 200.0, 320.0], diagnostics=row["diagnostics"])
+    assert "too_small" in judge_row(occluded, Q)
