@@ -371,3 +371,15 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Ru
     if overrides:
         config = _merge(config, overrides)
     return config
+
+
+def manifest_quality(manifest: dict) -> dict:
+    """The ``quality.*`` settings a run's manifest (``manifest.json``) recorded, as they were
+    applied: runs from before the fit score (session 8) were judged by the checks rule, their
+    peers voting at ``min_mask_iou``. Fields this version does not know are dropped. Raises
+    KeyError without them."""
+    known = {f.name for f in dataclasses.fields(QualityConfig)}
+    layer = {k: v for k, v in manifest["config"]["quality"].items() if k in known}
+    layer.setdefault("accept_rule", "checks")
+    layer.setdefault("min_peer_mask_iou", layer.get("min_mask_iou", 0.8))
+    return layer

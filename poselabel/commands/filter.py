@@ -56,21 +56,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def manifest_quality(manifest: dict) -> dict:
-    """The ``quality.*`` settings a run's manifest recorded, as they were applied: runs from
-    before the fit score (session 8) judged by the checks rule, their peers voting at
-    ``min_mask_iou``. Raises KeyError without them."""
-    known = set(_quality_fields())
-    layer = {k: v for k, v in manifest["config"]["quality"].items() if k in known}
-    layer.setdefault("accept_rule", "checks")
-    layer.setdefault("min_peer_mask_iou", layer.get("min_mask_iou", 0.8))
-    return layer
-
-
 def resolve_quality(input_dir: str, base: str = "manifest", config_file: str | None = None,
                     sets: list[str] | None = None, flags: dict | None = None):
     """The ``QualityConfig`` to apply: base, then file, then ``--set``, then flags (validated)."""
-    from poselabel.config import ConfigError, load_config, parse_dotted
+    from poselabel.config import ConfigError, load_config, manifest_quality, parse_dotted
     from poselabel.io import outputs
 
     layers: list[dict] = []

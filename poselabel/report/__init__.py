@@ -44,8 +44,7 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
     (``quality.fit_score``) and the measures that cost it most (``FitScoreModel.explain``),
     judged with its image's other rows of ``persons`` as peers, under the run's thresholds
     (the manifest's; the defaults without one)."""
-    from poselabel.commands.filter import manifest_quality
-    from poselabel.config import load_config
+    from poselabel.config import load_config, manifest_quality
     from poselabel.models import fit_score as fs
     from poselabel.models.quality import facts_from_row, is_fitted, with_peers
 
