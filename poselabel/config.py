@@ -186,7 +186,8 @@ class QualityConfig:
     min_mask_box_iou: float = 0.4  # IoU of the detection box with the mask's tight box
     # too_small below this many mask pixels (200: the fit score, trained with smaller masks in,
     # gains 1.6 points of benchmark recall over 400 at the same precision; below 200 nothing more,
-    # docs/quality.md) or a box side under min_box_side_px (a usefulness floor: COCO's "small")
+    # docs/quality.md) or a box side under min_box_side_px (a usefulness floor: a person under
+    # 32 px is no training label for an HMR model, however well its camera fits)
     min_mask_area_px: int = 200
     min_box_side_px: float = 32.0  # longer side of the detection box
     border_margin_px: float = 1.0  # a box edge this close to the image edge touches it

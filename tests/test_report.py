@@ -69,8 +69,7 @@ def test_card_shows_the_keypoint_error_when_the_fit_has_one():
 def test_cards_show_the_fit_score_of_the_runs_rule(labelled, tmp_path):
     """Each fitted person's card shows its fit score, judged with its image's other people,
     under the thresholds of the run's manifest; the score agrees with the rule's verdict."""
-    from poselabel.config import manifest_quality
-    from poselabel.config import load_config
+    from poselabel.config import load_config, manifest_quality
     from poselabel.models.quality import facts_from_row, fit_score, with_peers
     from poselabel.report import fit_scores
 
