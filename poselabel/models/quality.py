@@ -335,10 +335,27 @@ def fit_score(f: PersonFacts, config) -> float | None:
     this evidence. None when a measure the score needs is missing (``fit_score.scorable``:
     no mask IoU, no depth probe, or no focal margin for a mask on the border). Set ``f.peers``
     first (:func:`with_peers`) where the image is known."""
+    scored = _score_inputs(f, config)
+    return None if scored is None else float(scored[0].score(scored[1]))
+
+
+def explained_fit_score(f: PersonFacts, config) -> tuple[float, list[tuple[str, float]]] | None:
+    """:func:`fit_score` and the measures it lost most on against a typical good fit
+    (``FitScoreModel.explain``: ``(feature, logit lost)``, largest first); None where there
+    is no score. For report cards."""
+    scored = _score_inputs(f, config)
+    if scored is None:
+        return None
+    model, x = scored
+    return float(model.score(x)), model.explain(x)
+
+
+def _score_inputs(f: PersonFacts, config):
+    """``(model, features (F,))`` of one person, or None when it is not scorable."""
     from poselabel.models import fit_score as fs
 
     x = fs.features(f, config)
-    return float(fs.load_model(config.fit_score_model).score(x)) if fs.scorable(x) else None
+    return (fs.load_model(config.fit_score_model), x) if fs.scorable(x) else None
 
 
 def depth_inconsistent(gain: Any, mask_iou: Any, config, margin: Any = None) -> bool:

@@ -45,8 +45,7 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
     judged with its image's other rows of ``persons`` as peers, under the run's thresholds
     (the manifest's; the defaults without one)."""
     from poselabel.config import load_config, manifest_quality
-    from poselabel.models import fit_score as fs
-    from poselabel.models.quality import facts_from_row, is_fitted, with_peers
+    from poselabel.models.quality import explained_fit_score, facts_from_row, is_fitted, with_peers
 
     try:
         quality = load_config(None, {"quality": manifest_quality(manifest)}).quality
@@ -58,14 +57,12 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
         if (r["shard"], r["key"]) in wanted:
             images[(r["shard"], r["key"])].append(r)
     ids = {id(r) for r in rows}
-    model = fs.load_model(quality.fit_score_model)
     out = {}
     for group in images.values():
         for r, f in zip(group, with_peers([facts_from_row(r) for r in group])):
-            if id(r) in ids and is_fitted(f):
-                x = fs.features(f, quality)  # as quality.fit_score computes it
-                if fs.scorable(x):
-                    out[id(r)] = (float(model.score(x)), model.explain(x))
+            scored = explained_fit_score(f, quality) if id(r) in ids and is_fitted(f) else None
+            if scored is not None:
+                out[id(r)] = scored
     return out
 
 
@@ -82,8 +79,9 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     images = data.fetch_images([w for w in wanted if w[0]])
     # the score as the table holds it (computed for tables written before the column), and why
     scores = fit_scores(tables.persons, acc + rej, tables.manifest)
-    scores = {k: (r["fit_score"] if r.get("fit_score") is not None else scores[k][0], scores[k][1])
-              for r in acc + rej for k in [id(r)] if k in scores}
+    for r in acc + rej:
+        if id(r) in scores and r.get("fit_score") is not None:
+            scores[id(r)] = (r["fit_score"], scores[id(r)][1])
     body = None
     if any(overlay.has_fit(r) for r in acc + rej):
         from poselabel.models.body_model import BodyModel
@@ -95,9 +93,9 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
         for r in rows:
             image = images.get((urls.get((r["shard"], r["key"])), r["key"]))
             pic = overlay.overlay(r, image, body)
+            score, why = scores.get(id(r), (None, []))
             out.append({"row": r, "uri": figures.pil_uri(pic), "has_image": image is not None,
-                        "fov": figures.fov_deg(r), "fit_score": scores.get(id(r), (None, []))[0],
-                        "fit_loss_by": scores.get(id(r), (None, []))[1]})
+                        "fov": figures.fov_deg(r), "fit_score": score, "fit_loss_by": why})
         return out
 
     page = html.page(title=title, input_dir=input_dir, tables=tables, hist_uri=figures.histograms(tables.persons),
