@@ -1,4 +1,4 @@
-"""Fit the fit score (``poselabel/models/fit_score.py``) on the failure benchmark's fits, and choose its threshold.
+"""Fit the fit score (``poselabel/models/quality/fit_score.py``) on the failure benchmark's fits, and choose its threshold.
 
 Input: result files of ``benchmarks/quality_failures.py`` (every fit with its measures and its
 true error). Each file is one synthetic seed; files are grouped in pairs of seeds, in the
@@ -13,7 +13,7 @@ checks rule beside it is ``config.CHECKS_RULE``.
    reaches ``--target-precision``: the goal's 95 %, not a point estimate of it); then precision and
    recall of the whole rule are measured on the pair left out, beside the checks rule's.
 2. **The model**: fitted on all pairs; its threshold chosen the same way on their pooled
-   out-of-fold scores. Written to ``--out`` (default ``poselabel/models/fit_score.json``)
+   out-of-fold scores. Written to ``--out`` (default ``poselabel/models/quality/fit_score.json``)
    with the table of step 1 in its ``meta``; ``QualityConfig.min_fit_score`` is set to the
    threshold printed (by hand: the model file does not change the config).
 
@@ -24,7 +24,7 @@ Usage::
         $R/quality_failures_seed{23,31,41,53,61,73,83,97,101,113,127,139,151,163}.json
 
 Seeds 7 + 11 are ``quality_failures_seed7.json`` + ``quality_failures.json``; the packaged model
-is fitted on these sixteen (session 9), seeds 173-199 are held out. Takes about 30 s.
+is fitted on these sixteen (commit d022111), seeds 173-199 are held out. Takes about 30 s.
 """
 from __future__ import annotations
 
@@ -41,10 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from poselabel.config import CHECKS_RULE, SCORED_CHECKS, QualityConfig  # noqa: E402
-from poselabel.models import fit_score as fs  # noqa: E402
-from poselabel.models.quality import judge  # noqa: E402
 from quality_failures import attach_peers, facts_of, is_bad  # noqa: E402
+
+from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
+from poselabel.models.quality import fit_score as fs  # noqa: E402
+from poselabel.models.quality.checks import SCORED_CHECKS  # noqa: E402
+from poselabel.models.quality.rule import judge  # noqa: E402
 
 ROUNDS, LEARNING_RATE, L2, MAX_BINS, MIN_LEAF = 300, 0.05, 1.0, 32, 20
 

@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
-from poselabel.models.quality import judge  # noqa: E402
 from quality_failures import attach_peers, facts_of  # noqa: E402
+
+from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
+from poselabel.models.quality.rule import judge  # noqa: E402
 
 
 def per_person_us(facts, quality: QualityConfig, reps: int) -> float:

@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from poselabel.models.body_model import BodyModel  # noqa: E402
-from poselabel.models.checkpoints import load_pose_predictor, load_tz_predictor  # noqa: E402
+from poselabel.models.body.model import BodyModel  # noqa: E402
+from poselabel.models.nets.checkpoints import load_pose_predictor, load_tz_predictor  # noqa: E402
 from poselabel.training.data import PersonSet, iter_gt_images, load_persons  # noqa: E402
 from poselabel.training.loop import TrainSettings  # noqa: E402
 from poselabel.training.pose import pose_errors, train_pose  # noqa: E402

@@ -1,7 +1,7 @@
 """Failure benchmark of the accept rule: can ``judge quality`` tell good fits from bad ones?
 
 Ground truth: synthetic shards (``write_synthetic_shards``). Every person is fitted twice by
-the camera solver (``poselabel.models.camera_solver.solve_camera``, the pipeline's solver),
+the camera solver (``poselabel.models.camera.solver.solve_camera``, the pipeline's solver),
 from oracle inputs (GT mesh, GT Tz, GT visible mask, GT box):
 
 - ``clean``: the oracle inputs as they are;
@@ -13,7 +13,7 @@ from oracle inputs (GT mesh, GT Tz, GT visible mask, GT box):
   cut to it, as a segmenter run on a wrong box would give).
 
 Each fit also gets what the pipeline's camera stage records: ``focal_margin`` (border-touching
-people), ``depth_gain`` (``camera_scene.depth_gain``) and ``keypoint_error`` / ``keypoint_count``
+people), ``depth_gain`` (``camera.scene.depth_gain``) and ``keypoint_error`` / ``keypoint_count``
 against simulated detector keypoints (``attach_keypoints``).
 
 Every fit is labelled **bad** when its true error is large:
@@ -51,10 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from quality_inputs import INJECTIONS, KEYPOINT_NOISE, add_keypoints, attach_keypoints, inject, load_persons, unlisted  # noqa: E402
+
 from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
-from poselabel.models.quality import PersonFacts, judge, mask_geometry  # noqa: E402
-from quality_inputs import (INJECTIONS, KEYPOINT_NOISE, add_keypoints, attach_keypoints, inject,  # noqa: E402
-                            load_persons, unlisted)
+from poselabel.models.masks import mask_geometry  # noqa: E402
+from poselabel.models.quality.facts import PersonFacts  # noqa: E402
+from poselabel.models.quality.rule import judge  # noqa: E402
+from poselabel.records import CameraFit  # noqa: E402
 
 PVE_MAX_FRAC = 0.10  # bad: mean camera-frame vertex error above 10 % of the true distance
 EF_MAX = 0.25  # bad: focal length off by more than 25 %
@@ -66,7 +69,7 @@ JOINT_2D_MAX = 0.1
 def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
     """Solve every (person, variant) as the pipeline does; one record per fit with its true errors.
 
-    Clean fits: ``camera_scene.solve_scene`` over each image's clean people (what
+    Clean fits: ``camera.scene.solve_scene`` over each image's clean people (what
     ``transforms/solve_camera.py`` runs). An injected fit is solved in its image with the
     other people *clean* (their clean solutions as context, never re-solved): a first
     solve with the pelvis occlusion rule, then the depth-order and one-camera passes
@@ -75,10 +78,11 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     """
     import torch
 
-    from poselabel.models.body_model import BodyModel
-    from poselabel.models import camera_scene as cs
-    from poselabel.models.camera_solver import CameraSolution, CameraSolverConfig, solve_camera
-    from poselabel.models.occlusion import occluder_masks
+    from poselabel.models.body.model import BodyModel
+    from poselabel.models.camera import scene as cs
+    from poselabel.models.camera.config import CameraSolution, CameraSolverConfig
+    from poselabel.models.camera.occlusion import occluder_masks
+    from poselabel.models.camera.solver import solve_camera
 
     rng = np.random.default_rng(seed)
     cfg = CameraSolverConfig(batch_size=batch_size)
@@ -210,17 +214,16 @@ def is_bad(r: dict, joint_2d_max: float | None = None) -> bool:
     return bool(joint_2d_max is not None and e2d is not None and e2d > joint_2d_max)
 
 
-# What the camera stage records per fit; absent in fits saved before session 4 (focal_margin),
-# session 5 (depth_gain, keypoint_error) or session 7 (keypoint_count), as a table from an older
+# What the camera stage records per fit; absent in fits saved before the stage measured them
+# (focal_margin first, then depth_gain and keypoint_error, then keypoint_count), as a table from an older
 # run would lack them.
 MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count")
 
 
-def _diagnostics(r: dict) -> dict:
-    """The camera stage's diagnostics of a fit record (reject reason, ``MEASURES``)."""
-    out = {"camera_reject": r["camera_reject"]} if r["camera_reject"] else {}
-    out.update({k: r[k] for k in MEASURES if r.get(k) is not None and math.isfinite(r[k])})
-    return out
+def _camera(r: dict) -> CameraFit:
+    """The camera stage's record of a fit (reject reason, ``MEASURES``, fit loss)."""
+    measures = {k: r[k] for k in MEASURES if r.get(k) is not None and math.isfinite(r[k])}
+    return CameraFit(reject=r["camera_reject"] or None, fit_loss=r["fit_loss"], **measures)
 
 
 def facts_of(r: dict) -> PersonFacts:
@@ -232,8 +235,7 @@ def facts_of(r: dict) -> PersonFacts:
                        focal_px=None if r["camera_reject"] else r["focal"],
                        transl=None if r["camera_reject"] else np.asarray(r["transl"]),
                        betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
-                       mask_iou=r["mask_iou"], fit_loss=r["fit_loss"],
-                       diagnostics=_diagnostics(r),
+                       mask_iou=r["mask_iou"], camera=_camera(r),
                        peers=tuple(tuple(x) for x in r.get("peers", ())))
 
 

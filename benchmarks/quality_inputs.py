@@ -103,7 +103,7 @@ def unlisted(p: dict, persons: list[dict]) -> np.ndarray:
 
 def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE) -> None:
     """Set each fit's ``keypoint_error`` and ``keypoint_count`` (``quality.keypoint_residual``) against simulated detector
-    keypoints: the true body's joints that MediaPipe's landmarks stand for (``geometric_fit.
+    keypoints: the true body's joints that MediaPipe's landmarks stand for (``body.keypoints.
     MP_TO_SMPLX`` and the head) projected by the true camera, plus N(0, ``sigma`` × the box's
     longer side) per coordinate; seen when in front of the camera and inside the image.
     The fitted joints are the solver's inputs (betas, possibly noised body_pose, true global
@@ -112,9 +112,9 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
     same measure against the noise-free keypoints (the fit's true 2D error, for labelling)."""
     import torch
 
-    from poselabel.models.body_model import BodyModel
-    from poselabel.models.geometric_fit import MP_TO_SMPLX, SMPLX_HEAD
-    from poselabel.models.quality import LEGACY_KEYPOINTS, keypoint_error, keypoint_residual
+    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, keypoint_error, keypoint_residual
+    from poselabel.models.body.model import BodyModel
+    from poselabel.models.quality.facts import LEGACY_KEYPOINTS
 
     ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
     by_id = {(p["key"], p["index"]): p for p in persons}

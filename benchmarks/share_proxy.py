@@ -44,8 +44,8 @@ def main() -> None:
 
     import torch
 
-    from poselabel.models.checkpoints import load_tz_predictor, save_checkpoint
-    from poselabel.models.tz_net import build_tz_net, tz_config
+    from poselabel.models.nets.checkpoints import load_tz_predictor, save_checkpoint
+    from poselabel.models.nets.tz_net import build_tz_net, tz_config
     from poselabel.transforms import shared_models
 
     torch.set_num_threads(1)

@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from poselabel.models.checkpoints import load_tz_predictor  # noqa: E402
-from poselabel.models.tz_net import tz_config  # noqa: E402
+from poselabel.models.nets.checkpoints import load_tz_predictor  # noqa: E402
+from poselabel.models.nets.tz_net import tz_config  # noqa: E402
 from poselabel.training.data import PersonSet, iter_gt_images, load_persons  # noqa: E402
 from poselabel.training.loop import TrainSettings  # noqa: E402
 from poselabel.training.tz import train_tz  # noqa: E402

@@ -30,8 +30,8 @@ import importlib.metadata as md
 import torch
 
 import poselabel.cli  # noqa: F401
-from poselabel.models.camera_solver import CameraSolverConfig, solve_camera  # noqa: F401
-from poselabel.models.silhouette import make_silhouette_rasterizer
+from poselabel.models.camera.solver import CameraSolverConfig, solve_camera  # noqa: F401
+from poselabel.models.render.silhouette import make_silhouette_rasterizer
 
 pins = {line.split("==")[0]: line.split("==")[1].strip()
         for line in open("infra/worker/requirements-gpu.txt") if "==" in line}

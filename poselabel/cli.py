@@ -13,6 +13,8 @@ import os
 import sys
 import warnings
 
+from poselabel.config import ConfigError
+
 COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "bench")
 
 
@@ -42,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from poselabel.config import ConfigError
-
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

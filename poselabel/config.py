@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from poselabel.models.quality.checks import QUALITY_CHECKS
+
 
 class ConfigError(ValueError):
     """A configuration value is unknown, mistyped or out of range."""
@@ -137,26 +139,21 @@ class ModelsConfig:
                f"models.share must be one of {', '.join(MODEL_SHARE_MODES)}, not {self.share!r}")
 
 
-QUALITY_CHECKS = ("low_det_score", "mask_box_mismatch", "too_small", "truncated", "low_mask_iou",
-                  "not_converged", "tz_out_of_range", "fov_out_of_range", "focal_disagreement", "extreme_shape",
-                  "joint_limits", "keypoint_mismatch", "depth_inconsistent", "low_fit_score")
-# The evidence checks that the fit score weighs together (accept_rule "score", docs/quality.md)
-SCORED_CHECKS = ("truncated", "keypoint_mismatch", "depth_inconsistent", "focal_disagreement")
 ACCEPT_RULES = ("score", "checks")
-# the checks rule as tuned up to session 7 (docs/quality.md): quality.* overrides
+# the checks rule, the accept rule before the fit score (docs/quality.md): quality.* overrides
 CHECKS_RULE = {"accept_rule": "checks", "min_mask_iou": 0.8, "min_mask_area_px": 400}
 
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Thresholds of the accept rule (``poselabel/models/quality.py``, docs/quality.md)."""
+    """Thresholds of the accept rule (``poselabel/models/quality/``, docs/quality.md)."""
 
-    # "score": the evidence checks (SCORED_CHECKS) reject only together, through the fit score
-    # (poselabel/models/fit_score.py) below min_fit_score; "checks": each rejects alone (the
-    # rule of runs before session 8, tuned with min_mask_iou 0.8: CHECKS_RULE)
+    # "score": the evidence checks (models/quality/checks.py SCORED_CHECKS) reject only together, through the fit score
+    # (poselabel/models/quality/fit_score.py) below min_fit_score; "checks": each rejects alone (the
+    # rule of runs made before the fit score, tuned with min_mask_iou 0.8: CHECKS_RULE)
     accept_rule: str = "score"
     min_fit_score: float = 0.52  # lower 90 % bound of out-of-fold precision 0.95 on the benchmark: benchmarks/fit_score.py
-    fit_score_model: str = ""  # local or gs:// JSON; "": the packaged poselabel/models/fit_score.json
+    fit_score_model: str = ""  # local or gs:// JSON; "": the packaged poselabel/models/quality/fit_score.json
     # hard IoU of the fitted silhouette with the mask, under either rule: below it no score or
     # keypoint saves a fit (0.5: the fit score's floor; the checks rule wants 0.8, CHECKS_RULE)
     min_mask_iou: float = 0.5
@@ -376,7 +373,7 @@ def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> Ru
 
 def manifest_quality(manifest: dict) -> dict:
     """The ``quality.*`` settings a run's manifest (``manifest.json``) recorded, as they were
-    applied: runs from before the fit score (session 8) were judged by the checks rule, their
+    applied: runs from before the fit score (commit 112eae2) were judged by the checks rule, their
     peers voting at ``min_mask_iou``. Fields this version does not know are dropped. Raises
     KeyError without them."""
     known = {f.name for f in dataclasses.fields(QualityConfig)}

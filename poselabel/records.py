@@ -27,6 +27,10 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 # Reject reason carried by persons whose later stages have not run.
 REASON_NOT_FITTED = "not_fitted"
 
+# What the camera stage measures, under the keys the persons table's ``diagnostics`` JSON
+# holds them by (``CameraFit.to_diagnostics`` / ``from_diagnostics``).
+CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count")
+
 
 @dataclass(frozen=True)
 class RawSample:
@@ -56,6 +60,68 @@ class ShardEnd:
 
 
 @dataclass(frozen=True)
+class LandmarkFit:
+    """The no-weights estimate of one person from its MediaPipe landmarks
+    (``models/body/landmark_fit.py``), made once and read by the Tz and pose stages.
+
+    - ``betas`` (10,), ``global_orient`` (3,) axis-angle into the camera frame, ``body_pose``
+      (63,) axis-angle; ``tz`` m, ``focal_px`` px, ``transl`` (3,) pelvis, camera frame, m;
+    - ``landmark_error_m``: mean 3D joint error of the body fit, m; ``reprojection_rms_px``: the
+      perspective solve's residual, px;
+    - ``error``: why there is no estimate (the other fields are then None).
+    """
+
+    betas: np.ndarray | None = None
+    global_orient: np.ndarray | None = None
+    body_pose: np.ndarray | None = None
+    tz: float | None = None
+    focal_px: float | None = None
+    transl: np.ndarray | None = None
+    landmark_error_m: float | None = None
+    reprojection_rms_px: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CameraFit:
+    """What the camera stage measured for one person (``models/camera/backend.py``).
+
+    - ``cx, cy``: principal point, px; ``fit_loss``: the solver's final ``1 - soft IoU``;
+      ``fit_iters``: descent steps;
+    - ``reject``: the solver's reject reason (``empty_mask``, ``behind_camera``, ...), or None;
+    - ``focal_margin``: mask IoU lost with ``f`` fixed 15 % off (people cut by the border);
+    - ``depth_gain``: mask IoU gained at ``Tz`` x 0.8 or x 1.25 with ``f`` refitted;
+    - ``keypoint_error`` (unitless, box sides) and ``keypoint_count``: the fitted joints,
+      projected by the solved camera, against the detector's 2D keypoints.
+    None: not measured. In the persons table ``cx, cy, fit_loss, fit_iters`` are columns, the
+    rest keys of ``diagnostics`` (``camera_reject`` for ``reject``).
+    """
+
+    cx: float | None = None
+    cy: float | None = None
+    fit_loss: float | None = None
+    fit_iters: int | None = None
+    reject: str | None = None
+    focal_margin: float | None = None
+    depth_gain: float | None = None
+    keypoint_error: float | None = None
+    keypoint_count: int | None = None
+
+    def to_diagnostics(self) -> dict[str, Any]:
+        """The measures the ``diagnostics`` JSON holds (absent: not measured)."""
+        out: dict[str, Any] = {"camera_reject": self.reject} if self.reject else {}
+        out.update({k: getattr(self, k) for k in CAMERA_MEASURES if getattr(self, k) is not None})
+        return out
+
+    @classmethod
+    def from_diagnostics(cls, diagnostics: dict[str, Any], **columns) -> "CameraFit":
+        """From a persons-table row's ``diagnostics`` dict and its columns (``cx``, ``cy``,
+        ``fit_loss``, ``fit_iters``); keys it does not know are ignored."""
+        measures = {k: diagnostics[k] for k in CAMERA_MEASURES if diagnostics.get(k) is not None}
+        return cls(reject=diagnostics.get("camera_reject") or None, **measures, **columns)
+
+
+@dataclass(frozen=True)
 class Person:
     """One detected person and everything later stages add to it.
 
@@ -69,6 +135,11 @@ class Person:
     - ``betas``: (10,), ``global_orient``: (3,) axis-angle into the camera frame,
       ``body_pose``: (63,) axis-angle of the 21 SMPL-X body joints.
     - ``focal_px``: focal length in pixels; ``transl``: (3,) pelvis in the camera frame, metres.
+    - ``landmark_fit``: the estimate from the person's landmarks (None: not made);
+      ``fitted_to_landmarks``: which of ``tz``, ``pose`` were fitted to those same landmarks
+      (they are then no independent check of the fit); ``tz_error`` / ``pose_error``: why
+      that stage gave no result; ``camera``: what the camera stage measured.
+    - ``diagnostics``: write-only extras for the persons table's ``diagnostics`` JSON.
     """
 
     person_index: int
@@ -85,6 +156,11 @@ class Person:
     focal_px: float | None = None
     transl: np.ndarray | None = None
     mask_iou: float | None = None
+    landmark_fit: LandmarkFit | None = None
+    fitted_to_landmarks: tuple[str, ...] = ()
+    tz_error: str | None = None
+    pose_error: str | None = None
+    camera: CameraFit | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     accepted: bool = False
     reject_reasons: tuple[str, ...] = (REASON_NOT_FITTED,)
@@ -134,3 +210,8 @@ class ImageRecord:
 def replace(obj, **changes):
     """``dataclasses.replace`` re-exported for stage code."""
     return dataclasses.replace(obj, **changes)
+
+
+def map_persons(record: ImageRecord, fn) -> ImageRecord:
+    """``record`` with each person ``p`` replaced by ``fn(p)`` (which may return ``p`` unchanged)."""
+    return dataclasses.replace(record, persons=tuple(fn(p) for p in record.persons))

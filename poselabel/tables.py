@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from poselabel.models.masks import encode_rle
-from poselabel.records import ImageRecord, Person
+from poselabel.records import CameraFit, ImageRecord, Person
 
 
 def _vec(n: int) -> pa.DataType:
@@ -85,12 +85,28 @@ def _arr(x, n: int) -> list[float] | None:
     return a.tolist()
 
 
+def person_diagnostics(p: Person) -> dict[str, Any]:
+    """The ``diagnostics`` JSON of a person: its write-only extras, the stages' failures, which
+    stages were fitted to its landmarks, and the camera stage's measures (``CameraFit``)."""
+    diag = dict(p.diagnostics)
+    if p.tz_error is not None:
+        diag["tz_error"] = p.tz_error
+    if p.pose_error is not None:
+        diag["pose_error"] = p.pose_error
+    if p.fitted_to_landmarks:
+        diag["landmark_fit"] = sorted(p.fitted_to_landmarks)
+    if p.camera is not None:
+        diag.update(p.camera.to_diagnostics())
+    return diag
+
+
 def person_row(record: ImageRecord, p: Person) -> dict[str, Any]:
-    diag = {k: v for k, v in p.diagnostics.items() if not k.startswith("_")}  # "_x": transient
-    cx = diag.pop("cx", record.width / 2 if p.focal_px is not None else None)
-    cy = diag.pop("cy", record.height / 2 if p.focal_px is not None else None)
-    fit_loss = diag.pop("fit_loss", None)
-    fit_iters = diag.pop("fit_iters", None)
+    diag = person_diagnostics(p)
+    cam = p.camera or CameraFit()
+    centre = p.focal_px is not None
+    cx = cam.cx if cam.cx is not None else (record.width / 2 if centre else None)
+    cy = cam.cy if cam.cy is not None else (record.height / 2 if centre else None)
+    fit_loss, fit_iters = cam.fit_loss, cam.fit_iters
     return {
         "key": record.key, "shard": record.shard, "person_index": p.person_index,
         "image_width": record.width, "image_height": record.height,
@@ -121,7 +137,11 @@ def image_row(record: ImageRecord) -> dict[str, Any]:
 
 def to_parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
     """Rows -> zstd Parquet bytes (schema enforced)."""
-    table = pa.Table.from_pylist(rows, schema=schema)
+    return table_to_parquet_bytes(pa.Table.from_pylist(rows, schema=schema))
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
+    """A table -> zstd Parquet bytes: the one writer of every table this package writes."""
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()

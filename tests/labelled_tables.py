@@ -22,10 +22,10 @@ from poselabel import tables
 from poselabel.config import RunConfig
 from poselabel.io import outputs
 from poselabel.io.shards import iter_samples, list_shards
-from poselabel.models.body_model import BodyModel
+from poselabel.models.body.model import BodyModel
 from poselabel.models.masks import mask_iou
-from poselabel.models.rasterize import project_points, rasterize_faces
-from poselabel.records import ImageRecord, Person, ShardEnd
+from poselabel.models.render.rasterize import project_points, rasterize_faces
+from poselabel.records import CameraFit, ImageRecord, Person, ShardEnd
 from poselabel.synth.writer import write_synthetic_shards
 from poselabel.transforms.judge_quality import JudgeQuality
 from poselabel.transforms.write_tables import shard_marker
@@ -36,9 +36,9 @@ def with_evidence(body: BodyModel, persons: list[Person], cam: dict) -> list[Per
     a short schedule): ``depth_gain`` for everyone, ``focal_margin`` for masks on the border."""
     from dataclasses import replace
 
-    from poselabel.models.camera_scene import depth_gain, focal_margin
-    from poselabel.models.camera_solver import CameraSolution, CameraSolverConfig, SolverStage
-    from poselabel.models.quality import mask_geometry
+    from poselabel.models.camera.config import CameraSolution, CameraSolverConfig, SolverStage
+    from poselabel.models.camera.scene import depth_gain, focal_margin
+    from poselabel.models.masks import mask_geometry
 
     if not persons:
         return persons
@@ -61,10 +61,8 @@ def with_evidence(body: BodyModel, persons: list[Person], cam: dict) -> list[Per
                            wanted=cut).tolist() if any(cut) else [float("nan")] * n)
     out = []
     for p, g, m in zip(persons, gain, margin):
-        extra = {"depth_gain": g} if np.isfinite(g) else {}
-        if np.isfinite(m):
-            extra["focal_margin"] = m
-        out.append(replace(p, diagnostics={**p.diagnostics, **extra}))
+        out.append(replace(p, camera=replace(p.camera, depth_gain=g if np.isfinite(g) else None,
+                                             focal_margin=m if np.isfinite(m) else None)))
     return out
 
 
@@ -103,7 +101,7 @@ def build(root: Path, num: int = 3, seed: int = 5) -> Path:
                     tz=float(transl[2]), betas=np.asarray(p["betas"]), global_orient=np.asarray(p["global_orient"]),
                     body_pose=np.asarray(p["body_pose"]), focal_px=float(cam["focal_px"]), transl=transl,
                     mask_iou=mask_iou(sil, mask),
-                    diagnostics={"cx": cam["cx"], "cy": cam["cy"], "fit_loss": 1.0 - mask_iou(sil, mask), "fit_iters": 80}))
+                    camera=CameraFit(cx=cam["cx"], cy=cam["cy"], fit_loss=1.0 - mask_iou(sil, mask), fit_iters=80)))
             persons = with_evidence(body, persons, cam)
             record = ImageRecord(key=s.key, shard=s.shard, url=path, width=W, height=H, meta=meta,
                                  member_exts=tuple(sorted(s.members)), persons=tuple(persons))

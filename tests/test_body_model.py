@@ -8,11 +8,15 @@ import pytest
 import smplx
 import torch
 
-from poselabel.models import procedural_parts as pp
-from poselabel.models.body_model import BodyModel
-from poselabel.models.geometry import (axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rotation_6d,
-                                       rotation_6d_to_matrix)
-from poselabel.models.procedural_body import default_body_model_path, write_procedural_body_model
+from poselabel.models.body import procedural_parts as pp
+from poselabel.models.body.model import BodyModel
+from poselabel.models.body.procedural import default_body_model_path, write_procedural_body_model
+from poselabel.models.geometry import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_rotation_6d,
+    rotation_6d_to_matrix,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,16 @@
-"""The people of an image solved together: depth-ordered occlusion (models/camera_scene.py)."""
+"""The people of an image solved together: depth-ordered occlusion (models/camera/scene.py)."""
 from __future__ import annotations
 
 import dataclasses
 
 import torch
-
-from poselabel.models.camera_scene import depth_gain, fitted_depths, solve_scene
-from poselabel.models.camera_solver import solve_camera
-from poselabel.models.occlusion import depth_ordered_occluders, occluder_masks
-from poselabel.models.rasterize import project_points, rasterize_faces
 from test_camera_solver import SMALL, make_targets, person_mesh
 from test_rasterize import ellipsoid_mesh
+
+from poselabel.models.camera.occlusion import depth_ordered_occluders, occluder_masks
+from poselabel.models.camera.scene import depth_gain, fitted_depths, solve_scene
+from poselabel.models.camera.solver import solve_camera
+from poselabel.models.render.rasterize import project_points, rasterize_faces
 
 torch.set_num_threads(1)
 
@@ -120,7 +120,7 @@ def test_a_poor_fit_restarts_at_its_peers_focal_length():
     """One camera per image: a person whose fit failed (here: forced to 3x the focal length)
     is solved again at the focal length of its image's good fits and recovers; the good fit
     is untouched; with no good peer nothing changes."""
-    from poselabel.models.camera_scene import peer_focal_pass
+    from poselabel.models.camera.scene import peer_focal_pass
 
     verts, faces, focal, transl, masks = _scene()
     tz = transl[:, 2]
@@ -141,8 +141,9 @@ def test_a_poor_fit_restarts_at_its_peers_focal_length():
 def test_focal_margin_tells_a_pinned_focal_length_from_a_free_one():
     """A whole silhouette loses IoU when f is fixed 15 % off; a torso filling the frame
     fits any nearby focal length (margin about 0)."""
-    from poselabel.models.camera_scene import focal_margin
     from test_camera_solver import make_targets
+
+    from poselabel.models.camera.scene import focal_margin
 
     v, f = person_mesh()
     h, w = 120, 160

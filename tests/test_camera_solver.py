@@ -7,15 +7,20 @@ import json
 
 import pytest
 import torch
-
-from poselabel.models.camera_solver import (
-    REJECT_BEHIND_CAMERA, REJECT_EMPTY_MASK, REJECT_NAN, REJECT_SMALL_MASK,
-    CameraSolverConfig, SolverStage, solve_camera,
-)
-from poselabel.models.occlusion import occluder_masks
-from poselabel.models.focal_heuristics import cliff_focal, hmr2_focal, nlf_focal
-from poselabel.models.rasterize import project_points, rasterize_coverage
 from test_rasterize import ellipsoid_mesh
+
+from poselabel.models.camera.config import (
+    REJECT_BEHIND_CAMERA,
+    REJECT_EMPTY_MASK,
+    REJECT_NAN,
+    REJECT_SMALL_MASK,
+    CameraSolverConfig,
+    SolverStage,
+)
+from poselabel.models.camera.focal_heuristics import cliff_focal, hmr2_focal, nlf_focal
+from poselabel.models.camera.occlusion import occluder_masks
+from poselabel.models.camera.solver import solve_camera
+from poselabel.models.render.rasterize import project_points, rasterize_coverage
 
 torch.set_num_threads(1)
 
@@ -112,8 +117,8 @@ def test_reported_iou_is_the_iou_of_the_returned_camera():
 def test_shift_search_measures_the_state_it_rendered():
     """``iou0`` of the shift search is the hard IoU of the render where it was drawn (the
     solver's fallback when a predicted shift does not come true), not a prediction."""
-    from poselabel.models import camera_crops as cc
-    from poselabel.models.camera_init import shift_search, window_evidence
+    from poselabel.models.camera import windows as cc
+    from poselabel.models.camera.start import shift_search, window_evidence
 
     v, f = person_mesh()
     focal, transl = torch.tensor([200.0, 300.0]), torch.tensor([[0.1, 0.05, 3.0], [-0.3, 0.2, 2.5]])

@@ -9,7 +9,7 @@ from PIL import Image
 
 from poselabel.assets import no_person_photo, photo_path
 from poselabel.config import DetectConfig
-from poselabel.models.detectors import OracleDetector, make_detector
+from poselabel.models.detect.detectors import OracleDetector, make_detector
 
 
 def _photo(name: str) -> np.ndarray:

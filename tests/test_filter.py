@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import labelled_tables
 import pyarrow.parquet as pq
 import pytest
 
-import labelled_tables
 from poselabel.commands import filter as filter_cmd
+from poselabel.pipelines import rejudge
 from poselabel.tables import PERSONS_SCHEMA
 
 LOOSE = ["--base", "defaults", "--disabled-checks", "truncated too_small", "--min-mask-iou", "0.3"]
@@ -74,7 +75,7 @@ def test_base_thresholds_come_from_the_run_manifest(labelled, tmp_path):
     assert {k: (r["accepted"], r["reject_reasons"]) for k, r in same.items()} == \
            {k: (r["accepted"], r["reject_reasons"]) for k, r in rows(labelled).items()}
     with pytest.raises(ValueError):
-        filter_cmd.filter_tables(str(labelled), str(labelled) + "/", filter_cmd.resolve_quality(str(labelled)))
+        rejudge.filter_tables(str(labelled), str(labelled) + "/", rejudge.resolve_quality(str(labelled)))
 
 
 def test_filter_imports_no_model(labelled, tmp_path):
@@ -94,7 +95,7 @@ def test_filter_imports_no_model(labelled, tmp_path):
 
 
 def test_runs_from_before_the_fit_score_are_rejudged_by_their_own_rule(labelled, tmp_path):
-    """A manifest without ``accept_rule`` (runs before session 8) is read as the checks rule,
+    """A manifest without ``accept_rule`` (runs before the fit score, commit 112eae2) is read as the checks rule,
     its peers voting at its ``min_mask_iou``; the rule can be chosen on the command line."""
     import shutil
 
@@ -105,9 +106,9 @@ def test_runs_from_before_the_fit_score_are_rejudged_by_their_own_rule(labelled,
         manifest["config"]["quality"].pop(k)
     manifest["config"]["quality"]["min_mask_iou"] = 0.8
     (old / "manifest.json").write_text(json.dumps(manifest))
-    quality = filter_cmd.resolve_quality(str(old))
+    quality = rejudge.resolve_quality(str(old))
     assert (quality.accept_rule, quality.min_mask_iou, quality.min_peer_mask_iou) == ("checks", 0.8, 0.8)
-    assert filter_cmd.resolve_quality(str(labelled)).accept_rule == "score"  # recorded by this run
+    assert rejudge.resolve_quality(str(labelled)).accept_rule == "score"  # recorded by this run
     assert run_filter(["--input", str(old), "--output", str(tmp_path / "c")]) == 0
     assert all("low_fit_score" not in r["reject_reasons"] for r in rows(tmp_path / "c").values())
     assert run_filter(["--input", str(old), "--output", str(tmp_path / "s"), "--accept-rule", "score"]) == 0
@@ -120,7 +121,7 @@ def test_manifests_name_the_fit_score_model_and_filter_says_when_it_changed(labe
     import logging
     import shutil
 
-    from poselabel.models import fit_score
+    from poselabel.models.quality import fit_score
 
     packaged = fit_score.model_entry("")
     assert len(packaged["sha256"]) == 64

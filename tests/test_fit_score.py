@@ -1,4 +1,4 @@
-"""The fit score (poselabel/models/fit_score.py) and the accept rule that uses it (the default)."""
+"""The fit score (poselabel/models/quality/fit_score.py) and the accept rule that uses it (the default)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
-from poselabel.config import CHECKS_RULE, SCORED_CHECKS, ConfigError, QualityConfig
-from poselabel.models import fit_score as fs
-from poselabel.models.quality import facts_from_row, fit_score, judge_row
 from test_quality import ellipse, good_row
+
+from poselabel.config import CHECKS_RULE, ConfigError, QualityConfig
+from poselabel.models.quality import fit_score as fs
+from poselabel.models.quality.checks import SCORED_CHECKS
+from poselabel.models.quality.facts import facts_from_row
+from poselabel.models.quality.rule import fit_score, judge_row
 
 Q = QualityConfig()  # the fit-score rule
 CHECKS = QualityConfig(**CHECKS_RULE)
@@ -174,14 +176,15 @@ def test_the_stage_and_filter_write_the_score_in_its_column():
     """``fit_score`` is a persons-table column: set by the quality stage with the image's
     peers heard, rewritten by ``poselabel filter``, and added to tables written without it."""
     import pyarrow as pa
+    from test_quality import ellipse
 
-    from poselabel.commands.filter import rejudge_table
     from poselabel.config import RunConfig
-    from poselabel.models.quality import assess_image, judge_image, with_peers
-    from poselabel.records import ImageRecord, Person
+    from poselabel.models.quality.evidence import with_peers
+    from poselabel.models.quality.rule import assess_image, judge_image
+    from poselabel.pipelines.rejudge import rejudge_table
+    from poselabel.records import CameraFit, ImageRecord, Person
     from poselabel.tables import PERSONS_SCHEMA, person_row
     from poselabel.transforms.judge_quality import JudgeQuality
-    from test_quality import ellipse
 
     rows = [good_row(person_index=0, diagnostics=diag(depth_gain=-0.05)),
             good_row(person_index=1, mask_iou=0.85, diagnostics=diag(depth_gain=0.02)),
@@ -190,7 +193,7 @@ def test_the_stage_and_filter_write_the_score_in_its_column():
                            det_score=0.9, mask=ellipse(), tz=3.0, betas=np.asarray(r["betas"]),
                            global_orient=np.asarray(r["global_orient"]), body_pose=np.asarray(r["body_pose"]),
                            focal_px=r["focal_px"], transl=np.asarray(r["transl"]), mask_iou=r["mask_iou"],
-                           diagnostics={"fit_loss": 0.2, "cx": 150, "cy": 200, **json.loads(r["diagnostics"] or "{}")})
+                           camera=CameraFit.from_diagnostics(json.loads(r["diagnostics"] or "{}"), fit_loss=0.2, cx=150, cy=200))
                     for r in rows)
     record = ImageRecord(key="k", shard="s", url="u", width=300, height=400, persons=persons)
     judged = JudgeQuality(RunConfig(input="x", output="y")).apply(record).persons

@@ -16,8 +16,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystems import FileSystems
-
 from conftest import mixed_samples
+
 from poselabel.config import load_config
 from poselabel.io.outputs import read_bytes
 from poselabel.io.shard_writer import write_shard
@@ -108,7 +108,7 @@ def test_fit_score_model_loads_from_gs(gcs_bucket):
     """``quality.fit_score_model`` may name a model in a bucket (JSON, never pickle)."""
     import numpy as np
 
-    from poselabel.models import fit_score as fs
+    from poselabel.models.quality import fit_score as fs
 
     path = f"{gcs_bucket}/models/fit_score.json"
     with FileSystems.create(path) as f:

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from poselabel.models.body_model import BodyModel
-from poselabel.models.geometric_fit import (MP_EARS, MP_TO_SMPLX, SMPLX_HEAD, SkeletonModel,
-                                            body_points_for_landmarks, fit_body_to_landmarks,
-                                            solve_perspective)
+from poselabel.models.body.keypoints import MP_EARS, MP_TO_SMPLX, SMPLX_HEAD, body_points_for_landmarks
+from poselabel.models.body.landmark_fit import SkeletonModel, fit_body_to_landmarks, solve_perspective
+from poselabel.models.body.model import BodyModel
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from poselabel.config import load_config
-from poselabel.models.checkpoints import save_checkpoint
-from poselabel.models.pose_net import PoseNet, pose_config
-from poselabel.models.tz_net import build_tz_net, tz_config
+from poselabel.models.nets.checkpoints import save_checkpoint
+from poselabel.models.nets.pose_net import PoseNet, pose_config
+from poselabel.models.nets.tz_net import build_tz_net, tz_config
 from poselabel.pipelines.job import run_job
 from poselabel.synth.writer import write_synthetic_shards
 

@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from poselabel.models.checkpoints import (load_checkpoint, load_pose_predictor, load_tz_predictor,
-                                          save_checkpoint)
-from poselabel.models.crops import (CROP_INFO_DIM, TRAIN_JITTER, crop_info, crop_window, extract_crops,
-                                    perspective_map)
-from poselabel.models.pose_net import PoseNet, count_parameters, pose_config
-from poselabel.models.tz_net import TzNet, build_tz_net, tz_config
+from poselabel.models.nets.checkpoints import load_checkpoint, load_pose_predictor, load_tz_predictor, save_checkpoint
+from poselabel.models.nets.crops import (
+    CROP_INFO_DIM,
+    TRAIN_JITTER,
+    crop_info,
+    crop_window,
+    extract_crops,
+    perspective_map,
+)
+from poselabel.models.nets.pose_net import PoseNet, count_parameters, pose_config
+from poselabel.models.nets.tz_net import TzNet, build_tz_net, tz_config
 
 torch.set_num_threads(1)
 

@@ -5,10 +5,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import MIXED_STATUS
+
 from poselabel.config import load_config
-from poselabel.models.geometric_fit import MP_TO_SMPLX
+from poselabel.models.body.keypoints import MP_TO_SMPLX
 from poselabel.models.masks import decode_rle
 from poselabel.pipelines.job import run_job
 
@@ -131,7 +131,7 @@ def test_manifest_records_config_and_versions(mixed_run):
     assert manifest["config"]["decode"]["max_pixels"] > 0
     assert manifest["versions"]["apache-beam"]
     assert manifest["summary"]["samples"] == len(MIXED_STATUS)
-    from poselabel.models.fit_score import model_entry
+    from poselabel.models.quality.fit_score import model_entry
 
     assert manifest["config"]["quality"]["accept_rule"] == "score"
     assert manifest["fit_score"] == model_entry("")  # which model judged the run

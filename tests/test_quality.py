@@ -1,4 +1,4 @@
-"""The accept rule (poselabel/models/quality.py): each reason fires on a constructed row, not on a good one.
+"""The accept rule (poselabel/models/quality/): each reason fires on a constructed row, not on a good one.
 
 Most tests here judge under the checks rule (``CHECKS_RULE``: every check rejects alone), the
 ground of both rules; the fit-score rule (the default) is tested in tests/test_fit_score.py."""
@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from poselabel.config import CHECKS_RULE, ConfigError, QualityConfig, RunConfig
+from poselabel.models.body.keypoints import keypoint_error, keypoint_residual
 from poselabel.models.masks import encode_rle
-from poselabel.models.quality import (depth_inconsistent, facts_from_row, focal_pinned, horizontal_fov_deg,
-                                      joint_limit_violations, judge_image, judge_row, keypoint_error,
-                                      keypoint_residual)
-from poselabel.records import ImageRecord, Person
+from poselabel.models.quality.evidence import depth_inconsistent, focal_pinned, horizontal_fov_deg
+from poselabel.models.quality.facts import facts_from_row
+from poselabel.models.quality.joint_limits import joint_limit_violations
+from poselabel.models.quality.rule import judge_image, judge_row
+from poselabel.records import CameraFit, ImageRecord, Person
 from poselabel.tables import person_row
 from poselabel.transforms.judge_quality import JudgeQuality
 
@@ -163,7 +165,7 @@ def test_stage_and_table_rows_agree():
                         mask=mask, tz=row["tz"], betas=np.asarray(row["betas"]),
                         global_orient=np.asarray(row["global_orient"]), body_pose=np.asarray(row["body_pose"]),
                         focal_px=row["focal_px"], transl=np.asarray(row["transl"]), mask_iou=row["mask_iou"],
-                        diagnostics={"fit_loss": row["fit_loss"], "cx": W / 2, "cy": H / 2})
+                        camera=CameraFit(fit_loss=row["fit_loss"], cx=W / 2, cy=H / 2))
         record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=(person,))
         judged = stage.apply(record).persons[0]
         table_row = person_row(record, judged)
@@ -188,7 +190,7 @@ def test_stage_and_table_rows_agree_on_an_image_with_a_pinned_and_an_unpinned_pe
                               mask=mask, tz=3.0, betas=np.asarray(row["betas"]),
                               global_orient=np.asarray(row["global_orient"]), body_pose=np.asarray(row["body_pose"]),
                               focal_px=focal, transl=np.asarray(row["transl"]), mask_iou=row["mask_iou"],
-                              diagnostics={"fit_loss": 0.2, "cx": W / 2, "cy": H / 2, **diag}))
+                              camera=CameraFit.from_diagnostics(diag, fit_loss=0.2, cx=W / 2, cy=H / 2)))
     record = ImageRecord(key="k", shard="s", url="u", width=W, height=H, persons=tuple(persons))
     judged = JudgeQuality(config).apply(record).persons
     assert [p.reject_reasons for p in judged] == [(), ("truncated", "focal_disagreement")]
@@ -227,7 +229,7 @@ def test_filter_judges_people_of_one_image_together():
     same verdicts as the pipeline stage does on the image's persons."""
     import pyarrow as pa
 
-    from poselabel.commands.filter import rejudge_table
+    from poselabel.pipelines.rejudge import rejudge_table
     from poselabel.tables import PERSONS_SCHEMA
 
     f = good_row()["focal_px"]
@@ -241,7 +243,7 @@ def test_filter_judges_people_of_one_image_together():
 
 
 def test_a_mask_that_pins_the_focal_length_vouches_for_a_truncated_person():
-    """diagnostics["focal_margin"] (camera_scene.focal_margin) at or above min_focal_margin
+    """diagnostics["focal_margin"] (camera.scene.focal_margin) at or above min_focal_margin
     lifts the truncation doubt, alone in its image, through judge_row (table rows) too."""
     import json
 

@@ -6,9 +6,7 @@ import math
 import pytest
 import torch
 
-from poselabel.models.rasterize import (
-    edge_functions, project_points, rasterize_coverage, rasterize_faces,
-)
+from poselabel.models.render.rasterize import edge_functions, project_points, rasterize_coverage, rasterize_faces
 
 torch.set_num_threads(1)
 
@@ -110,10 +108,8 @@ def test_empty_and_nan_inputs():
 
 import torch.nn.functional as F  # noqa: E402
 
-from poselabel.models.camera_crops import gaussian_blur, soft_iou  # noqa: E402
-from poselabel.models.silhouette import (  # noqa: E402
-    MeshEdges, TorchSilhouetteRasterizer, make_silhouette_rasterizer,
-)
+from poselabel.models.camera.windows import gaussian_blur, soft_iou  # noqa: E402
+from poselabel.models.render.silhouette import MeshEdges, TorchSilhouetteRasterizer, make_silhouette_rasterizer
 
 
 def _cam(b, f, c, dtype=torch.float64):

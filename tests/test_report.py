@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import base64
-import json
 import io
+import json
 import re
 
+import labelled_tables
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-import labelled_tables
 from poselabel.report import overlay, write_report
 
 
@@ -70,7 +70,9 @@ def test_cards_show_the_fit_score_of_the_runs_rule(labelled, tmp_path):
     """Each fitted person's card shows its fit score, judged with its image's other people,
     under the thresholds of the run's manifest; the score agrees with the rule's verdict."""
     from poselabel.config import load_config, manifest_quality
-    from poselabel.models.quality import facts_from_row, fit_score, with_peers
+    from poselabel.models.quality.evidence import with_peers
+    from poselabel.models.quality.facts import facts_from_row
+    from poselabel.models.quality.rule import fit_score
     from poselabel.report import fit_scores
 
     persons = [r for f in sorted((labelled / "persons").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]

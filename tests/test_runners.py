@@ -10,8 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import mixed_samples
+
 from poselabel.io.shard_writer import write_shard
 
 pytestmark = pytest.mark.slow

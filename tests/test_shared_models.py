@@ -11,13 +11,12 @@ import sharing_helpers
 import torch
 
 from poselabel.config import ConfigError, load_config
-from poselabel.models.checkpoints import save_checkpoint
-from poselabel.models.pose_net import PoseNet, pose_config
-from poselabel.models.tz_net import build_tz_net, tz_config
+from poselabel.models.nets.checkpoints import network_identity, save_checkpoint
+from poselabel.models.nets.pose_net import PoseNet, pose_config
+from poselabel.models.nets.tz_net import build_tz_net, tz_config
 from poselabel.pipelines.job import run_job
 from poselabel.synth.writer import write_synthetic_shards
 from poselabel.transforms import shared_models
-from poselabel.transforms.estimate_tz import network_identity
 
 
 @pytest.mark.parametrize("mode, builders", [("machine", 1), ("process", 2), ("none", 2)])

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from poselabel.io.shards import iter_samples, list_shards
-from poselabel.models.body_model import BodyModel
-from poselabel.models.procedural_body import write_procedural_body_model
+from poselabel.models.body.model import BodyModel
+from poselabel.models.body.procedural import write_procedural_body_model
 from poselabel.synth.scene import CLOSE_RANGE, FAR_RANGE, NEAR, sample_depth, sample_scene
 from poselabel.synth.writer import write_synthetic_shards
 

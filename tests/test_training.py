@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from poselabel.models.checkpoints import load_checkpoint, load_pose_predictor, load_tz_predictor
-from poselabel.models.crops import TRAIN_JITTER, extract_crops
-from poselabel.models.tz_net import TzNet, tz_config
+from poselabel.models.nets.checkpoints import load_checkpoint, load_pose_predictor, load_tz_predictor
+from poselabel.models.nets.crops import TRAIN_JITTER, extract_crops
+from poselabel.models.nets.pose_net import PoseNet, pose_config
+from poselabel.models.nets.tz_net import TzNet, tz_config
 from poselabel.training.data import PersonSet, iter_gt_images, load_persons, make_batch
 from poselabel.training.loop import TrainSettings
-from poselabel.models.pose_net import PoseNet, pose_config
 from poselabel.training.pose import geodesic, pose_losses, train_pose
 from poselabel.training.tz import train_tz
 
@@ -106,7 +106,7 @@ def test_geodesic():
 
 
 def _pose_loss_all(model, data: PersonSet) -> float:
-    from poselabel.models.body_model import BodyModel
+    from poselabel.models.body.model import BodyModel
 
     with torch.no_grad():
         return float(pose_losses(model.eval(), BodyModel(data.body_model), make_batch(data, np.arange(len(data))))[0])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from poselabel.models.body_model import BodyModel
+from poselabel.models.body.model import BodyModel
 from poselabel.synth.render import render_people, shade
 from poselabel.synth.scene import Camera
 

@@ -4,7 +4,7 @@ Reads synthetic ground-truth shards (ARCHITECTURE.md: ``<key>.json``, ``<key>.ma
 with value ``i + 1`` for person ``i``), poses each person's GT body with the pelvis at the
 origin, and solves ``f, Tx, Ty`` from the GT visible mask at the GT (or noised) ``Tz``:
 
-- ``solver``: the BLADE-style solve (``poselabel/models/camera_solver.py``);
+- ``solver``: the BLADE-style solve (``poselabel/models/camera/solver.py``);
 - ``hmr2``, ``cliff``, ``nlf``: ``f`` fixed by the heuristic, ``Tx, Ty`` fitted to the same
   mask by the same solver with ``f`` frozen.
 
@@ -95,10 +95,10 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     from PIL import Image
 
     from poselabel.io.shards import iter_samples, list_shards
-    from poselabel.models.body_model import BodyModel
+    from poselabel.models.body.model import BodyModel
 
     models: dict[str, BodyModel] = {}
-    from poselabel.models.rasterize import project_points, rasterize_coverage
+    from poselabel.models.render.rasterize import project_points, rasterize_coverage
 
     verts, focal, pp, size, transl, masks, others, occluded, keys = [], [], [], [], [], [], [], [], []
     faces, skipped, images, n_images = None, 0, [], 0
@@ -163,7 +163,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
 
 def scaled_config(iters: int | None, batch_size: int):
     """The default solver config, with ``iters`` descent steps spread over its stages."""
-    from poselabel.models.camera_solver import CameraSolverConfig
+    from poselabel.models.camera.config import CameraSolverConfig
 
     cfg = CameraSolverConfig(batch_size=batch_size)
     if iters is None:
@@ -195,7 +195,7 @@ def unbenched(gt: GTPersons) -> list:
 def _solve_chunk(args):
     import torch
 
-    from poselabel.models.camera_scene import solve_scene
+    from poselabel.models.camera.scene import solve_scene
 
     torch.set_num_threads(1)
     verts, faces, tz, masks, groups, cfg, fixed, pp, extra = args
@@ -220,7 +220,7 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
 
     import torch
 
-    from poselabel.models.camera_solver import CameraSolution
+    from poselabel.models.camera.config import CameraSolution
 
     chunks = _chunks(list(groups), cfg.batch_size)
     jobs = [(verts[c], faces, tz[c], masks[c], groups[c], cfg, None if fixed is None else fixed[c], pp[c], extra[c])
@@ -247,7 +247,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0)."""
     import torch
 
-    from poselabel.models.focal_heuristics import HEURISTICS
+    from poselabel.models.camera.focal_heuristics import HEURISTICS
 
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from poselabel.models.procedural_body import write_procedural_body_model
+    from poselabel.models.body.procedural import write_procedural_body_model
 
     path = write_procedural_body_model(args.out, seed=args.seed, resolution=args.resolution)
     print(f"wrote {path}")

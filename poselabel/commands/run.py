@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from poselabel.config import load_config, parse_dotted
+from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted
 
 # CLI flag -> dotted config key. Flags override the config file.
 FLAG_KEYS = {
@@ -39,7 +39,7 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--camera", choices=["none", "solver", "oracle"])
     parser.add_argument("--rasterizer", choices=["auto", "torch", "nvdiffrast"])
     parser.add_argument("--device", help="torch device for the GPU stages (cpu, cuda)")
-    parser.add_argument("--share-models", choices=["none", "process", "machine"],
+    parser.add_argument("--share-models", choices=MODEL_SHARE_MODES,
                         help="one network copy per DoFn (none), per worker process (process, the default) "
                              "or per machine (machine: served by one process to the others)")
     parser.add_argument("--max-pixels", type=int, help="images with more pixels become error rows")

@@ -33,14 +33,31 @@ def read_file(path: str) -> bytes:
         return f.read()
 
 
+@contextlib.contextmanager
+def atomic_local_file(path: str | os.PathLike) -> Iterator:
+    """A binary file handle whose contents appear at the local ``path`` only when the block
+    ends without an error: written under a unique hidden name beside it (mode 0644), then
+    renamed over ``path``; on an error the temporary file is removed and ``path`` untouched."""
+    path = os.fspath(path)
+    head, tail = os.path.split(path)
+    os.makedirs(head or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{tail}.", suffix=".tmp", dir=head or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_file(path: str, data: bytes) -> None:
     """Write bytes to a local or remote path through a temporary name and a rename."""
     if not is_remote(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
+        with atomic_local_file(path) as f:
             f.write(data)
-        os.replace(tmp, path)
         return
     from poselabel.io.outputs import write_atomic  # Beam file systems
 
@@ -82,3 +99,9 @@ def copy_to_local(path: str, folder: str) -> str:
     with open(local, "wb") as dst:
         dst.write(read_file(path))
     return local
+
+
+def file_identity(path: str) -> str:
+    """A local file's resolved path, size and modification time (YOLO checkpoints are local files)."""
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"

@@ -56,3 +56,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int
         keep.append(int(i))
         order = [j for j in order if ious[i, j] <= iou_threshold]
     return keep
+
+
+def mask_geometry(mask: np.ndarray) -> tuple[int, np.ndarray | None, tuple[int, int, int, int]]:
+    """``(area px, tight box (4,) or None, border runs (left, top, right, bottom))`` of a (H, W) bool mask."""
+    mask = np.asarray(mask, dtype=bool)
+    runs = (int(mask[:, 0].sum()), int(mask[0, :].sum()), int(mask[:, -1].sum()), int(mask[-1, :].sum()))
+    return int(mask.sum()), mask_bbox(mask), runs

@@ -19,11 +19,12 @@ import uuid
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
 
 from poselabel.config import ConfigError, RunConfig
 from poselabel.io import outputs
 from poselabel.io.shards import list_shards, shard_name
-from poselabel.models import fit_score
+from poselabel.models.quality import fit_score
 from poselabel.pipelines import label
 from poselabel.pipelines.runners import pipeline_options
 
@@ -119,8 +120,6 @@ class Progress:
 def beam_counters(result) -> dict[str, int] | None:
     """The run's ``poselabel`` counters by name (summed over steps), or None where the runner
     collects none (the Dask runner)."""
-    from apache_beam.metrics.metric import MetricsFilter
-
     try:
         found = result.metrics().query(MetricsFilter().with_namespace("poselabel"))["counters"]
     except NotImplementedError:

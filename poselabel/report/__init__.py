@@ -13,7 +13,15 @@ import collections
 import logging
 import random
 import time
+from pathlib import Path
 from typing import Any
+
+from poselabel.config import load_config, manifest_quality
+from poselabel.io import outputs
+from poselabel.models.quality.evidence import with_peers
+from poselabel.models.quality.facts import facts_from_row, is_fitted
+from poselabel.models.quality.rule import explained_fit_score
+from poselabel.report import data, figures, html, overlay
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +52,6 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
     (``quality.fit_score``) and the measures that cost it most (``FitScoreModel.explain``),
     judged with its image's other rows of ``persons`` as peers, under the run's thresholds
     (the manifest's; the defaults without one)."""
-    from poselabel.config import load_config, manifest_quality
-    from poselabel.models.quality import explained_fit_score, facts_from_row, is_fitted, with_peers
-
     try:
         quality = load_config(None, {"quality": manifest_quality(manifest)}).quality
     except (KeyError, TypeError):
@@ -69,8 +74,6 @@ def fit_scores(persons: list[dict[str, Any]], rows: list[dict[str, Any]], manife
 def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
                  title: str = "poselabel report") -> str:
     """Write the report of ``input_dir`` (local or gs://) to ``out_file``; returns its path."""
-    from poselabel.io import outputs
-    from poselabel.report import data, figures, html, overlay
 
     tables = data.load_tables(input_dir)
     acc, rej = pick_samples(tables.persons, sample, seed)
@@ -84,7 +87,7 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
             scores[id(r)] = (r["fit_score"], scores[id(r)][1])
     body = None
     if any(overlay.has_fit(r) for r in acc + rej):
-        from poselabel.models.body_model import BodyModel
+        from poselabel.models.body.model import BodyModel  # torch: only where there is a fit to draw
 
         body = BodyModel(data.body_model_path(tables.manifest))
 
@@ -104,8 +107,6 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     if "://" in out_file:
         outputs.write_atomic(out_file, page.encode("utf-8"))
     else:
-        from pathlib import Path
-
         Path(out_file).parent.mkdir(parents=True, exist_ok=True)
         Path(out_file).write_text(page, encoding="utf-8")
     log.info("report: %d persons, %d + %d cards -> %s", len(tables.persons), len(acc), len(rej), out_file)

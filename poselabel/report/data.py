@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from poselabel.io import outputs
+from poselabel.io.shards import IMAGE_EXTS, iter_samples
+from poselabel.models.decode.image import decode_image
+from poselabel.pipelines.rejudge import list_input_shards
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +37,6 @@ class Tables:
 
 def load_tables(input_dir: str) -> Tables:
     """Rows of every shard of a labelling (or ``poselabel filter``) output directory."""
-    import pyarrow.parquet as pq
-    from apache_beam.io.filesystems import FileSystems
-
-    from poselabel.commands.filter import list_input_shards
-    from poselabel.io import outputs
-
     shards = list_input_shards(input_dir)
     persons, images = [], []
     for shard in shards:
@@ -52,9 +53,6 @@ def load_tables(input_dir: str) -> Tables:
 
 def fetch_images(urls_keys: list[tuple[str, str]], max_pixels: int = 64_000_000) -> dict[tuple[str, str], np.ndarray]:
     """``{(url, key): (H, W, 3) uint8 RGB}`` for the samples asked for, read from their shards."""
-    from poselabel.io.shards import IMAGE_EXTS, iter_samples
-    from poselabel.models.decode import decode_image
-
     wanted: dict[str, set[str]] = {}
     for url, key in urls_keys:
         wanted.setdefault(url, set()).add(key)

@@ -5,8 +5,8 @@ import collections
 import html
 from typing import Any
 
-from poselabel.models.fit_score import LABELS
-from poselabel.models.quality import row_diagnostics
+from poselabel.models.quality.facts import row_diagnostics
+from poselabel.models.quality.fit_score import LABELS
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1240px}

@@ -48,7 +48,7 @@ def render_fit(body, row: dict[str, Any], win: tuple[int, int, int, int]) -> np.
     without a fit. ``body``: a ``BodyModel``."""
     import torch
 
-    from poselabel.models.rasterize import project_points, rasterize_faces
+    from poselabel.models.render.rasterize import project_points, rasterize_faces
 
     if not has_fit(row):
         return None

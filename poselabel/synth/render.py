@@ -1,6 +1,6 @@
 """Render people: z-buffered instance mask and Lambertian shading (torch, CPU or GPU).
 
-Uses the project's hard z-buffer ``poselabel.models.rasterize.rasterize_faces``:
+Uses the project's hard z-buffer ``poselabel.models.render.rasterize.rasterize_faces``:
 all people of an image are concatenated into one mesh, so that the nearest
 surface wins at every pixel centre, whoever it belongs to.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from poselabel.models.rasterize import edge_functions, project_points, rasterize_faces
+from poselabel.models.render.rasterize import edge_functions, project_points, rasterize_faces
 from poselabel.synth.scene import NEAR, Camera
 
 

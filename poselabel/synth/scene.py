@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from poselabel.models.body_model import BodyModel
+from poselabel.models.body.model import BodyModel
 from poselabel.synth.poses import sample_betas, sample_body_pose, sample_global_orient
 
 NEAR = 0.05  # metres: every vertex of every person lies beyond this depth

@@ -20,16 +20,18 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from apache_beam.io.filesystems import FileSystems
 from PIL import Image
 
-from poselabel.models.body_model import BodyModel
+from poselabel.io.files import atomic_local_file
+from poselabel.models.body.model import BodyModel
+from poselabel.models.body.procedural import default_body_model_path
 from poselabel.synth import textures
 from poselabel.synth.render import render_people, shade
 from poselabel.synth.scene import Scene, pose_persons, sample_scene
@@ -113,21 +115,14 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_shard(path: Path, body: BodyModel, indices: range, seed: int, body_model_name: str,
                 max_persons: int) -> dict:
     """Write samples ``indices`` to the tar at ``path`` (atomically); returns counts."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     persons = 0
-    try:
-        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for index in indices:
-                s = make_sample(body, index, seed, body_model_name, max_persons)
-                _add(tar, f"{s.key}.jpg", s.jpg)
-                _add(tar, f"{s.key}.mask.png", s.mask_png)
-                _add(tar, f"{s.key}.json", json.dumps(s.meta, sort_keys=True).encode())
-                persons += len(s.meta["persons"])
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_local_file(path) as fh, tarfile.open(fileobj=fh, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for index in indices:
+            s = make_sample(body, index, seed, body_model_name, max_persons)
+            _add(tar, f"{s.key}.jpg", s.jpg)
+            _add(tar, f"{s.key}.mask.png", s.mask_png)
+            _add(tar, f"{s.key}.json", json.dumps(s.meta, sort_keys=True).encode())
+            persons += len(s.meta["persons"])
     return {"shard": path.name, "samples": len(indices), "persons": persons}
 
 
@@ -156,16 +151,12 @@ def write_synthetic_shards(out_dir: str, num: int, seed: int, body_model_path: s
     if num < 0 or shard_size < 1 or workers < 1 or max_persons < 1:
         raise ValueError("num >= 0, shard_size >= 1, workers >= 1 and max_persons >= 1 are required")
     if body_model_path is None:
-        from poselabel.models.procedural_body import default_body_model_path
-
         body_model_path = default_body_model_path()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = os.path.basename(body_model_path.rstrip("/"))
     local = out / name
     if "://" in body_model_path:
-        from apache_beam.io.filesystems import FileSystems
-
         with FileSystems.open(body_model_path) as src, open(local, "wb") as dst:
             shutil.copyfileobj(src, dst)
     elif Path(body_model_path).resolve() != local.resolve():

@@ -25,7 +25,15 @@ import torch
 from PIL import Image
 
 from poselabel.io.shards import iter_samples, list_shards
-from poselabel.models.crops import Jitter, color_jitter, crop_info, crop_window, cut_window, jitter_windows, normalise
+from poselabel.models.nets.crops import (
+    Jitter,
+    color_jitter,
+    crop_info,
+    crop_window,
+    cut_window,
+    jitter_windows,
+    normalise,
+)
 
 log = logging.getLogger(__name__)
 CONTEXT = 1.3

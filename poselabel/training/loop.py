@@ -14,6 +14,7 @@ Output directory (local or ``gs://``)::
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ from torch import nn
 
 from poselabel.io.files import exists, read_file, write_file
 from poselabel.io.files import join as _join
-from poselabel.models.checkpoints import WEIGHTS, save_checkpoint
+from poselabel.models.nets.checkpoints import WEIGHTS, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ def load_state(out: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> 
     if not exists(path):
         return 0
     state = json.loads(read_file(path))
-    import hashlib
-
     data = read_file(_join(out, WEIGHTS))
     if hashlib.sha256(data).hexdigest() != state["sha256"]:
         raise ValueError(f"{out}: weights do not match train_state/state.json (interrupted save?)")

@@ -20,11 +20,11 @@ import math
 import numpy as np
 import torch
 
-from poselabel.models.body_model import BodyModel
-from poselabel.models.checkpoints import load_checkpoint, load_tz_predictor
-from poselabel.models.crops import TRAIN_JITTER
+from poselabel.models.body.model import BodyModel
 from poselabel.models.geometry import axis_angle_to_matrix
-from poselabel.models.pose_net import PoseNet, pose_config
+from poselabel.models.nets.checkpoints import load_checkpoint, load_tz_predictor
+from poselabel.models.nets.crops import TRAIN_JITTER
+from poselabel.models.nets.pose_net import PoseNet, pose_config
 from poselabel.training.data import PersonSet, load_persons, make_batch
 from poselabel.training.loop import TrainSettings, step_rng, train
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from poselabel.models.crops import TRAIN_JITTER
-from poselabel.models.tz_net import TzNet, build_tz_net, tz_config
+from poselabel.models.nets.crops import TRAIN_JITTER
+from poselabel.models.nets.tz_net import TzNet, build_tz_net, tz_config
 from poselabel.training.data import PersonSet, load_persons, make_batch
 from poselabel.training.loop import TrainSettings, step_rng, train
 

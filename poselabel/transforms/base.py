@@ -4,11 +4,10 @@ A stage builds its backend in ``setup()`` (once per worker), passes failed
 samples through untouched, and turns an exception into a failed sample
 (``status="error"``, ``error="<stage>: <message>"``) that still reaches the
 writer. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
-stages whose network is shared (``shared_network``; ``transforms/shared_models.py``).
+stages whose network is shared (``share``; ``transforms/shared_models.py``).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
@@ -16,21 +15,14 @@ import time
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from poselabel.records import ImageRecord, ShardEnd
 from poselabel.transforms import shared_models
 
 log = logging.getLogger(__name__)
-
-
-def map_persons(record: ImageRecord, fn) -> ImageRecord:
-    """``record`` with each person ``p`` replaced by ``fn(p)`` (which may return ``p`` unchanged)."""
-    return dataclasses.replace(record, persons=tuple(fn(p) for p in record.persons))
-
-
-def with_error(person, key: str, message: str):
-    """``person`` with a stage's failure recorded in its diagnostics (judged later, never dropped)."""
-    return dataclasses.replace(person, diagnostics={**person.diagnostics, key: message})
 
 
 def torch_threads(config) -> int:
@@ -39,7 +31,8 @@ def torch_threads(config) -> int:
 
 
 class SampleStage(beam.DoFn):
-    """Subclasses set ``stage`` and implement ``build()`` and ``apply(record)``."""
+    """Subclasses set ``stage`` and implement ``build()``, which returns the stage's backend
+    (``models/<stage>``: ``apply(record) -> record``); ``apply`` may add to it."""
 
     stage = "stage"
     share_key: str | None = None  # set by shared_network()
@@ -51,11 +44,12 @@ class SampleStage(beam.DoFn):
         self._loads = Metrics.counter("poselabel", f"{self.stage}_model_loads")
 
     def build(self):
-        """Load models/backends; called once per worker in ``setup()``."""
+        """The stage's backend (models are loaded here); called once per worker in ``setup()``."""
         return None
 
-    def shared_network(self, identity: tuple, build):
-        """``build()``'s network, shared as ``models.share`` says; ``identity`` names its weights and options."""
+    def share(self, identity: tuple, build):
+        """``build()``'s network, shared as ``models.share`` says; ``identity`` names its weights
+        and options (a ``models.nets.share.Share``, handed to the backend factories)."""
         self.share_key = shared_models.share_key(self.stage, *identity)
         return shared_models.acquire(self.config.models.share, self.share_key, build)
 
@@ -65,13 +59,13 @@ class SampleStage(beam.DoFn):
 
     def setup(self):
         self.backend = self.build()
-        if "torch" in sys.modules:  # worker processes must not oversubscribe the cores
+        if "torch" in sys.modules:  # worker processes must not oversubscribe the cores (only if a backend uses torch)
             import torch
 
             torch.set_num_threads(torch_threads(self.config))
 
     def apply(self, record: ImageRecord) -> ImageRecord:
-        raise NotImplementedError
+        return self.backend.apply(record)
 
     def process(self, record: ImageRecord | ShardEnd):
         if isinstance(record, ShardEnd) or record.failed:
@@ -103,7 +97,10 @@ class BatchedSampleStage(SampleStage):
     batch_records = 32
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
-        return [self.apply(r) for r in records]
+        return self.backend.apply_batch(records)
+
+    def apply(self, record: ImageRecord) -> ImageRecord:
+        return self.apply_batch([record])[0]
 
     def start_bundle(self):
         super().start_bundle()
@@ -124,10 +121,6 @@ class BatchedSampleStage(SampleStage):
             yield from self._flush()
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP
-        from apache_beam.utils.windowed_value import WindowedValue
-
         for out in self._flush():
             yield WindowedValue(out, MIN_TIMESTAMP, [GlobalWindow()])
 

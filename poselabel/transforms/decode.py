@@ -12,7 +12,7 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from poselabel.models.decode import IMAGE_EXTS, decode_image
+from poselabel.models.decode.image import IMAGE_EXTS, decode_image
 from poselabel.records import ImageRecord, RawSample, ShardEnd
 
 KEPT_MEMBERS = ("mask.png",)

@@ -1,19 +1,11 @@
-"""Stage: a segmentation mask (image coordinates) for every detected person.
-
-Persons whose detector already produced a mask with the same model (the
-MediaPipe detector verifies each person with MediaPipe's segmentation) keep
-it when the segmenter is MediaPipe too; otherwise the segmenter runs. A person
-that cannot be segmented keeps ``mask=None`` and is rejected later
-(``no_mask``), never dropped.
-"""
+"""Stage: a segmentation mask for every detected person (``models/segment/backend.py``)."""
 from __future__ import annotations
 
-import numpy as np
 from apache_beam.metrics import Metrics
 
-from poselabel.models.segmenters import make_segmenter
-from poselabel.records import ImageRecord, replace
-from poselabel.transforms.base import SampleStage, map_persons
+from poselabel.models.segment.backend import make_backend
+from poselabel.records import ImageRecord
+from poselabel.transforms.base import SampleStage
 
 
 class Segment(SampleStage):
@@ -24,28 +16,9 @@ class Segment(SampleStage):
         self._missing = Metrics.counter("poselabel", "persons_without_mask")
 
     def build(self):
-        return make_segmenter(self.config.segment)
+        return make_backend(self.config)
 
     def apply(self, record: ImageRecord) -> ImageRecord:
-        if not record.persons:
-            return record
-        reuse = self.config.segment.backend == "mediapipe" and self.config.detect.backend == "mediapipe"
-        todo = [p for p in record.persons if not (reuse and p.mask is not None)]
-        results = {}
-        if todo:
-            boxes = np.stack([p.bbox_xyxy for p in todo])
-            for person, result in zip(todo, self.backend.segment(record.image, record.extra_members, boxes)):
-                results[person.person_index] = result
-
-        def merge(p):
-            if p.person_index not in results:
-                return p
-            result = results[p.person_index]
-            if result is None:
-                self._missing.inc()
-                return replace(p, mask=None)
-            mask, kp2d, kp3d = result
-            return replace(p, mask=mask, keypoints_2d=kp2d if kp2d is not None else p.keypoints_2d,
-                           keypoints_3d=kp3d if kp3d is not None else p.keypoints_3d)
-
-        return map_persons(record, merge)
+        out = self.backend.apply(record)
+        self._missing.inc(sum(p.mask is None for p in out.persons))
+        return out

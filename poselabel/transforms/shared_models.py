@@ -39,31 +39,14 @@ import os
 import threading
 from typing import Any, Callable
 
-log = logging.getLogger(__name__)
+from poselabel.config import MODEL_SHARE_MODES
 
-SHARE_MODES = ("none", "process", "machine")
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
 _process_models: dict[str, Any] = {}
 _pending_loads: collections.Counter = collections.Counter()
-
-
-def checkpoint_identity(directory: str) -> str:
-    """The weights' sha256 recorded in a checkpoint directory's ``config.json`` (local or gs://)."""
-    from poselabel.io.files import join, read_file
-
-    meta = json.loads(read_file(join(directory, "config.json")))
-    sha = meta.get("sha256")
-    if not sha:  # an old checkpoint without a recorded hash: hash the weights themselves
-        sha = hashlib.sha256(read_file(join(directory, "model.safetensors"))).hexdigest()
-    return sha
-
-
-def file_identity(path: str) -> str:
-    """A local file's resolved path, size and modification time (YOLO checkpoints are local files)."""
-    st = os.stat(path)
-    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def share_key(stage: str, *parts: Any) -> str:
@@ -105,7 +88,7 @@ def acquire(mode: str, key: str, build: Callable[[], Any]) -> Any:
             return _process_models[key]
     if mode == "machine":
         return _Served(key, loader)
-    raise ValueError(f"models.share must be one of {', '.join(SHARE_MODES)}, not {mode!r}")
+    raise ValueError(f"models.share must be one of {', '.join(MODEL_SHARE_MODES)}, not {mode!r}")
 
 
 class _Served:

@@ -12,7 +12,7 @@ them); pixels of people standing behind are evidence of absence. Two rules:
   true camera scores below IoU 1.
 
 Used by the pipeline's camera stage, ``poselabel bench camera`` and the quality benchmark
-alike (through ``camera_scene.solve_scene``).
+alike (through ``camera.scene.solve_scene``).
 """
 from __future__ import annotations
 

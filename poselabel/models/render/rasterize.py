@@ -15,7 +15,7 @@ the candidates' depths, then a second pass picks, among the candidates at the
 winning depth, the smallest face index (deterministic ties).
 
 The differentiable silhouette rasterisers built on these candidates live in
-``poselabel/models/silhouette.py``.
+``poselabel/models/render/silhouette.py``.
 """
 from __future__ import annotations
 
@@ -244,10 +244,3 @@ def project_points(verts_cam: torch.Tensor, focal: torch.Tensor, cx: torch.Tenso
     u = focal[:, None] * verts_cam[..., 0] / safe_z + cx[:, None]
     v = focal[:, None] * verts_cam[..., 1] / safe_z + cy[:, None]
     return torch.stack([u, v, z], dim=-1)
-
-
-def make_silhouette_rasterizer(backend: str = "auto", device="cpu", near: float = 1e-3):
-    """The differentiable silhouette rasteriser (defined in ``poselabel.models.silhouette``)."""
-    from poselabel.models.silhouette import make_silhouette_rasterizer as make
-
-    return make(backend, device, near)

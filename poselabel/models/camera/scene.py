@@ -31,9 +31,10 @@ from collections.abc import Sequence
 
 import torch
 
-from poselabel.models.camera_solver import REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig, solve_camera
-from poselabel.models.occlusion import depth_ordered_occluders, occluder_masks
-from poselabel.models.rasterize import project_points, rasterize_faces
+from poselabel.models.camera.config import REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
+from poselabel.models.camera.occlusion import depth_ordered_occluders, occluder_masks
+from poselabel.models.camera.solver import solve_camera
+from poselabel.models.render.rasterize import project_points, rasterize_faces
 
 
 def fitted_depths(vertices: torch.Tensor, faces: torch.Tensor, focal: torch.Tensor, transl: torch.Tensor,

@@ -19,19 +19,24 @@ benchmark's mix. Missing keypoints have their own learnt value; without the
 back to the checks (``quality.judge``). Every step is visible: :meth:`FitScoreModel.contributions` gives each feature's
 share of one person's logit, and the curves are drawn in docs/figures/fit_score_curves.png.
 
-Stored as JSON (``poselabel/models/fit_score.json``, or any local / ``gs://`` path): never pickle.
+Stored as JSON (``poselabel/models/quality/fit_score.json``, or any local / ``gs://`` path): never pickle.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import json
 import math
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from poselabel.io.files import read_file
+from poselabel.models.quality.evidence import focal_votes, truncation
+from poselabel.models.quality.facts import LEGACY_KEYPOINTS, finite
 
 DEFAULT_MODEL = str(Path(__file__).with_name("fit_score.json"))
 
@@ -60,45 +65,43 @@ PINNED_MARGIN = 1.0  # focal margin of a mask that touches no image border: its 
 
 
 def features(f, config) -> np.ndarray:
-    """The (len(FEATURES),) float64 features of one person (``quality.PersonFacts``; peers set
-    by ``quality.with_peers``) under a ``QualityConfig``; nan where a measure is missing.
+    """The (len(FEATURES),) float64 features of one person (``facts.PersonFacts``; peers set
+    by ``evidence.with_peers``) under a ``QualityConfig``; nan where a measure is missing.
 
     - ``mask_iou``: hard IoU of the fitted silhouette with the mask; ``fit_loss``: the solver's
       final ``1 - soft IoU``;
-    - ``depth_gain``: ``diagnostics["depth_gain"]`` (mask IoU gained at another depth);
+    - ``depth_gain``: ``camera.depth_gain`` (mask IoU gained at another depth);
       ``depth_gain_ratio``: the same over the residual ``max(1 - mask_iou, 0.001)``;
-    - ``focal_margin``: ``diagnostics["focal_margin"]`` (IoU lost with ``f`` fixed 15 % off),
+    - ``focal_margin``: ``camera.focal_margin`` (IoU lost with ``f`` fixed 15 % off),
       :data:`PINNED_MARGIN` for a mask touching no image border; ``focal_margin_ratio``: over
       the residual;
     - ``keypoint_error`` (box sides, capped at :data:`KEYPOINT_ERROR_CAP`) and
       ``keypoint_count``: the detector's keypoints against the fitted joints; missing (nan, 0)
-      when ``Tz`` or the pose was fitted to those keypoints (``diagnostics["landmark_fit"]``);
+      when ``Tz`` or the pose was fitted to those keypoints (``fitted_to_landmarks``);
     - ``log_mask_area``: ln of the mask's pixels; ``border_cut``, ``border_sides``:
-      ``quality.truncation``;
+      ``evidence.truncation``;
     - ``peers_agree`` / ``peers_disagree``: the image's other people whose focal length
       lies within / outside ``1 + max_focal_disagreement`` of this one's (the voters of
-      ``quality.focal_votes``; 0 and 0 without peers).
+      ``evidence.focal_votes``; 0 and 0 without peers).
     """
-    from poselabel.models.quality import _finite, focal_votes, truncation
-
-    d = f.diagnostics or {}
+    cam = f.camera
     nan = math.nan
-    iou = float(f.mask_iou) if _finite(f.mask_iou) else nan
+    iou = float(f.mask_iou) if finite(f.mask_iou) else nan
     residual = max(1.0 - iou, 1e-3) if iou == iou else nan
-    gain = float(d["depth_gain"]) if _finite(d.get("depth_gain")) else nan
+    gain = float(cam.depth_gain) if finite(cam.depth_gain) else nan
     sides, cut = truncation(f, config)
     touches = any(f.border_runs) if f.border_runs is not None else sides > 0
-    if _finite(d.get("focal_margin")):
-        margin = float(d["focal_margin"])
+    if finite(cam.focal_margin):
+        margin = float(cam.focal_margin)
     else:
         margin = nan if touches else PINNED_MARGIN
     kp_error, kp_count = nan, 0
-    if _finite(d.get("keypoint_error")) and not d.get("landmark_fit"):
-        kp_error = min(float(d["keypoint_error"]), KEYPOINT_ERROR_CAP)
-        kp_count = int(d.get("keypoint_count", 4))  # tables before the count: four (quality.LEGACY_KEYPOINTS)
+    if finite(cam.keypoint_error) and not f.fitted_to_landmarks:
+        kp_error = min(float(cam.keypoint_error), KEYPOINT_ERROR_CAP)
+        kp_count = LEGACY_KEYPOINTS if cam.keypoint_count is None else int(cam.keypoint_count)
     votes = focal_votes(f, config) or (0, 0)
     area = math.log(f.mask_area) if f.mask_area else nan
-    fit_loss = float(f.fit_loss) if _finite(f.fit_loss) else nan
+    fit_loss = float(f.fit_loss) if finite(f.fit_loss) else nan
     return np.array([iou, gain, gain / residual, margin, margin / residual, kp_error, kp_count, area,
                      cut, sides, votes[0], votes[1], fit_loss], dtype=np.float64)
 
@@ -197,18 +200,12 @@ class FitScoreModel:
 @functools.lru_cache(maxsize=4)
 def load_model(path: str = "") -> FitScoreModel:
     """The model at a local or ``gs://`` path ("": the packaged :data:`DEFAULT_MODEL`), cached."""
-    from poselabel.io.files import read_file
-
     return FitScoreModel.from_json(read_file(path or DEFAULT_MODEL))
 
 
 def model_entry(path: str = "") -> dict[str, str]:
     """``{"path", "sha256"}`` of the model file at ``path`` ("": the packaged one), for run
     manifests: the thresholds alone do not say which model judged a run."""
-    import hashlib
-
-    from poselabel.io.files import read_file
-
     return {"path": path, "sha256": hashlib.sha256(read_file(path or DEFAULT_MODEL)).hexdigest()}
 
 

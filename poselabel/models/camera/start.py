@@ -18,12 +18,22 @@ image and the visible part fell off the canvas.) Offsets are in window pixels.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from poselabel.models import camera_crops as cc
-from poselabel.models.rasterize import project_points, rasterize_coverage
+from poselabel.models.camera import windows as cc
+from poselabel.models.camera.batch import (
+    SolveBatch,
+    crop_targets,
+    full_res_iou,
+    render_hard,
+    tensor_like,
+    transl_from_ratios,
+)
+from poselabel.models.camera.config import CameraSolverConfig
+from poselabel.models.render.rasterize import project_points, rasterize_coverage
 
 
 def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Tensor:
@@ -154,3 +164,78 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
 def fov_focals(longer_side: torch.Tensor, fovs_deg) -> list[torch.Tensor]:
     """Focal lengths (px) giving each field of view (degrees) on the longer image side."""
     return [longer_side / (2 * math.tan(math.radians(f) / 2)) for f in fovs_deg]
+
+
+def moment_round(batch: SolveBatch, faces, cfg, focal, a, b, scale_focal: bool):
+    """One closed-form round from (focal, a = Tx/Tz, b = Ty/Tz), all (b,).
+
+    Renders in a window holding the target and the current mesh; the focal length is
+    scaled by sqrt(target area / rendered area) (when ``scale_focal``), then Tx, Ty move
+    the rendered centroid onto the target's. Returns (focal, a, b, hard IoU before the update).
+    """
+    res = cfg.init_res
+    transl = torch.stack([a * batch.tz0, b * batch.tz0, batch.tz0], dim=1)
+    px = project_points(batch.verts + transl[:, None], focal, batch.cx, batch.cy)
+    lo, hi = px[..., :2].amin(dim=1).tolist(), px[..., :2].amax(dim=1).tolist()
+    windows = [cc.square_around((min(box[0], l[0]), min(box[1], l[1]), max(box[2], h[0]), max(box[3], h[1])), 1.1)
+               for box, l, h in zip(batch.boxes, lo, hi)]
+    target, valid = crop_targets(batch, windows, res, focal.device, focal.dtype)
+    render = render_hard(batch, focal, transl, windows, res, faces)
+    iou = cc.soft_iou(render, target, valid)
+    at, cut, cvt, _ = cc.moments(target, valid)
+    ar, cur, cvr, _ = cc.moments(render, valid)
+    k = tensor_like([w[2] / res for w in windows], focal)
+    x0, y0 = tensor_like([w[0] for w in windows], focal), tensor_like([w[1] for w in windows], focal)
+    ok = (ar > 0) & (at > 0)
+    s = torch.where(ok, torch.sqrt(at / ar.clamp(min=1e-9)), torch.ones_like(ar)).clamp(0.25, 4.0)
+    if not scale_focal:
+        s = torch.ones_like(s)
+    f_new = (focal * s).clamp(*cfg.focal_range)
+    s = f_new / focal
+    # Rendered centroid after the focal change (scaling about the principal point).
+    ur = batch.cx + s * (x0 + cur * k - batch.cx)
+    vr = batch.cy + s * (y0 + cvr * k - batch.cy)
+    du = torch.where(ok, x0 + cut * k - ur, torch.zeros_like(ur))
+    dv = torch.where(ok, y0 + cvt * k - vr, torch.zeros_like(vr))
+    return f_new, a + du / f_new, b + dv / f_new, iou
+
+
+def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool):
+    """Start of the descent (module docstring, step 1); updates ``batch.f0/a0/b0`` in place
+    and returns its full-resolution IoU (b,).
+
+    Candidates: the BLADE start refined by ``init_rounds`` moment rounds, and (unless the
+    focal length is fixed) each ``init_fovs_deg`` hypothesis. Each candidate's image shift
+    is searched globally (``global_start``); each person keeps the candidate
+    of highest hard IoU.
+    """
+    f, a, b = batch.f0, batch.a0, batch.b0
+    for _ in range(cfg.init_rounds):
+        f, a, b, _ = moment_round(batch, faces, cfg, f, a, b, not fixed)
+    candidates = [(f, a, b)]
+    if not fixed:
+        longer = 2 * torch.maximum(batch.cx, batch.cy)  # about the longer image side
+        zero = torch.zeros_like(a)
+        candidates += [(fh, zero, zero) for fh in fov_focals(longer, cfg.init_fovs_deg)]
+    f, a, b, _, verified = global_start(
+        batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks, batch.ignore, batch.boxes, candidates,
+        cfg.focal_range, cfg.init_res, passes=cfg.init_passes,
+        refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation)
+    # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
+    # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
+    # start barely overlaps at full resolution, its best *measured* state starts instead
+    # if that is better. Not always: a measured state of higher start IoU but another
+    # basin descended to worse fits than the predicted start did (measured).
+    start = transl_from_ratios(batch.tz0, a, b)
+    iou = full_res_iou(batch, f, start, faces, cfg)
+    low = [i for i in range(iou.shape[0]) if bool(iou[i] < cfg.init_verified_below)]
+    if low:  # render the measured states only where the predicted start barely overlaps
+        sub = dataclasses.replace(batch, verts=batch.verts[low], masks=[batch.masks[i] for i in low],
+                                  ignore=[batch.ignore[i] for i in low], cx=batch.cx[low], cy=batch.cy[low])
+        fv, av, bv = verified[0][low], verified[1][low], verified[2][low]
+        iou_v = full_res_iou(sub, fv, transl_from_ratios(batch.tz0[low], av, bv), faces, cfg)
+        for k, i in enumerate(low):
+            if bool(iou_v[k] > iou[i]):
+                f[i], a[i], b[i], iou[i] = fv[k], av[k], bv[k], iou_v[k]
+    batch.f0, batch.a0, batch.b0 = f, a, b
+    return iou

@@ -30,7 +30,9 @@ from torch import nn
 
 from poselabel.io.files import join as _join
 from poselabel.io.files import read_file, write_file
-from poselabel.models.crops import extract_crops
+from poselabel.models.nets.crops import extract_crops
+from poselabel.models.nets.pose_net import PoseNet, PoseNetConfig
+from poselabel.models.nets.tz_net import TzNet, TzNetConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -58,12 +60,8 @@ def build_model(meta: dict) -> nn.Module:
     """An uninitialised network of the architecture described by a checkpoint's ``config.json``."""
     arch = meta["architecture"]
     if arch == "tz_net":
-        from poselabel.models.tz_net import TzNet, TzNetConfig
-
         return TzNet(TzNetConfig.from_dict(meta["model"]))
     if arch == "pose_net":
-        from poselabel.models.pose_net import PoseNet, PoseNetConfig
-
         return PoseNet(PoseNetConfig.from_dict(meta["model"]))
     raise ValueError(f"unknown architecture {arch!r}")
 
@@ -176,3 +174,18 @@ def load_pose_predictor(path: str, device: str = "cpu", max_batch: int = 64) -> 
     if meta["architecture"] != "pose_net":
         raise ValueError(f"{path} holds a {meta['architecture']}, not a pose_net")
     return PosePredictor(model, meta, digest, device, max_batch)
+
+
+def checkpoint_identity(directory: str) -> str:
+    """The weights' sha256 recorded in a checkpoint directory's ``config.json`` (local or gs://)."""
+    meta = json.loads(read_file(_join(directory, CONFIG)))
+    sha = meta.get("sha256")
+    if not sha:  # an old checkpoint without a recorded hash: hash the weights themselves
+        sha = hashlib.sha256(read_file(_join(directory, WEIGHTS))).hexdigest()
+    return sha
+
+
+def network_identity(path: str, device: str) -> tuple:
+    """What names a shared checkpoint network (``nets/share.py``): its path, device and the
+    weights' recorded sha256."""
+    return (path, device, checkpoint_identity(path))

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from poselabel.models.blazepose.people import MediaPipePeople
 from poselabel.models.masks import box_iou, mask_bbox
 
 SegmentResult = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
@@ -30,8 +31,6 @@ class Segmenter(Protocol):
 
 class MediaPipeSegmenter:
     def __init__(self, *, threshold: float, model_complexity: int, crop_scale: float):
-        from poselabel.models.mediapipe_pose import MediaPipePeople
-
         self._people = MediaPipePeople(mask_threshold=threshold, model_complexity=model_complexity)
         self._crop_scale = crop_scale
 

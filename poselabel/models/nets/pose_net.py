@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from poselabel.models.crops import CROP_INFO_DIM, perspective_map
 from poselabel.models.geometry import matrix_to_axis_angle, rotation_6d_to_matrix
+from poselabel.models.nets.crops import CROP_INFO_DIM, perspective_map
 
 ARCHITECTURE = "pose_net"
 NUM_ROT = 22  # global orientation + 21 body joints

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from poselabel.models.blazepose.people import MediaPipePeople
 from poselabel.models.masks import nms
 
 
@@ -48,8 +49,6 @@ def _finish(dets: list[Detection], *, score_threshold: float, nms_iou: float,
 class MediaPipeDetector:
     def __init__(self, *, score_threshold: float, nms_iou: float, max_persons: int, min_box_px: float,
                  mask_threshold: float = 0.2, model_complexity: int = 1):
-        from poselabel.models.mediapipe_pose import MediaPipePeople
-
         self._people = MediaPipePeople(score_threshold=score_threshold, nms_iou=nms_iou,
                                        max_persons=max_persons, mask_threshold=mask_threshold,
                                        model_complexity=model_complexity)

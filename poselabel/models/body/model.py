@@ -1,7 +1,7 @@
 """The SMPL-X body in the camera frame, batched, through the real ``smplx`` library.
 
 Any SMPL-X ``.npz`` works: the real ``SMPLX_NEUTRAL.npz`` or the project's
-procedural stand-in (``procedural_body.py``, the default). Labels use the
+procedural stand-in (``procedural.py``, the default). Labels use the
 neutral body with 10 betas, flat hands and zero jaw, eyes and expression
 (see ARCHITECTURE.md).
 
@@ -24,8 +24,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
+import smplx
 import torch
 from torch import Tensor
+
+from poselabel.io.files import copy_to_local
+from poselabel.models.body.procedural import default_body_model_path
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,6 @@ def local_model_path(path: str) -> tuple[str, bool]:
     """
     if "://" not in path:
         return path, False
-    from poselabel.io.files import copy_to_local  # Beam's file systems, remote paths only
-
     return copy_to_local(path, tempfile.mkdtemp(prefix="poselabel-body-")), True
 
 
@@ -65,11 +67,7 @@ class BodyModel(torch.nn.Module):
     def __init__(self, path: str | None = None, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        import smplx
-
         if path is None:
-            from poselabel.models.procedural_body import default_body_model_path
-
             path = default_body_model_path()
         self.path = path
         local, temporary = local_model_path(path)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from poselabel.models.rasterize import gather_vertices, rasterize_coverage
+from poselabel.models.render.rasterize import gather_vertices, rasterize_coverage
 
 log = logging.getLogger(__name__)
 

@@ -19,23 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from smplx.lbs import batch_rigid_transform
 
-from poselabel.models.geometry import matrix_to_axis_angle
+from poselabel.models.body.keypoints import TORSO, body_points_for_landmarks, landmark_targets
+from poselabel.models.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from poselabel.records import ImageRecord, LandmarkFit, Person, replace
 
-# MediaPipe landmark index -> SMPL-X joint index (person's left is "left" in both).
-MP_TO_SMPLX = (
-    (11, 16), (12, 17),  # shoulders
-    (13, 18), (14, 19),  # elbows
-    (15, 20), (16, 21),  # wrists
-    (23, 1), (24, 2),  # hips
-    (25, 4), (26, 5),  # knees
-    (27, 7), (28, 8),  # ankles
-    (31, 10), (32, 11),  # foot index -> feet
-)
-MP_EARS = (7, 8)  # their midpoint stands in for SMPL-X's head joint (15)
-SMPLX_HEAD = 15
-TORSO = (0, 1, 6, 7)  # rows of MP_TO_SMPLX: shoulders and hips
-
+NO_LANDMARKS = "no MediaPipe landmarks"
+SOLVE_FAILED = "perspective solve failed"
 
 @dataclass(frozen=True)
 class BodyFit:
@@ -48,20 +39,6 @@ class BodyFit:
     body_pose: np.ndarray
     joints: np.ndarray
     error_m: np.ndarray
-
-
-def landmark_targets(kp3d: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """MediaPipe (N, 33, 3) world landmarks + (N, 33) visibility -> SMPL-X targets.
-
-    Returns ``(joint_ids (K,), targets (N, K, 3), weights (N, K))`` with the
-    head target the ears' midpoint.
-    """
-    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
-    targets = np.concatenate([kp3d[:, [m for m, _ in MP_TO_SMPLX]],
-                              kp3d[:, list(MP_EARS)].mean(axis=1, keepdims=True)], axis=1)
-    weights = np.concatenate([visibility[:, [m for m, _ in MP_TO_SMPLX]],
-                              visibility[:, list(MP_EARS)].min(axis=1, keepdims=True)], axis=1)
-    return np.asarray(ids), targets.astype(np.float32), np.clip(weights, 0.05, 1.0).astype(np.float32)
 
 
 def _kabsch(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -86,8 +63,6 @@ class SkeletonModel(torch.nn.Module):
 
     def __init__(self, body_model):
         super().__init__()
-        from smplx.lbs import batch_rigid_transform
-
         self._rigid = batch_rigid_transform
         m = body_model.smplx
         jreg = m.J_regressor
@@ -96,8 +71,6 @@ class SkeletonModel(torch.nn.Module):
         self.register_buffer("parents", m.parents.clone())
 
     def forward(self, betas, global_orient, body_pose):
-        from poselabel.models.geometry import axis_angle_to_matrix
-
         batch = betas.shape[0]
         rest = self.j_template[None] + torch.einsum("jcb,nb->njc", self.j_dirs, betas)
         rot = axis_angle_to_matrix(torch.cat([global_orient, body_pose], 1).reshape(batch, 22, 3))
@@ -208,56 +181,67 @@ def solve_perspective(points3d: np.ndarray, points2d: np.ndarray, weights: np.nd
                           rms_px=rms.astype(np.float32))
 
 
-def body_points_for_landmarks(joints: np.ndarray, kp2d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pair fitted joints (N, 55, 3) with MediaPipe 2D landmarks (N, 33, 3 = u, v, vis).
-
-    Returns ``(points3d (N, K, 3), points2d (N, K, 2), weights (N, K))`` on the
-    joints of :data:`MP_TO_SMPLX` and the head.
-    """
-    ids, _, _ = landmark_targets(np.zeros((kp2d.shape[0], 33, 3), np.float32), kp2d[..., 2])
-    p2d = np.concatenate([kp2d[:, [m for m, _ in MP_TO_SMPLX], :2],
-                          kp2d[:, list(MP_EARS), :2].mean(axis=1, keepdims=True)], axis=1)
-    vis = np.concatenate([kp2d[:, [m for m, _ in MP_TO_SMPLX], 2],
-                          kp2d[:, list(MP_EARS), 2].min(axis=1, keepdims=True)], axis=1)
-    weights = np.where(vis > 0.5, vis, 0.0)
-    return joints[:, ids], p2d, weights
-
-
-@dataclass(frozen=True)
-class GeometricEstimate:
-    """One person's no-weights estimate: SMPL-X parameters, ``tz`` (m), ``focal_px``,
-    ``transl`` (3,) camera frame, and fit diagnostics (landmark error m, reprojection rms px)."""
-
-    betas: np.ndarray
-    global_orient: np.ndarray
-    body_pose: np.ndarray
-    tz: float
-    focal_px: float
-    transl: np.ndarray
-    landmark_error_m: float
-    reprojection_rms_px: float
-
-
 def estimate_from_landmarks(body_model, kp2d: np.ndarray, kp3d: np.ndarray, *, width: int,
-                            height: int) -> list[GeometricEstimate | None]:
+                            height: int) -> list[LandmarkFit]:
     """Batched no-weights estimate for N persons of one image.
 
     ``kp2d`` (N, 33, 3) ``[u, v, visibility]`` pixels; ``kp3d`` (N, 33, 3)
     MediaPipe world landmarks, metres. A person whose perspective solve finds
-    no valid answer (too few visible landmarks) gets None.
+    no valid answer (too few visible landmarks) gets a ``LandmarkFit`` with ``error`` set.
     """
     if kp2d.shape[0] == 0:
         return []
     fit = fit_body_to_landmarks(body_model, kp3d, kp2d[..., 2])
     p3, p2, w = body_points_for_landmarks(fit.joints, kp2d)
     cam = solve_perspective(p3, p2, w, width=width, height=height)
-    out: list[GeometricEstimate | None] = []
+    out: list[LandmarkFit] = []
     for i in range(kp2d.shape[0]):
         if not np.isfinite(cam.focal_px[i]):
-            out.append(None)
+            out.append(LandmarkFit(error=SOLVE_FAILED))
             continue
-        out.append(GeometricEstimate(
+        out.append(LandmarkFit(
             betas=fit.betas[i], global_orient=fit.global_orient[i], body_pose=fit.body_pose[i],
             tz=float(cam.transl[i, 2]), focal_px=float(cam.focal_px[i]), transl=cam.transl[i],
             landmark_error_m=float(fit.error_m[i]), reprojection_rms_px=float(cam.rms_px[i])))
     return out
+
+
+def with_landmark_fits(record: ImageRecord, body_model) -> ImageRecord:
+    """``record`` with a :class:`LandmarkFit` on each person that has MediaPipe landmarks
+    (2D and 3D) and none yet: made once, whichever of the Tz and pose stages asks first.
+    The estimate's focal length and fit errors also go to the write-only diagnostics
+    (``geo_focal_px``, ``geo_landmark_error_m``, ``geo_reprojection_rms_px``)."""
+    todo = [p for p in record.persons if p.landmark_fit is None and p.keypoints_2d is not None
+            and p.keypoints_3d is not None]
+    if not todo:
+        return record
+    fits = estimate_from_landmarks(body_model, np.stack([p.keypoints_2d for p in todo]),
+                                   np.stack([p.keypoints_3d for p in todo]), width=record.width,
+                                   height=record.height)
+    by_index = {p.person_index: fit for p, fit in zip(todo, fits)}
+
+    def attach(p: Person) -> Person:
+        fit = by_index.get(p.person_index)
+        if fit is None:
+            return p
+        diag = p.diagnostics
+        if fit.error is None:
+            diag = {**diag, "geo_focal_px": fit.focal_px, "geo_landmark_error_m": round(fit.landmark_error_m, 5),
+                    "geo_reprojection_rms_px": round(fit.reprojection_rms_px, 3)}
+        return replace(p, landmark_fit=fit, diagnostics=diag)
+
+    return replace(record, persons=tuple(attach(p) for p in record.persons))
+
+
+def landmark_fit_error(p: Person) -> str | None:
+    """Why ``p`` has no usable landmark fit (None: it has one)."""
+    if p.landmark_fit is None:
+        return NO_LANDMARKS if p.keypoints_2d is None else SOLVE_FAILED
+    return p.landmark_fit.error
+
+
+def fitted_to_landmarks(p: Person, what: str) -> tuple[str, ...]:
+    """``p.fitted_to_landmarks`` with ``what`` (``tz``, ``pose``) added: that stage's result was
+    fitted to the person's own 2D landmarks, which are then no independent check of the fit
+    (the accept rule skips their vouching, docs/quality.md)."""
+    return tuple(sorted({*p.fitted_to_landmarks, what}))

@@ -26,15 +26,15 @@ y up, x to the body's left, z forward, pelvis at the origin, T-pose):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import lsq_linear
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
-from poselabel.models import procedural_parts as pp
-from poselabel.models.procedural_shape import expression_space, shape_space
+from poselabel.io.files import atomic_local_file
+from poselabel.models.body import procedural_parts as pp
+from poselabel.models.body.procedural_shape import expression_space, shape_space
 
 GENERATOR_VERSION = 1
 MIN_VERTICES = 9930  # smplx's SMPL-X vertex-joint selector reads vertex 9929
@@ -62,18 +62,9 @@ def write_procedural_body_model(path: str, seed: int = 0, resolution: float = 1.
     Returns ``path``.
     """
     arrays = build_procedural_body_model(seed=seed, resolution=resolution)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return str(target)
+    with atomic_local_file(path) as fh:
+        np.savez_compressed(fh, **arrays)
+    return str(Path(path))
 
 
 def build_procedural_body_model(seed: int = 0, resolution: float = 1.0) -> dict[str, np.ndarray]:

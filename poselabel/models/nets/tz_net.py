@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from poselabel.models.crops import CROP_INFO_DIM
+from poselabel.io.files import local_dir
+from poselabel.models.nets.crops import CROP_INFO_DIM
 
 ARCHITECTURE = "tz_net"
 
@@ -167,9 +168,7 @@ def build_tz_net(config: TzNetConfig, encoder_path: str | None = None) -> TzNet:
     """
     if encoder_path is None:
         return TzNet(config)
-    from transformers import DepthAnythingForDepthEstimation
-
-    from poselabel.io.files import local_dir
+    from transformers import DepthAnythingForDepthEstimation  # optional, heavy
 
     with local_dir(encoder_path) as path:
         encoder = DepthAnythingForDepthEstimation.from_pretrained(path)

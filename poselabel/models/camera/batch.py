@@ -1,0 +1,128 @@
+"""One optimisation batch of the camera solve: its tensors, parameters and measures (pure torch).
+
+Parameters are in crop-pixel units (:data:`REF_RES`, :data:`LOG_SCALE`): ``th_f`` and
+``th_z`` are 100 x log-ratios of ``f`` and ``Tz`` to the start, ``th_uv`` moves ``Tx/Tz``,
+``Ty/Tz`` by one pixel of a 128 px crop per unit (:func:`decode_params`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from poselabel.models.camera import windows as cc
+from poselabel.models.camera.config import (
+    REJECT_BEHIND_CAMERA,
+    REJECT_EMPTY_MASK,
+    REJECT_NAN,
+    REJECT_SMALL_MASK,
+    CameraSolverConfig,
+)
+from poselabel.models.render.rasterize import project_points, rasterize_coverage
+
+REF_RES = 128.0  # parameter units: 1 = one pixel of the crop sampled at 128 px
+LOG_SCALE = 100.0  # 1 unit of log-f / log-Tz = 1 % (about one crop pixel of body size)
+
+
+@dataclass
+class SolveBatch:
+    """Tensors of one optimisation batch (b persons)."""
+
+    verts: torch.Tensor  # (b, V, 3) pelvis-centred, camera axes, m
+    masks: list[torch.Tensor]  # b x (H_i, W_i) bool
+    ignore: list[torch.Tensor | None]  # b x (H_i, W_i) bool or None: pixels without evidence
+    cx: torch.Tensor  # (b,) principal point, px
+    cy: torch.Tensor
+    f0: torch.Tensor  # (b,) focal at the start of the descent, px
+    a0: torch.Tensor  # (b,) Tx/Tz at the start of the descent
+    b0: torch.Tensor  # (b,) Ty/Tz
+    tz0: torch.Tensor  # (b,) given Tz (prior centre), m
+    boxes: list[tuple[float, float, float, float]]  # target mask boxes (pixel corners)
+    orientation: int | None = None  # front_orientation of the mesh (back-face culling)
+
+
+def check_inputs(vertices, tz, masks, cfg: CameraSolverConfig) -> list[str | None]:
+    reasons: list[str | None] = []
+    finite_v = torch.isfinite(vertices).all(dim=(1, 2))
+    zmin = vertices[..., 2].amin(dim=1) + tz
+    for i, m in enumerate(masks):
+        n = int(m.sum())
+        if n == 0:
+            reasons.append(REJECT_EMPTY_MASK)
+        elif n < cfg.min_mask_px:
+            reasons.append(REJECT_SMALL_MASK)
+        elif not bool(finite_v[i]) or not math.isfinite(float(tz[i])):
+            reasons.append(REJECT_NAN)
+        elif float(tz[i]) <= 0 or float(zmin[i]) <= cfg.near:
+            reasons.append(REJECT_BEHIND_CAMERA)
+        else:
+            reasons.append(None)
+    return reasons
+
+
+def decode_params(batch: SolveBatch, th_f, th_uv, th_z, windows_side):
+    """Parameters (crop-pixel units) -> (f (b,), transl (b, 3))."""
+    f = batch.f0 * torch.exp(th_f / LOG_SCALE)
+    unit = windows_side / REF_RES / batch.f0  # Tx/Tz change per unit
+    tz = batch.tz0 * torch.exp(th_z / LOG_SCALE)
+    a = batch.a0 + th_uv[:, 0] * unit
+    b = batch.b0 + th_uv[:, 1] * unit
+    return f, torch.stack([a * tz, b * tz, tz], dim=1)
+
+
+def crop_targets(batch: SolveBatch, windows, res: int, device, dtype):
+    """Targets and evidence weights (b, res, res): inside the image, not ignored."""
+    tg, vd = [], []
+    for m, ign, w in zip(batch.masks, batch.ignore, windows):
+        t, v = cc.sample_mask_crop(m, *w, res)
+        if ign is not None:
+            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
+        tg.append(t)
+        vd.append(v)
+    return torch.stack(tg).to(device, dtype), torch.stack(vd).to(device, dtype)
+
+
+def render_hard(batch, focal, transl, windows, res, faces):
+    x0 = torch.tensor([w[0] for w in windows], dtype=focal.dtype, device=focal.device)
+    y0 = torch.tensor([w[1] for w in windows], dtype=focal.dtype, device=focal.device)
+    side = torch.tensor([w[2] for w in windows], dtype=focal.dtype, device=focal.device)
+    fw, cxw, cyw = cc.crop_intrinsics(focal, batch.cx, batch.cy, x0, y0, side, res)
+    px = project_points(batch.verts + transl[:, None], fw, cxw, cyw)
+    return rasterize_coverage(px, faces, res, res, front_orientation=batch.orientation).to(focal.dtype)
+
+
+def transl_from_ratios(tz, a, b):
+    """(b, 3) translation from Tz (b,) m and a = Tx/Tz, b = Ty/Tz (b,)."""
+    return torch.stack([a * tz, b * tz, tz], dim=1)
+
+
+def tensor_like(values, like):
+    return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+
+def full_res_iou(batch: SolveBatch, focal, transl, faces, cfg: CameraSolverConfig) -> torch.Tensor:
+    """Hard IoU with the mask over the whole image at full resolution, ignored pixels excluded."""
+    b = focal.shape[0]
+    out = torch.zeros(b, dtype=torch.float64)
+    boxes = [(0, 0, m.shape[1], m.shape[0]) for m in batch.masks]
+    hmax = max(by1 - by0 for _, by0, _, by1 in boxes)
+    wmax = max(bx1 - bx0 for bx0, _, bx1, _ in boxes)
+    step = max(1, (1 << 23) // max(1, hmax * wmax))
+    for s in range(0, b, step):
+        idx = list(range(s, min(b, s + step)))
+        bx0 = torch.tensor([boxes[i][0] for i in idx], dtype=focal.dtype, device=focal.device)
+        by0 = torch.tensor([boxes[i][1] for i in idx], dtype=focal.dtype, device=focal.device)
+        px = project_points(batch.verts[idx] + transl[idx, None], focal[idx],
+                            batch.cx[idx] - bx0, batch.cy[idx] - by0)
+        cov = rasterize_coverage(px, faces, hmax, wmax, front_orientation=batch.orientation).cpu()
+        for j, i in enumerate(idx):
+            x0, y0, x1, y1 = boxes[i]
+            r = cov[j, : y1 - y0, : x1 - x0]
+            if batch.ignore[i] is not None:
+                r = r & ~batch.ignore[i][y0:y1, x0:x1].cpu()
+            g = batch.masks[i][y0:y1, x0:x1].cpu()
+            inter = float((r & g).sum())
+            union = float(r.sum()) + float(batch.masks[i].sum()) - inter
+            out[i] = inter / union if union > 0 else 0.0
+    return out

@@ -1,0 +1,107 @@
+"""The camera solver's configuration (its schedule) and its result (pure dataclasses, torch tensors).
+
+``CameraSolverConfig``: the descent's stages, the start's hypotheses, ranges and the scene
+passes (``solver.py`` says what each step does); ``CameraSolution``: per-person results;
+``REJECT_*``: the solver's own reject reasons, as the persons table names them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+REJECT_EMPTY_MASK = "empty_mask"
+REJECT_SMALL_MASK = "small_mask"
+REJECT_BEHIND_CAMERA = "behind_camera"
+REJECT_NAN = "nan"
+REJECT_NO_OVERLAP = "no_overlap"
+
+
+@dataclass(frozen=True)
+class SolverStage:
+    """One coarse-to-fine stage: working size ``res`` (px), Gaussian ``blur`` sigma (working
+    px), ``iters`` Adam steps with step size ``lr`` (crop pixels at 128 px, cosine-decayed
+    to ``lr * lr_floor``)."""
+
+    res: int
+    blur: float
+    iters: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class CameraSolverConfig:
+    stages: tuple[SolverStage, ...] = (
+        SolverStage(res=64, blur=2.0, iters=30, lr=1.0),
+        SolverStage(res=128, blur=1.5, iters=30, lr=0.3),
+        SolverStage(res=192, blur=1.0, iters=20, lr=0.1),
+    )
+    lr_floor: float = 0.1
+    init_rounds: int = 3  # closed-form moment rounds giving one start candidate (0: BLADE start)
+    init_res: int = 128  # global start: search window size (px)
+    init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis
+    # Global start: the best hypothesis' focal length is then tried scaled by each of these.
+    init_refine_scales: tuple[float, ...] = (0.9, 1.11, 0.95, 1.05, 0.975, 1.025)
+    # Global start: below this full-resolution IoU the predicted best is replaced by the best
+    # measured state, when better (close-ups; _moment_init).
+    init_verified_below: float = 0.5
+    # Focal hypotheses (FoV of the longer image side, degrees) beside the moment estimate, each
+    # after a global shift search (start.py); guards against the moments' failures.
+    init_fovs_deg: tuple[float, ...] = (20.0, 28.0, 38.0, 50.0, 65.0, 80.0, 95.0, 110.0, 125.0)
+    crop_scale: float = 1.25  # crop side / longer side of the mask's box (clipped to the image)
+    crop_to_person: bool = True  # False: the window is the whole image (padded square)
+    optimize_focal: bool = True
+    refine_tz: bool = False
+    tz_prior_sigma: float = 0.05  # relative std of the Tz prior (log-Tz, when refine_tz)
+    focal_range: tuple[float, float] = (10.0, 1e4)  # px
+    tz_range: tuple[float, float] = (0.3, 50.0)  # m
+    min_mask_px: int = 16  # smaller visible masks are rejected (small_mask)
+    batch_size: int = 64  # persons per optimisation batch
+    backend: str = "auto"  # silhouette rasteriser: auto | torch | nvdiffrast
+    near: float = 0.01  # m; any vertex nearer than this: behind_camera
+    soft_iou_form: str = "tanimoto"  # tanimoto (unbiased on blurred masks) | blade
+    # occlusion.py: another's pixels carry no evidence if they may be in front: Tz_j < Tz_i (1 + margin).
+    occluder_depth_margin: float = 0.1
+    # camera.scene.solve_scene: re-solve by the depth order of fits of IoU >= depth_order_min_iou;
+    # persons below retry_below_iou restart at their image's focal from fits of IoU >= peer_min_iou.
+    depth_order: bool = True
+    depth_order_min_iou: float = 0.8
+    peer_min_iou: float = 0.95
+    # Second chance: persons below this full-resolution IoU are solved again with a denser
+    # focal grid and more passes; the better of the two is kept. 0 disables.
+    retry_below_iou: float = 0.9
+    retry_fovs_deg: tuple[float, ...] = (12.0, 14.3, 16.9, 20.0, 23.7, 28.1, 33.3, 39.4, 46.7, 55.3, 65.5,
+                                         77.6, 91.9, 108.8, 128.9, 140.0)
+    retry_passes: int = 4
+
+    def __post_init__(self):
+        if not self.stages or any(s.res < 8 or s.iters < 0 or s.lr < 0 or s.blur < 0 for s in self.stages):
+            raise ValueError("camera solver stages need res >= 8, iters >= 0, lr >= 0, blur >= 0")
+        if not (0 < self.focal_range[0] < self.focal_range[1]) or not (0 < self.tz_range[0] < self.tz_range[1]):
+            raise ValueError("focal_range and tz_range must be increasing positive pairs")
+        if self.crop_scale < 1.0 or self.batch_size < 1 or self.init_rounds < 0:
+            raise ValueError("crop_scale >= 1, batch_size >= 1, init_rounds >= 0 required")
+        if self.soft_iou_form not in ("tanimoto", "blade"):
+            raise ValueError(f"unknown soft_iou_form {self.soft_iou_form!r}")
+        if self.backend not in ("auto", "torch", "nvdiffrast"):
+            raise ValueError(f"unknown backend {self.backend!r}")
+
+
+@dataclass
+class CameraSolution:
+    """Per-person results (B = number of persons), on CPU.
+
+    - ``focal_px`` (B,) float64 px; ``transl`` (B, 3) float64 m, pelvis in the camera frame.
+    - ``mask_iou`` (B,) hard IoU of the final mesh vs the mask at full resolution.
+    - ``iterations`` (B,) long, descent steps run; ``final_loss`` (B,) ``1 − soft IoU`` of the
+      best iterate in the last stage (plus the Tz prior term when refining Tz).
+    - ``reject_reasons``: per person None or a reason (``empty_mask``, ``small_mask``,
+      ``behind_camera``, ``nan``, ``no_overlap``). Rejected persons carry NaN results.
+    """
+
+    focal_px: torch.Tensor
+    transl: torch.Tensor
+    mask_iou: torch.Tensor
+    iterations: torch.Tensor
+    final_loss: torch.Tensor
+    reject_reasons: list[str | None] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Stage: bytes to RGB uint8 (``image``: EXIF, modes, pixel guard)."""

@@ -1,0 +1,1 @@
+"""Stage: person detection (``detectors``: mediapipe, ultralytics, oracle; ``backend``: the stage's factory)."""

@@ -1,0 +1,1 @@
+"""Shared: hard rasterisation (``rasterize``) and differentiable silhouettes (``silhouette``: torch and nvdiffrast)."""

@@ -1,0 +1,1 @@
+"""Stage: a mask per person (``segmenters``: mediapipe, oracle; ``backend``: the stage's factory)."""

@@ -1,0 +1,46 @@
+"""The segment stage's backend: a mask (image coordinates) for every detected person.
+
+Persons whose detector already produced a mask with the same model (the MediaPipe detector
+verifies each person with MediaPipe's segmentation) keep it when the segmenter is MediaPipe
+too; otherwise the segmenter runs. A person that cannot be segmented keeps ``mask=None`` and
+is rejected later (``no_mask``), never dropped.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from poselabel.models.segment.segmenters import Segmenter, make_segmenter
+from poselabel.records import ImageRecord, map_persons, replace
+
+
+class SegmentBackend:
+    def __init__(self, segmenter: Segmenter, reuse_detector_masks: bool):
+        self.segmenter, self.reuse = segmenter, reuse_detector_masks
+
+    def apply(self, record: ImageRecord) -> ImageRecord:
+        if not record.persons:
+            return record
+        todo = [p for p in record.persons if not (self.reuse and p.mask is not None)]
+        results = {}
+        if todo:
+            boxes = np.stack([p.bbox_xyxy for p in todo])
+            for person, result in zip(todo, self.segmenter.segment(record.image, record.extra_members, boxes)):
+                results[person.person_index] = result
+
+        def merge(p):
+            if p.person_index not in results:
+                return p
+            result = results[p.person_index]
+            if result is None:
+                return replace(p, mask=None)
+            mask, kp2d, kp3d = result
+            return replace(p, mask=mask, keypoints_2d=kp2d if kp2d is not None else p.keypoints_2d,
+                           keypoints_3d=kp3d if kp3d is not None else p.keypoints_3d)
+
+        return map_persons(record, merge)
+
+
+def make_backend(config) -> SegmentBackend:
+    """The segment stage of a ``RunConfig`` (``segment.backend``)."""
+    reuse = config.segment.backend == "mediapipe" and config.detect.backend == "mediapipe"
+    return SegmentBackend(make_segmenter(config.segment), reuse)

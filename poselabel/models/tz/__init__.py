@@ -1,0 +1,1 @@
+"""Stage: pelvis depth ``Tz`` (``backend``: none, geometric, network, oracle)."""
