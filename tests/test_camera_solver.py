@@ -247,10 +247,18 @@ def test_bench_camera_end_to_end(tmp_path):
     assert 1 <= result["num_persons"] <= 2
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
-        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "persons_per_s"}
-        assert entry["persons_per_s"] > 0
+        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "persons_per_s", "cpu_s_per_person",
+                              "renders_per_person", "probes", "unoccluded"}
+        assert entry["persons_per_s"] > 0 and entry["cpu_s_per_person"] > 0
+        assert entry["renders_per_person"] >= 8  # at least the descent's steps
         assert 0.0 <= entry["mIoU"]["mean"] <= 1.0
+    # The solver runs what the camera stage runs: the depth probe on every solved person.
+    solver = result["methods"]["solver"]
+    assert solver["probes"]["depth_gain"] == result["num_persons"]
+    assert result["methods"]["hmr2"]["probes"] == {"focal_margin": 0, "depth_gain": 0}
+    assert solver["renders_per_person"] > result["methods"]["hmr2"]["renders_per_person"]
     # With 5 % Tz noise the given Tz is off, and E_Tz reports it.
     assert result["methods"]["solver"]["E_Tz"]["mean"] > 0
     # The HMR 2.0 focal (5000 px per 256 px) is far off on synthetic web-like cameras.
     assert result["methods"]["hmr2"]["E_f"]["median"] > 1.0
+

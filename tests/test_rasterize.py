@@ -243,3 +243,64 @@ def test_nvdiffrast_backend_agrees_with_torch_backend():
     foc.requires_grad_(True)
     nv(v[None], faces, foc, cx, cy, (64, 64)).sum().backward()
     assert foc.grad.item() > 0  # a larger focal length covers more pixels
+
+
+def _random_people(n=4, seed=0):
+    """(n, V, 3) camera-frame ellipsoid meshes of random size and place, and their faces."""
+    g = torch.Generator().manual_seed(seed)
+    v, f = ellipsoid_mesh(n_lat=20, n_lon=28)
+    scale = 0.6 + 0.8 * torch.rand(n, 1, 3, generator=g, dtype=torch.float64)
+    shift = torch.cat([0.3 * torch.randn(n, 1, 2, generator=g, dtype=torch.float64),
+                       2.0 + torch.rand(n, 1, 1, generator=g, dtype=torch.float64)], dim=2)
+    return v[None] * scale + shift, f
+
+
+@pytest.mark.parametrize("res", [24, 64, 160])
+def test_compiled_coverage_equals_the_torch_loop(res, monkeypatch):
+    from poselabel.models.render import kernels
+    from poselabel.models.render.silhouette import front_orientation
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people()
+    for dtype in (torch.float32, torch.float64):
+        px = project_points(verts.to(dtype), torch.full((4,), 1.5 * res, dtype=dtype),
+                            torch.full((4,), res / 2, dtype=dtype), torch.full((4,), res / 2, dtype=dtype))
+        px[1, :5] = float("nan")  # broken vertices drop their faces
+        px[2, 7, 2] = 1e-4  # a vertex behind the near plane
+        for orient in (None, front_orientation(verts[0], faces)):
+            fast = rasterize_coverage(px, faces, res, res, front_orientation=orient)
+            with monkeypatch.context() as m:
+                m.setattr(kernels, "available", lambda: False)
+                slow = rasterize_coverage(px, faces, res, res, front_orientation=orient)
+            assert fast.dtype == torch.bool and fast.shape == (4, res, res)
+            assert torch.equal(fast, slow), f"{int((fast ^ slow).sum())} pixels differ at {res} px, {dtype}"
+            assert fast.any()
+
+
+def test_compiled_edge_gradient_equals_the_torch_loop(monkeypatch):
+    from poselabel.models.render import kernels
+    from poselabel.models.render.silhouette import TorchSilhouetteRasterizer
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people(seed=3)
+    res = 64
+    target = torch.rand(4, res, res, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def grads():
+        v = verts.clone().requires_grad_(True)
+        focal = torch.full((4,), 1.5 * res, dtype=torch.float64, requires_grad=True)
+        c = torch.full((4,), res / 2, dtype=torch.float64)
+        sil = TorchSilhouetteRasterizer()(v, faces, focal, c, c, (res, res))
+        ((sil - target) ** 2).sum().backward()
+        return sil.detach(), v.grad, focal.grad
+
+    fast = grads()
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "available", lambda: False)
+        slow = grads()
+    assert torch.equal(fast[0], slow[0])
+    assert fast[1].abs().sum() > 0
+    torch.testing.assert_close(fast[1], slow[1], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(fast[2], slow[2], rtol=1e-9, atol=1e-9)

@@ -55,6 +55,8 @@ def register(subparsers) -> None:
     cam.add_argument("--one-pass", action="store_true",
                      help="solve each person once, occluders by pelvis depth only (no depth-ordered "
                           "re-solve, no focal length shared within an image)")
+    cam.add_argument("--no-probes", action="store_true",
+                     help="solver without the focal-margin and depth-gain probes (the camera stage runs them)")
     cam.add_argument("--workers", type=int, default=1,
                      help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
@@ -193,14 +195,26 @@ def unbenched(gt: GTPersons) -> list:
 
 
 def _solve_chunk(args):
+    """One chunk of whole images: ``(solution, focal_margin (b,), depth_gain (b,), renders,
+    CPU seconds)``. The solver (``fixed`` None) runs what the camera stage runs, the scene
+    passes and both probes (``probes``); a fixed focal length, the scene passes alone."""
     import torch
 
-    from poselabel.models.camera.scene import solve_scene
+    from poselabel.models.camera.scene import solve_scene, solve_scene_with_probes
+    from poselabel.models.render.rasterize import render_count
 
     torch.set_num_threads(1)
-    verts, faces, tz, masks, groups, cfg, fixed, pp, extra = args
-    return solve_scene(verts, faces, tz, masks, groups, cfg, fixed_focal=fixed, principal_point=pp,
-                       extra_ignore=extra)
+    verts, faces, tz, masks, groups, cfg, fixed, pp, extra, probes = args
+    renders, cpu = render_count(), time.process_time()
+    nan = torch.full((verts.shape[0],), float("nan"), dtype=torch.float64)
+    if fixed is None and probes:
+        sol, _, margin, gain = solve_scene_with_probes(verts, faces, tz, masks, groups, cfg, principal_point=pp,
+                                                       extra_ignore=extra)
+    else:
+        sol = solve_scene(verts, faces, tz, masks, groups, cfg, fixed_focal=fixed, principal_point=pp,
+                          extra_ignore=extra)
+        margin = gain = nan
+    return sol, margin, gain, render_count() - renders, time.process_time() - cpu
 
 
 def _chunks(groups: list, size: int) -> list:
@@ -213,9 +227,10 @@ def _chunks(groups: list, size: int) -> list:
     return out
 
 
-def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: int):
-    """``solve_scene`` over all persons, in ``workers`` processes by chunks of whole images of
-    about ``cfg.batch_size`` persons (the same chunks, hence the same results, for any count)."""
+def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: int, probes: bool = True):
+    """``_solve_chunk`` over all persons, in ``workers`` processes by chunks of whole images of
+    about ``cfg.batch_size`` persons (the same chunks, hence the same results, for any count).
+    Returns ``(solution, focal_margin (N,), depth_gain (N,), renders, CPU seconds)``."""
     import multiprocessing
 
     import torch
@@ -223,28 +238,36 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
     from poselabel.models.camera.config import CameraSolution
 
     chunks = _chunks(list(groups), cfg.batch_size)
-    jobs = [(verts[c], faces, tz[c], masks[c], groups[c], cfg, None if fixed is None else fixed[c], pp[c], extra[c])
-            for c in chunks]
+    jobs = [(verts[c], faces, tz[c], masks[c], groups[c], cfg, None if fixed is None else fixed[c], pp[c], extra[c],
+             probes) for c in chunks]
     if workers <= 1 or len(jobs) == 1 or verts.device.type != "cpu":
         parts = [_solve_chunk(j) for j in jobs]
     else:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_solve_chunk, jobs, chunksize=1)
-    return CameraSolution(
-        focal_px=torch.cat([p.focal_px for p in parts]), transl=torch.cat([p.transl for p in parts]),
-        mask_iou=torch.cat([p.mask_iou for p in parts]), iterations=torch.cat([p.iterations for p in parts]),
-        final_loss=torch.cat([p.final_loss for p in parts]),
-        reject_reasons=[r for p in parts for r in p.reject_reasons])
+    sols = [p[0] for p in parts]
+    sol = CameraSolution(
+        focal_px=torch.cat([p.focal_px for p in sols]), transl=torch.cat([p.transl for p in sols]),
+        mask_iou=torch.cat([p.mask_iou for p in sols]), iterations=torch.cat([p.iterations for p in sols]),
+        final_loss=torch.cat([p.final_loss for p in sols]),
+        reject_reasons=[r for p in sols for r in p.reject_reasons])
+    return (sol, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]), sum(p[3] for p in parts),
+            sum(p[4] for p in parts))
 
 
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
-                 principal_point: str = "gt", workers: int = 1, scene: bool = True) -> dict:
+                 principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True) -> dict:
     """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
 
     ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
     (CPU; the result is the same as with one). ``scene`` False: one pass per person, the
-    pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0)."""
+    pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0). ``probes`` False: the
+    solver without the focal-margin and depth-gain probes the camera stage runs.
+
+    Cost per method: ``persons_per_s`` (wall), ``cpu_s_per_person`` (CPU time of the solving
+    processes over persons) and ``renders_per_person`` (meshes rasterised, counted by the
+    rasterisers: ``render.rasterize.render_count``)."""
     import torch
 
     from poselabel.models.camera.focal_heuristics import HEURISTICS
@@ -263,7 +286,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
-        sol = _solve_all(verts, faces, tz_in, gt.masks, gt.images, cfg, fixed, pp, extra, workers)
+        sol, margin, gain, renders, cpu = _solve_all(verts, faces, tz_in, gt.masks, gt.images, cfg, fixed, pp,
+                                                     extra, workers, probes)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
         metrics = {
@@ -275,12 +299,17 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
         }
         entry = {k: _summary(v) for k, v in metrics.items()}
         entry["persons_per_s"] = n / seconds
+        entry["cpu_s_per_person"] = cpu / n
+        entry["renders_per_person"] = renders / n
+        entry["probes"] = {"focal_margin": int(torch.isfinite(margin).sum()), "depth_gain": int(torch.isfinite(gain).sum())}
         clear = ~gt.occluded
         entry["unoccluded"] = {k: _summary(v[clear]) for k, v in metrics.items()}
         entry["unoccluded"]["count"] = int(clear.sum())
         entry["rejected"] = sum(r is not None for r in sol.reject_reasons)
         entry["per_person"] = {k: v.tolist() for k, v in metrics.items()}
         entry["per_person"]["reject"] = list(sol.reject_reasons)
+        entry["per_person"]["focal_margin"] = margin.tolist()
+        entry["per_person"]["depth_gain"] = gain.tolist()
         results["methods"][name] = entry
         log.info("%s: %d persons in %.1f s", name, n, seconds)
     return results
@@ -288,14 +317,15 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
 
 def format_table(results: dict, subset: str | None = None) -> str:
     """One row per method: mean and median of each metric (``subset="unoccluded"``: those only)."""
-    head = f"{'method':8s}" + "".join(f"{m + ' mean':>14s}{m + ' med':>13s}" for m in METRICS) + f"{'persons/s':>11s}"
+    head = (f"{'method':8s}" + "".join(f"{m + ' mean':>14s}{m + ' med':>13s}" for m in METRICS)
+            + f"{'persons/s':>11s}{'cpu s/pers':>12s}{'renders/pers':>14s}")
     lines = [head]
     for name, e in results["methods"].items():
         stats = e if subset is None else e[subset]
         row = f"{name:8s}"
         for m in METRICS:
             row += f"{stats[m]['mean']:14.4f}{stats[m]['median']:13.4f}"
-        lines.append(row + f"{e['persons_per_s']:11.2f}")
+        lines.append(row + f"{e['persons_per_s']:11.2f}{e['cpu_s_per_person']:12.3f}{e['renders_per_person']:14.1f}")
     return "\n".join(lines)
 
 
@@ -325,7 +355,7 @@ def run_camera(args: argparse.Namespace) -> int:
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
           f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
-                           args.batch_size, args.principal_point, args.workers, not args.one_pass)
+                           args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")
@@ -337,7 +367,9 @@ def run_camera(args: argparse.Namespace) -> int:
         write_per_person(args.per_person, gt, results)
     if args.json:
         out = {"num_persons": results["num_persons"],
-               "methods": {k: {**{m: v[m] for m in METRICS}, "persons_per_s": v["persons_per_s"]}
+               "methods": {k: {**{m: v[m] for m in METRICS},
+                               **{c: v[c] for c in ("persons_per_s", "cpu_s_per_person", "renders_per_person", "probes")},
+                               "unoccluded": v["unoccluded"]}
                            for k, v in results["methods"].items()}}
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

@@ -24,9 +24,8 @@ import torch
 from poselabel.models.body.keypoints import body_points_for_landmarks, keypoint_residual
 from poselabel.models.body.model import BodyModel
 from poselabel.models.camera.config import CameraSolverConfig
-from poselabel.models.camera.scene import depth_gain, focal_margin, solve_scene_with_evidence
+from poselabel.models.camera.scene import solve_scene_with_probes
 from poselabel.models.ground_truth import match_ground_truth
-from poselabel.models.masks import mask_geometry
 from poselabel.models.render.silhouette import make_silhouette_rasterizer
 from poselabel.records import CameraFit, ImageRecord, Person, replace
 
@@ -34,9 +33,13 @@ from poselabel.records import CameraFit, ImageRecord, Person, replace
 def solver_config(camera_config) -> CameraSolverConfig:
     """``CameraSolverConfig`` from the run's ``CameraConfig``."""
     base = CameraSolverConfig()
-    stages = tuple(dataclasses.replace(s, iters=max(1, round(s.iters * camera_config.iterations_scale)))
-                   for s in base.stages)
-    return dataclasses.replace(base, stages=stages, backend=camera_config.rasterizer,
+
+    def scaled(stages):
+        return tuple(dataclasses.replace(s, iters=max(1, round(s.iters * camera_config.iterations_scale)))
+                     for s in stages)
+
+    warm = None if base.warm_stages is None else scaled(base.warm_stages)
+    return dataclasses.replace(base, stages=scaled(base.stages), warm_stages=warm, backend=camera_config.rasterizer,
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,
@@ -107,17 +110,10 @@ class SolverCamera:
                     m = torch.from_numpy(p.mask)
                     unsolved[id(r)] = unsolved[id(r)] | m if id(r) in unsolved else m
         extra = [unsolved.get(id(r)) for r, _ in ready]
-        sol, ignore = solve_scene_with_evidence(verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg,
-                                                extra_ignore=extra, render_fn=render)
-        margin = [None] * len(ready)
-        if self.with_focal_margin:  # cut by the border: does the visible part pin f?
-            cut = [any(mask_geometry(p.mask)[2]) for _, p in ready]  # mask pixels on an image edge
-            if any(cut):
-                margin = focal_margin(verts, body.faces, tz, masks, sol, cfg, ignore, render_fn=render,
-                                      wanted=cut).tolist()
-        gain = [None] * len(ready)
-        if self.with_depth_gain:  # would another depth explain the mask better?
-            gain = depth_gain(verts, body.faces, masks, sol, cfg, ignore, render_fn=render).tolist()
+        sol, _, margin, gain = solve_scene_with_probes(
+            verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra, render_fn=render,
+            with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain)
+        margin, gain = margin.tolist(), gain.tolist()
         solved = {}
         for j, (r, p) in enumerate(ready):
             cx, cy = r.width / 2.0, r.height / 2.0

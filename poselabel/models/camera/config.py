@@ -37,6 +37,11 @@ class CameraSolverConfig:
         SolverStage(res=192, blur=1.0, iters=20, lr=0.1),
     )
     lr_floor: float = 0.1
+    # The schedule of warm-started descents (a start from an earlier solution: the depth-order
+    # pass, the focal length freed at the peers' value, the focal-margin and depth-gain probes);
+    # None: ``stages``. A shorter one halves the renders per person (docs/camera_solver.md,
+    # "Cost"), but the probes then read differently and the fit score was fitted on these.
+    warm_stages: tuple[SolverStage, ...] | None = None
     init_rounds: int = 3  # closed-form moment rounds giving one start candidate (0: BLADE start)
     init_res: int = 128  # global start: search window size (px)
     init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis

@@ -267,3 +267,33 @@ def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol
     if idx:
         out[idx] = best - sol.mask_iou[idx].double()
     return out
+
+
+def touches_border(mask: torch.Tensor) -> bool:
+    """Whether a (H, W) bool mask has pixels on an image edge (the person may be cut there)."""
+    return bool(mask[:, 0].any() or mask[0, :].any() or mask[:, -1].any() or mask[-1, :].any())
+
+
+def solve_scene_with_probes(vertices, faces, tz, masks, groups, config=CameraSolverConfig(), *, principal_point=None,
+                            extra_ignore=None, render_fn=None, with_focal_margin: bool = True,
+                            with_depth_gain: bool = True):
+    """What the camera stage runs: :func:`solve_scene_with_evidence`, then the probes the accept
+    rule reads: :func:`focal_margin` for the people whose mask touches the image border and
+    :func:`depth_gain` for everyone (each switched off by its flag). Args as
+    :func:`solve_scene`. Returns ``(solution, no-evidence masks, focal_margin (B,),
+    depth_gain (B,))``, the probes float64 with NaN where not measured."""
+    masks = [torch.as_tensor(m).bool() for m in masks]
+    sol, ignore = solve_scene_with_evidence(vertices, faces, tz, masks, groups, config,
+                                            principal_point=principal_point, extra_ignore=extra_ignore,
+                                            render_fn=render_fn)
+    n = vertices.shape[0]
+    margin = torch.full((n,), float("nan"), dtype=torch.float64)
+    gain = torch.full((n,), float("nan"), dtype=torch.float64)
+    kw = dict(principal_point=principal_point, render_fn=render_fn)
+    if with_focal_margin:  # cut by the border: does the visible part pin f?
+        cut = [touches_border(m) for m in masks]
+        if any(cut):
+            margin = focal_margin(vertices, faces, tz, masks, sol, config, ignore, wanted=cut, **kw)
+    if with_depth_gain:  # would another depth explain the mask better?
+        gain = depth_gain(vertices, faces, masks, sol, config, ignore, **kw)
+    return sol, ignore, margin, gain

@@ -127,6 +127,8 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    b0=zero if warm is None else warm[1],
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
                    orientation=orientation)
+    if warm is not None and config.warm_stages is not None:
+        config = dataclasses.replace(config, stages=config.warm_stages)
     with torch.no_grad():
         if warm is None:
             start_iou = moment_start(batch, faces, config, fixed)

@@ -9,6 +9,7 @@ same pixel conventions (origin at the top-left corner of the top-left pixel).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -131,17 +132,32 @@ def moments(img: torch.Tensor, weight: torch.Tensor | None = None):
     return area, cu, cv, torch.sqrt(var)
 
 
-def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, H, W), zero padding; ``sigma`` in pixels (0: identity)."""
-    if sigma <= 0:
-        return img
+@functools.lru_cache(maxsize=64)
+def _blur_band(n: int, sigma: float, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """(n, n) matrix of a 1-D Gaussian blur with zero padding: ``out = M @ in``."""
     radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=img.dtype, device=img.device)
+    x = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     k = k / k.sum()
-    out = F.conv2d(img[:, None], k.view(1, 1, 1, -1), padding=(0, radius))
-    out = F.conv2d(out, k.view(1, 1, -1, 1), padding=(radius, 0))
-    return out[:, 0]
+    i = torch.arange(n, device=device)
+    offset = i[None, :] - i[:, None]  # input index - output index
+    near = offset.abs() <= radius
+    band = torch.zeros(n, n, dtype=dtype, device=device)
+    band[near] = k[(offset + radius)[near]]
+    return band
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, H, W), zero padding; ``sigma`` in pixels (0: identity).
+
+    Two matrix products with banded (H, H) and (W, W) matrices: on the CPU a single-channel
+    ``conv2d`` and its backward cost 15-25x more at 64-192 px (docs/camera_solver.md)."""
+    if sigma <= 0:
+        return img
+    h, w = img.shape[-2:]
+    rows = _blur_band(h, float(sigma), img.dtype, str(img.device))
+    cols = rows if w == h else _blur_band(w, float(sigma), img.dtype, str(img.device))
+    return rows @ img @ cols.T
 
 
 def soft_iou(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,

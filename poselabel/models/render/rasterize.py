@@ -23,8 +23,24 @@ from collections.abc import Iterator
 
 import torch
 
+from poselabel.models.render import kernels
+
 # Largest number of (face, pixel) pairs evaluated at once.
 _MAX_PAIRS = 1 << 22
+
+_renders = [0]  # meshes rasterised by this process (one mesh at one size counts one)
+
+
+def render_count() -> int:
+    """How many meshes this process has rasterised so far, by any rasteriser of this package
+    (hard coverage, face ids, differentiable silhouettes): a cost measure independent of the
+    machine (``poselabel bench camera``'s ``renders_per_person``)."""
+    return _renders[0]
+
+
+def count_renders(n: int) -> None:
+    """Add ``n`` rasterised meshes to :func:`render_count` (rasterisers call it)."""
+    _renders[0] += int(n)
 
 
 def face_pixel_candidates(
@@ -156,6 +172,7 @@ def rasterize_faces(verts_px: torch.Tensor, faces: torch.Tensor, height: int, wi
         perspective-correct depth (metres) there, ``+inf`` for background.
     """
     n = verts_px.shape[0]
+    count_renders(n)
     device, dtype = verts_px.device, verts_px.dtype
     hw = height * width
     zbuf = torch.full((n * hw,), float("inf"), device=device, dtype=dtype)
@@ -200,9 +217,15 @@ def rasterize_coverage(verts_px: torch.Tensor, faces: torch.Tensor, height: int,
             front face) at about half the cost. ``None``: rasterise every face.
 
     Returns:
-        (N, H, W) bool coverage. Not differentiable (see ``silhouette.py``).
+        (N, H, W) bool coverage. Not differentiable (see ``silhouette.py``). On the CPU the
+        compiled kernel (``kernels.coverage``, same rule) runs; the torch loop serves CUDA.
     """
     n = verts_px.shape[0]
+    count_renders(n)
+    if verts_px.device.type == "cpu" and kernels.available():
+        out = kernels.coverage(verts_px.detach().numpy(), faces.cpu().numpy(), height, width, near,
+                               front_orientation)
+        return torch.from_numpy(out)
     hw = height * width
     cov = torch.zeros(n * hw, dtype=torch.bool, device=verts_px.device)
     if n == 0 or faces.numel() == 0:

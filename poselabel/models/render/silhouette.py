@@ -34,7 +34,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from poselabel.models.render.rasterize import gather_vertices, rasterize_coverage
+from poselabel.models.render import kernels
+from poselabel.models.render.rasterize import count_renders, gather_vertices, rasterize_coverage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,14 @@ class MeshEdges:
             nf > 0 and len(np.unique(directed)) == len(directed)
             and np.array_equal(np.sort(directed), np.sort(reverse)))
         self.orientation: int | None = None  # sign of the signed volume, set on first use
+        self._numpy = None
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(v0, v1, opp_a, opp_b)`` as int64 arrays (for ``kernels.edge_gradient``), cached."""
+        if self._numpy is None:
+            self._numpy = tuple(np.ascontiguousarray(t.cpu().numpy()) for t in
+                                (self.v0, self.v1, self.opp_a, self.opp_b))
+        return self._numpy
 
 
 def front_orientation(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges | None = None) -> int | None:
@@ -144,6 +153,11 @@ def edge_sample_gradient(uv: torch.Tensor, z: torch.Tensor, edges: MeshEdges,
     """
     bsz, nv, _ = uv.shape
     _, h, w = coverage.shape
+    if uv.device.type == "cpu" and kernels.available():  # the compiled loop, same rule
+        g = kernels.edge_gradient(uv.detach().numpy(), z.detach().numpy(), *edges.numpy(), coverage.numpy(),
+                                  grad_out.detach().numpy(), near, _PROBE_PX, _SAMPLE_SPACING_PX,
+                                  _MAX_SAMPLES_PER_EDGE)
+        return torch.from_numpy(g).to(uv.dtype)
     grad = torch.zeros(bsz * nv, 2, dtype=uv.dtype, device=uv.device)
     ne = edges.v0.numel()
     quad = gather_vertices(uv, torch.cat([edges.v0, edges.v1, edges.opp_a, edges.opp_b.clamp(min=0)]))
@@ -271,6 +285,7 @@ class NvdiffrastSilhouetteRasterizer:
         dr = self._dr
         pos = clip_space_positions(verts_cam, focal, cx, cy, size, self.near, self.far)
         pos = pos.float().contiguous()
+        count_renders(pos.shape[0])
         tri = faces.to(device=pos.device, dtype=torch.int32).contiguous()
         rast, _ = dr.rasterize(self._ctx, pos, tri, resolution=[int(size[0]), int(size[1])])
         cov = (rast[..., 3:4] > 0).float()
