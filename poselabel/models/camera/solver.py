@@ -142,9 +142,10 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
         iou_b = full_res_iou(batch, f_b, t_b, faces, config)
         # The descent only sees its crop: where it lost full-resolution IoU (e.g. it
         # moved mesh into image areas outside the crop), keep the start.
-        worse = ~(iou_b >= start_iou)
-        f_b = torch.where(worse, start_f, f_b)
-        t_b = torch.where(worse[:, None].to(t_b.device), start_t, t_b)
+        worse = ~(iou_b >= start_iou)  # on the CPU, as the IoUs are
+        on_dev = worse.to(f_b.device)
+        f_b = torch.where(on_dev, start_f, f_b)
+        t_b = torch.where(on_dev[:, None], start_t, t_b)
         iou_b = torch.where(worse, start_iou, iou_b)
     return f_b, t_b, iou_b, best_loss, n_it
 
