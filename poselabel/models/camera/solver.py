@@ -53,7 +53,7 @@ from poselabel.models.render.silhouette import front_orientation, make_silhouett
 
 
 def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, render_fn):
-    """Coarse-to-fine Adam stages; returns (th_f, th_uv, th_z, best_loss, iterations, windows side)."""
+    """Coarse-to-fine Adam stages; returns (th_f, th_uv, th_z, best_loss, iterations (b,) long CPU, windows side)."""
     b = batch.verts.shape[0]
     dev, dt = batch.verts.device, batch.verts.dtype
     if cfg.crop_to_person:
@@ -68,48 +68,66 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
     lo_f, hi_f = (LOG_SCALE * torch.log(torch.tensor(r, dtype=dt, device=dev) / batch.f0) for r in cfg.focal_range)
     lo_z, hi_z = (LOG_SCALE * torch.log(torch.tensor(r, dtype=dt, device=dev) / batch.tz0) for r in cfg.tz_range)
     best_loss = torch.full((b,), float("inf"), dtype=dt, device=dev)
-    iters = 0
+    iters = torch.zeros(b, dtype=torch.long, device=dev)
     for stage in cfg.stages:
         target, valid = crop_targets(batch, windows, stage.res, dev, dt)
         # Both masks are cut to the evidence before blurring (image border, ignored pixels
         # such as occluders), so that at the true camera they blur identically.
         target = cc.gaussian_blur(target * valid, stage.blur)
-        ones = torch.ones_like(valid)
         params = [t.clone().requires_grad_(True) for t in th]
-        active = [p for p, on in zip(params, (not fixed, True, cfg.refine_tz)) if on]
-        opt = torch.optim.Adam(active, lr=stage.lr)
+        free = [p for p, on in zip(params, (not fixed, True, cfg.refine_tz)) if on]
+        opt = torch.optim.Adam(free, lr=stage.lr)
         best = [t.clone() for t in th]
         best_loss = torch.full((b,), float("inf"), dtype=dt, device=dev)
+        # Persons still descending; one whose best loss stopped improving (``stop_window``)
+        # is frozen at its best and no longer rendered. Each person's path depends on its
+        # own data alone, as without the stop.
+        moving = torch.ones(b, dtype=torch.bool, device=dev)
+        rows = torch.arange(b, device=dev)
+        checkpoint = best_loss.clone()
         for it in range(stage.iters + 1):  # the extra pass scores the last step
             f, transl = decode_params(batch, params[0], params[1], params[2], side)
             fw, cxw, cyw = cc.crop_intrinsics(f, batch.cx, batch.cy, x0, y0, side, stage.res)
-            sil = render_fn(batch.verts + transl[:, None], faces, fw, cxw, cyw, (stage.res, stage.res))
-            pred = cc.gaussian_blur(sil * valid, stage.blur)
-            loss = 1.0 - cc.soft_iou(pred, target, ones, cfg.soft_iou_form)
+            sil = render_fn(batch.verts[rows] + transl[rows, None], faces, fw[rows], cxw[rows], cyw[rows],
+                            (stage.res, stage.res))
+            pred = cc.gaussian_blur(sil * valid[rows], stage.blur)
+            loss = 1.0 - cc.soft_iou(pred, target[rows], torch.ones_like(pred), cfg.soft_iou_form)
             if cfg.refine_tz:
-                loss = loss + 0.5 * (params[2] / LOG_SCALE / cfg.tz_prior_sigma) ** 2
+                loss = loss + 0.5 * (params[2][rows] / LOG_SCALE / cfg.tz_prior_sigma) ** 2
             with torch.no_grad():
-                better = torch.isfinite(loss) & (loss < best_loss)
-                best_loss = torch.where(better, loss, best_loss)
+                better = torch.zeros(b, dtype=torch.bool, device=dev)
+                better[rows] = torch.isfinite(loss) & (loss < best_loss[rows])
+                best_loss[rows] = torch.where(better[rows], loss, best_loss[rows])
                 for bt, p in zip(best, params):
                     sel = better.view(-1, *([1] * (p.dim() - 1)))
                     bt.copy_(torch.where(sel, p, bt))
             if it == stage.iters:
                 break
+            if cfg.stop_window and it > 0 and it % cfg.stop_window == 0:
+                moving &= (checkpoint - best_loss) > cfg.stop_tol
+                checkpoint = best_loss.clone()
+                if not bool(moving.any()):
+                    break
+                if not bool(moving.all()):
+                    loss = loss[moving[rows]]
+                    rows = torch.nonzero(moving).squeeze(1)
             for group in opt.param_groups:
                 group["lr"] = stage.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * it / max(1, stage.iters))))
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
+            held = [p.detach().clone() for p in params]
             for p in params:  # NaN-safe: a person with a broken gradient does not move
                 if p.grad is not None:
                     p.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()
-            iters += 1
+            iters += moving.long()
             with torch.no_grad():
                 params[0].copy_(torch.maximum(torch.minimum(params[0], hi_f), lo_f))
                 params[2].copy_(torch.maximum(torch.minimum(params[2], hi_z), lo_z))
+                for p, h in zip(params, held):  # frozen persons stay where they are (Adam's momentum)
+                    p.copy_(torch.where(moving.view(-1, *([1] * (p.dim() - 1))), p, h))
         th = best
-    return th, best_loss, iters, side
+    return th, best_loss, iters.cpu(), side
 
 
 def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSolverConfig, fixed: bool,
@@ -118,7 +136,7 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
 
     ``warm``: optional ``(Tx/Tz, Ty/Tz)`` (b,) each: start the descent at ``f_start`` and
     that translation instead of the global search.
-    Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations int)``.
+    Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations (b,) long)``.
     """
     dev, dt = verts.device, verts.dtype
     zero = torch.zeros(len(masks), dtype=dt, device=dev)
@@ -127,8 +145,8 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    b0=zero if warm is None else warm[1],
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
                    orientation=orientation)
-    if warm is not None and config.warm_stages is not None:
-        config = dataclasses.replace(config, stages=config.warm_stages)
+    if warm is not None:
+        config = dataclasses.replace(config, stages=config.warm_schedule())
     with torch.no_grad():
         if warm is None:
             start_iou = moment_start(batch, faces, config, fixed)
@@ -213,13 +231,12 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
         args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
         f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm)
-        n_it = torch.full((len(idx),), n_it, dtype=torch.long)
         again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
         if again:
             sub = [[a[j] for j in again] if isinstance(a, list) else a[again] for a in args]
             r = _solve_batch(*sub, faces, retry_cfg, fixed, render_fn, orientation)
             for k, j in enumerate(again):
-                n_it[j] += r[4]
+                n_it[j] += r[4][k]
                 if bool(r[2][k] > iou_b[j]):
                     f_b[j], t_b[j], iou_b[j], best_loss[j] = r[0][k], r[1][k], r[2][k], r[3][k]
         for j, i in enumerate(idx):

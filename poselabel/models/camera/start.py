@@ -111,7 +111,8 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_
 
 def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
                  res: int = 128, window_scale: float = 2.5, canvas_factor: int = 4, passes: int = 3,
-                 refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None):
+                 refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None,
+                 search_res: int | None = None):
     """Pick, per person, the best focal hypothesis after shift searches, then refine it.
 
     Every hypothesis gets ``passes`` shift searches, each re-rendered at the previous
@@ -121,6 +122,10 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     lengths on close-ups (measured: the GT focal length among the hypotheses, yet the
     wrong one won). Then the best focal length is scaled by each of ``refine_scales`` in
     turn (two passes each), keeping any improvement: a local search finer than the grid.
+
+    The hypotheses are searched at ``search_res`` (default ``res``), the refinement at ``res``:
+    a coarser search costs a quarter at half the size, and the refinement restores the
+    finer window's precision.
 
     Args:
         verts: (B, V, 3) pelvis-centred meshes (m); faces (F, 3); tz, cx, cy: (B,).
@@ -134,17 +139,18 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
         ``(focal, a, b, iou)``: the best state whose IoU was measured on its own render.
     """
     dev, dt = verts.device, verts.dtype
-    evidence_f, area_t, window, canvas = window_evidence(masks, ignore, boxes, res, window_scale, canvas_factor,
-                                                         dev, dt)
+    levels = {r: window_evidence(masks, ignore, boxes, r, window_scale, canvas_factor, dev, dt)
+              for r in {res, search_res or res}}
 
     verified = None  # best state whose IoU was measured on its own render (not predicted)
 
-    def settle(focal, a, b, n):
+    def settle(focal, a, b, n, r=res):
         nonlocal verified
+        evidence_f, area_t, window, canvas = levels[r]
         best = None
         for _ in range(max(1, n)):
             iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window,
-                                             res, canvas, orientation)
+                                             r, canvas, orientation)
             seen = torch.stack([focal, a, b, iou0])
             verified = seen if verified is None else torch.where((iou0 > verified[3])[None], seen, verified)
             new = torch.stack([focal, a1, b1, iou])
@@ -153,8 +159,11 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
             a, b = a1, b1
         return best
 
-    found = torch.stack([settle(focal.clamp(*focal_range), a, b, passes) for focal, a, b in candidates])
+    found = torch.stack([settle(focal.clamp(*focal_range), a, b, passes, search_res or res)
+                         for focal, a, b in candidates])
     best = found.gather(0, found[:, 3].argmax(dim=0)[None, None].expand(1, 4, -1))[0]  # (4, B)
+    if search_res and search_res != res:  # the winner settles again in the finer window
+        best = settle(best[0], best[1], best[2], passes)
     for s in refine_scales:
         new = settle((best[0] * s).clamp(*focal_range), best[1], best[2], 2)
         best = torch.where((new[3] > best[3])[None], new, best)
@@ -219,7 +228,7 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
         candidates += [(fh, zero, zero) for fh in fov_focals(longer, cfg.init_fovs_deg)]
     f, a, b, _, verified = global_start(
         batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks, batch.ignore, batch.boxes, candidates,
-        cfg.focal_range, cfg.init_res, passes=cfg.init_passes,
+        cfg.focal_range, cfg.init_res, passes=cfg.init_passes, search_res=cfg.init_search_res,
         refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation)
     # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
     # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
