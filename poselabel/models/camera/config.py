@@ -41,8 +41,8 @@ class CameraSolverConfig:
     # (1 - soft IoU) fell by more than ``stop_tol`` since the last check (0: run every step).
     stop_window: int = 5
     stop_tol: float = 1e-4
-    # The schedule of a descent warm-started from an earlier solution (the depth-order pass;
-    # the peer pass and the probes set ``warm_stages`` to ``stages``): ``stages`` less the
+    # The short schedule of a descent warm-started from a solution of nearly the same problem
+    # (``solve_camera(short_descent=True)``: the depth-order pass): ``stages`` less the
     # ``warm_skip`` coarsest, each with ``iters`` scaled by ``warm_iters_scale``
     # (``warm_schedule()``); ``warm_stages`` set explicitly overrides that (docs/camera_solver.md).
     warm_stages: tuple[SolverStage, ...] | None = None

@@ -157,7 +157,7 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
     sub = solve_camera(vertices[redo], faces, tz[redo], [masks[i] for i in redo], config,
                        ignore=[ignore1[i] for i in redo], fixed_focal=None if fixed_focal is None else fixed_focal[redo],
                        principal_point=_subset(principal_point, redo), render_fn=render_fn,
-                       start=(sol.focal_px[redo], sol.transl[redo]))
+                       start=(sol.focal_px[redo], sol.transl[redo]), short_descent=True)
     # The warm start is kept where the descent does not beat it, so sub is never worse.
     again = set(redo)
     ignore = [ignore1[i] if i in again else o for i, o in enumerate(ignore0)]
@@ -189,11 +189,9 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
     if not solved:
         return sol
     idx = [poor[k] for k in solved]
-    # Focal length free from there, on the full schedule (the peers' focal length may be some
-    # way off this person's own; rare, so it costs little); the warm start is kept where the
-    # descent does not beat it.
-    free = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx],
-                        dataclasses.replace(config, warm_stages=config.stages),
+    # Focal length free from there (the full schedule: the peers' focal length may be some way
+    # off this person's own); the warm start is kept where the descent does not beat it.
+    free = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx], config,
                         ignore=[ignore[i] for i in idx], principal_point=_subset(principal_point, idx),
                         render_fn=render_fn, start=(at_peer.focal_px[solved], at_peer.transl[solved]))
     free.iterations += at_peer.iterations[solved]
@@ -207,9 +205,6 @@ def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, pri
     the warm-started re-solves ``probes``: callables ``idx -> (tz (b,), start, fixed_focal)``."""
     idx = [i for i in range(vertices.shape[0]) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
     best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
-    # The probes descend on the full schedule: the accept rule's fit score reads what they
-    # reach, and the short warm schedule moved the accepted fits' precision (docs/camera_solver.md, "Cost").
-    config = dataclasses.replace(config, warm_stages=config.stages)
     for probe in probes if idx else ():
         tz, start, fixed = probe(idx)
         alt = solve_camera(vertices[idx], faces, tz, [masks[i] for i in idx], config,

@@ -131,11 +131,12 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
 
 
 def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSolverConfig, fixed: bool,
-                 render_fn, orientation, warm=None):
+                 render_fn, orientation, warm=None, short_descent: bool = False):
     """Start, descent and full-resolution check of one batch (b persons); see ``solve_camera``.
 
     ``warm``: optional ``(Tx/Tz, Ty/Tz)`` (b,) each: start the descent at ``f_start`` and
-    that translation instead of the global search.
+    that translation instead of the global search; ``short_descent``: from there on
+    ``config.warm_schedule()``.
     Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations (b,) long)``.
     """
     dev, dt = verts.device, verts.dtype
@@ -145,7 +146,7 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    b0=zero if warm is None else warm[1],
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
                    orientation=orientation)
-    if warm is not None:
+    if warm is not None and short_descent:
         config = dataclasses.replace(config, stages=config.warm_schedule())
     with torch.no_grad():
         if warm is None:
@@ -172,7 +173,8 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
                  masks: Sequence[torch.Tensor], config: CameraSolverConfig = CameraSolverConfig(),
                  *, fixed_focal: torch.Tensor | None = None, principal_point: torch.Tensor | None = None,
                  ignore: Sequence[torch.Tensor | None] | None = None, render_fn=None,
-                 start: tuple[torch.Tensor, torch.Tensor] | None = None) -> CameraSolution:
+                 start: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 short_descent: bool = False) -> CameraSolution:
     """Solve ``f, Tx, Ty`` (and optionally ``Tz``) for a batch of persons.
 
     Args:
@@ -193,6 +195,10 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         start: optional warm start ``(focal (B,) px, transl (B, 3) m)`` (an earlier solve's
             result): the descent starts there, no global search and no second chance; the
             start is kept where the descent does not beat its full-resolution IoU.
+        short_descent: with ``start``, descend on ``config.warm_schedule()`` (the finer stages,
+            fewer steps) instead of ``config.stages``: for a start that is already a solution
+            of nearly the same problem (the scene's depth-order pass). The probes and the peer
+            pass keep the full schedule: the fit score reads what the probes reach.
 
     Returns:
         ``CameraSolution`` (see its docstring), tensors on CPU.
@@ -230,7 +236,8 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         pp = hw.flip(1) / 2 if principal_point is None else principal_point[idx].to(dev, dt)
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
         args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
-        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm)
+        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm,
+                                                        short_descent)
         again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
         if again:
             sub = [[a[j] for j in again] if isinstance(a, list) else a[again] for a in args]
