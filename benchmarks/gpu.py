@@ -48,7 +48,7 @@ import torch  # noqa: E402
 
 from gpu_stages import (  # noqa: E402
     DRY, FULL, make_people, section_camera, section_detect, section_e2e, section_nets,
-    section_nvdiffrast_check,
+    section_nvdiffrast_check, solve_people,
 )
 
 NVDR_SOURCES = (
@@ -116,6 +116,24 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def profile_camera(batch: int, dev, mode: dict) -> int:
+    """Where one camera solve's time goes: cProfile's top functions by own and cumulative time."""
+    import cProfile
+    import pstats
+
+    people = make_people(batch, mode["camera_image"], dev)
+    solve_people(people, list(range(min(batch, 8))), "torch", dev, mode["iters_scale"])  # warm-up
+    prof = cProfile.Profile()
+    prof.enable()
+    r = solve_people(people, list(range(batch)), "torch", dev, mode["iters_scale"])
+    prof.disable()
+    print(f"{batch} persons: {r['persons_per_s']:.2f} persons/s, {r['renders_per_person']:.0f} renders/person")
+    st = pstats.Stats(prof).strip_dirs()
+    st.sort_stats("tottime").print_stats(45)
+    st.sort_stats("cumulative").print_stats(45)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (CI)")
@@ -125,6 +143,8 @@ def main(argv=None) -> int:
     ap.add_argument("--build-dir", default="/tmp/poselabel-nvdiffrast-build")
     ap.add_argument("--budget-s", type=float, default=460.0, help="wall-time budget of all sections")
     ap.add_argument("--sections", default="nets,detect,camera,nvdiffrast,e2e")
+    ap.add_argument("--profile", type=int, metavar="BATCH", default=None,
+                    help="only profile one camera solve of BATCH people (torch backend): cProfile's top functions")
     ap.add_argument("--build-nvdiffrast", nargs=2, metavar=("SRC", "BUILD"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.build_nvdiffrast:  # the background compile (start_nvdiffrast_build)
@@ -151,6 +171,8 @@ def main(argv=None) -> int:
     have_src = Path(args.nvdiffrast_src, "csrc").is_dir()
     if "nvdiffrast" in sections and dev.type == "cuda" and have_src:
         build = start_nvdiffrast_build(args.nvdiffrast_src, args.build_dir, "/tmp/poselabel-nvdiffrast-build.log")
+    if args.profile:
+        return profile_camera(args.profile, dev, mode)
     t0 = time.perf_counter()
     n_people = max(mode["camera_batches"] + (mode["e2e_images"],))
     ctx = dict(device=dev, mode=mode, people=make_people(n_people, mode["camera_image"], dev))

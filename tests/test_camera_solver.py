@@ -277,3 +277,34 @@ def test_warm_schedule_is_the_finer_stages_shortened():
     one = dataclasses.replace(cfg, stages=cfg.stages[:1])
     assert one.warm_schedule()[0].res == cfg.stages[0].res  # a single stage is kept
     assert dataclasses.replace(cfg, warm_stages=cfg.stages).warm_schedule() == cfg.stages
+
+
+def test_batched_mask_crops_equal_the_per_mask_resampling():
+    """MaskTables (one gather for the whole batch) gives sample_mask_crop's values, windows
+    inside, across and outside the image, with an ignore mask and an empty mask."""
+    from poselabel.models.camera import windows as cc
+    from poselabel.models.camera.batch import mask_tables
+
+    g = torch.Generator().manual_seed(3)
+    masks = [torch.rand(60, 80, generator=g) > 0.6, torch.zeros(50, 40, dtype=torch.bool),
+             torch.rand(70, 30, generator=g) > 0.3, torch.rand(45, 90, generator=g) > 0.5]
+    masks[0][:10] = False  # a box that does not start at the image corner
+    ignore = [None, None, torch.rand(70, 30, generator=g) > 0.8, None]
+    windows = [(-12.3, 5.7, 41.9), (3.0, 3.0, 20.0), (10.5, -30.2, 95.1), (200.0, 10.0, 30.0)]
+    tables, ign, hw = mask_tables(masks, ignore, "cpu")
+    x0, y0, side = (torch.tensor([w[k] for w in windows], dtype=torch.float64) for k in range(3))
+    for res in (8, 33):
+        target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
+        for i, (m, w) in enumerate(zip(masks, windows)):
+            t_ref, v_ref = cc.sample_mask_crop(m, *w, res)
+            if ignore[i] is not None:
+                v_ref = (v_ref - cc.sample_mask_crop(ignore[i], *w, res)[0]).clamp(min=0)
+            assert torch.allclose(target[i], t_ref, atol=1e-9), (i, res)
+            assert torch.allclose(valid[i], v_ref, atol=1e-9), (i, res)
+        assert target[0].sum() > 1 and target[1].sum() == 0 and target[3].sum() == 0
+        assert valid[3].sum() == 0 and (valid[2] < cells_in(hw[2], windows[2], res)).any()
+
+
+def cells_in(hw, w, res):
+    from poselabel.models.camera import windows as cc
+    return cc.cells_inside(hw[None], *(torch.tensor([v], dtype=torch.float64) for v in w), res)[0]

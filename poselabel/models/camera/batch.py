@@ -6,6 +6,7 @@ Parameters are in crop-pixel units (:data:`REF_RES`, :data:`LOG_SCALE`): ``th_f`
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -41,6 +42,12 @@ class SolveBatch:
     boxes: list[tuple[float, float, float, float]]  # target mask boxes (pixel corners)
     orientation: int | None = None  # front_orientation of the mesh (back-face culling)
 
+    @functools.cached_property
+    def tables(self) -> tuple[cc.MaskTables, cc.MaskTables | None, torch.Tensor]:
+        """Integral tables of the masks and of the ignore masks (None if none), and the
+        image sizes (b, 2) ``(H, W)``, on the solve's device; built once per batch."""
+        return mask_tables(self.masks, self.ignore, self.verts.device)
+
 
 def check_inputs(vertices, tz, masks, cfg: CameraSolverConfig) -> list[str | None]:
     reasons: list[str | None] = []
@@ -71,16 +78,30 @@ def decode_params(batch: SolveBatch, th_f, th_uv, th_z, windows_side):
     return f, torch.stack([a * tz, b * tz, tz], dim=1)
 
 
+def mask_tables(masks, ignore, device):
+    """``(MaskTables of masks, MaskTables of ignore masks or None, image sizes (b, 2) (H, W))``."""
+    hw = torch.tensor([list(m.shape) for m in masks], dtype=torch.float64, device=device).view(-1, 2)
+    ign = cc.MaskTables(ignore, device) if any(i is not None for i in ignore) else None
+    return cc.MaskTables(masks, device), ign, hw
+
+
+def window_tensors(windows, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows ``[(x0, y0, side), ...]`` or ``(x0 (b,), y0 (b,), side (b,))`` -> three (b,) float64 tensors."""
+    if isinstance(windows, tuple) and len(windows) == 3 and torch.is_tensor(windows[0]):
+        return tuple(w.to(device=device, dtype=torch.float64) for w in windows)
+    w = torch.tensor([list(v) for v in windows], dtype=torch.float64, device=device).view(-1, 3)
+    return w[:, 0], w[:, 1], w[:, 2]
+
+
 def crop_targets(batch: SolveBatch, windows, res: int, device, dtype):
-    """Targets and evidence weights (b, res, res): inside the image, not ignored."""
-    tg, vd = [], []
-    for m, ign, w in zip(batch.masks, batch.ignore, windows):
-        t, v = cc.sample_mask_crop(m, *w, res)
-        if ign is not None:
-            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
-        tg.append(t)
-        vd.append(v)
-    return torch.stack(tg).to(device, dtype), torch.stack(vd).to(device, dtype)
+    """Targets and evidence weights (b, res, res): inside the image, not ignored.
+
+    ``windows``: per person ``(x0, y0, side)`` in full-image px, as a list of tuples or as
+    three (b,) tensors."""
+    tables, ign, hw = batch.tables
+    x0, y0, side = window_tensors(windows, tables.table.device)
+    target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
+    return target.to(device, dtype), valid.to(device, dtype)
 
 
 def render_hard(batch, focal, transl, windows, res, faces):

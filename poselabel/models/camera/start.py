@@ -28,9 +28,11 @@ from poselabel.models.camera.batch import (
     SolveBatch,
     crop_targets,
     full_res_iou,
+    mask_tables,
     render_hard,
     tensor_like,
     transl_from_ratios,
+    window_tensors,
 )
 from poselabel.models.camera.config import CameraSolverConfig
 from poselabel.models.render.rasterize import project_points, rasterize_coverage
@@ -86,23 +88,20 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
     return score, a + du / focal, b + dv / focal, iou[:, zero, zero]
 
 
-def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: int, device, dtype):
+def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: int, device, dtype,
+                    tables=None):
     """The search windows and what ``shift_search`` scores against.
 
     Returns ``(evidence_f, area_t, window, canvas)`` as ``shift_search`` takes them: the
     rfft2 of (target * valid, valid) at size ``res + canvas``, the target area seen by the
     weights (B,), the windows ``(x0, y0, side)`` (each (B,), full-image px) and the canvas side.
+    ``tables``: ``mask_tables(masks, ignore, device)`` when the caller has them already.
     """
     wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
-    tg, vd = [], []
-    for m, ign, w in zip(masks, ignore, wins):
-        t, v = cc.sample_mask_crop(m, *w, res)
-        if ign is not None:
-            v = (v - cc.sample_mask_crop(ign, *w, res)[0]).clamp(min=0)
-        tg.append(t)
-        vd.append(v)
-    target, valid = torch.stack(tg).to(device, dtype), torch.stack(vd).to(device, dtype)
-    window = tuple(torch.tensor([w[i] for w in wins], dtype=dtype, device=device) for i in range(3))
+    tables, ign, hw = tables or mask_tables(masks, ignore, device)
+    x0, y0, side = window_tensors(wins, tables.table.device)
+    target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res))
+    window = tuple(w.to(device, dtype) for w in (x0, y0, side))
     canvas = canvas_factor * res
     pad = res + canvas
     evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
@@ -112,7 +111,7 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_
 def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
                  res: int = 128, window_scale: float = 2.5, canvas_factor: int = 4, passes: int = 3,
                  refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None,
-                 search_res: int | None = None):
+                 search_res: int | None = None, tables=None):
     """Pick, per person, the best focal hypothesis after shift searches, then refine it.
 
     Every hypothesis gets ``passes`` shift searches, each re-rendered at the previous
@@ -139,7 +138,8 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
         ``(focal, a, b, iou)``: the best state whose IoU was measured on its own render.
     """
     dev, dt = verts.device, verts.dtype
-    levels = {r: window_evidence(masks, ignore, boxes, r, window_scale, canvas_factor, dev, dt)
+    tables = tables or mask_tables(masks, ignore, dev)
+    levels = {r: window_evidence(masks, ignore, boxes, r, window_scale, canvas_factor, dev, dt, tables)
               for r in {res, search_res or res}}
 
     verified = None  # best state whose IoU was measured on its own render (not predicted)
@@ -229,7 +229,8 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
     f, a, b, _, verified = global_start(
         batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks, batch.ignore, batch.boxes, candidates,
         cfg.focal_range, cfg.init_res, passes=cfg.init_passes, search_res=cfg.init_search_res,
-        refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation)
+        refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation,
+        tables=batch.tables)
     # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
     # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
     # start barely overlaps at full resolution, its best *measured* state starts instead
