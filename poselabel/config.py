@@ -112,8 +112,15 @@ class CameraConfig:
     # Every solved person: does another pelvis depth (Tz x0.8, x1.25, f refitted) explain the
     # mask better? (diagnostics["depth_gain"], two more descents each; quality.max_depth_gain)
     depth_gain: bool = True
+    # Real masks cover clothes and hair (docs/camera_solver.md, "Clothed masks"): the weight of
+    # mask pixels the body leaves uncovered (1: symmetric IoU; below 1 the mask bounds the body
+    # from outside), and of the keypoint term against the detector's 2D landmarks (0: none).
+    cover_weight: float = 1.0
+    keypoint_weight: float = 0.0
 
     def validate(self) -> None:
+        _check(0 < self.cover_weight <= 1, f"camera.cover_weight must be in (0, 1], not {self.cover_weight!r}")
+        _check(self.keypoint_weight >= 0, f"camera.keypoint_weight must be >= 0, not {self.keypoint_weight!r}")
         _check(self.backend in ("none", "solver", "oracle"),
                f"camera.backend must be none, solver or oracle, not {self.backend!r}")
         _check(self.rasterizer in ("auto", "torch", "nvdiffrast"),

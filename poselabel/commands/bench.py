@@ -57,6 +57,12 @@ def register(subparsers) -> None:
                           "re-solve, no focal length shared within an image)")
     cam.add_argument("--no-probes", action="store_true",
                      help="solver without the focal-margin and depth-gain probes (the camera stage runs them)")
+    cam.add_argument("--keypoint-noise", type=float, default=None, metavar="REL",
+                     help="give the solver 2D keypoints: the GT joints paired with MediaPipe's landmarks, "
+                          "projected by the GT camera, plus Gaussian noise of REL x the mask box's longer side "
+                          "(default: no keypoints)")
+    cam.add_argument("--solver", action="append", default=[], metavar="KEY=JSON",
+                     help="override a CameraSolverConfig field, e.g. --solver cover_weight=0.3 (repeatable)")
     cam.add_argument("--workers", type=int, default=1,
                      help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
@@ -72,7 +78,7 @@ class GTPersons:
     people's pixels (the person may be hidden there: no evidence); ``occluded`` (N,) bool,
     the GT mesh rendered with the GT camera is hidden by others somewhere (GT IoU < 0.99);
     ``keys`` N ``(key, person_index)``; ``images`` N ints, persons with equal values share
-    an image.
+    an image; ``joints`` (N, J, 3) the GT joints in ``verts``' frame (m).
     """
 
     verts: object
@@ -87,6 +93,7 @@ class GTPersons:
     keys: list
     skipped: int
     images: list = dataclasses.field(default_factory=list)
+    joints: object = None
 
 
 def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | None = None,
@@ -102,7 +109,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     models: dict[str, BodyModel] = {}
     from poselabel.models.render.rasterize import project_points, rasterize_coverage
 
-    verts, focal, pp, size, transl, masks, others, occluded, keys = [], [], [], [], [], [], [], [], []
+    verts, focal, pp, size, transl, masks, others, occluded, keys, joints = [], [], [], [], [], [], [], [], [], []
     faces, skipped, images, n_images = None, 0, [], 0
     for shard in list_shards(pattern):
         for sample in iter_samples(shard):
@@ -147,6 +154,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
                 occluded.append(gt_iou < 0.99)
                 others.append(torch.from_numpy((inst > 0) & ~m))
                 verts.append(v[j])
+                joints.append(out.joints[j] - out.joints[j, :1])
                 focal.append(cam["focal_px"])
                 pp.append((cam["cx"], cam["cy"]))
                 size.append((meta["width"], meta["height"]))
@@ -160,7 +168,8 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
     return GTPersons(verts=torch.stack(verts), faces=faces, focal=torch.tensor(focal, dtype=torch.float64),
                      pp=torch.tensor(pp, dtype=torch.float64), size=torch.tensor(size, dtype=torch.float64),
                      transl=torch.tensor(transl, dtype=torch.float64), masks=masks, others=others,
-                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images)
+                     occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images,
+                     joints=torch.stack(joints))
 
 
 def scaled_config(iters: int | None, batch_size: int):
@@ -204,15 +213,15 @@ def _solve_chunk(args):
     from poselabel.models.render.rasterize import render_count
 
     torch.set_num_threads(1)
-    verts, faces, tz, masks, groups, cfg, fixed, pp, extra, probes = args
+    verts, faces, tz, masks, groups, cfg, fixed, pp, extra, probes, kp = args
     renders, cpu = render_count(), time.process_time()
     nan = torch.full((verts.shape[0],), float("nan"), dtype=torch.float64)
     if fixed is None and probes:
         sol, _, margin, gain = solve_scene_with_probes(verts, faces, tz, masks, groups, cfg, principal_point=pp,
-                                                       extra_ignore=extra)
+                                                       extra_ignore=extra, keypoints=kp)
     else:
         sol = solve_scene(verts, faces, tz, masks, groups, cfg, fixed_focal=fixed, principal_point=pp,
-                          extra_ignore=extra)
+                          extra_ignore=extra, keypoints=kp)
         margin = gain = nan
     return sol, margin, gain, render_count() - renders, time.process_time() - cpu
 
@@ -227,7 +236,8 @@ def _chunks(groups: list, size: int) -> list:
     return out
 
 
-def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: int, probes: bool = True):
+def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: int, probes: bool = True,
+               keypoints=None):
     """``_solve_chunk`` over all persons, in ``workers`` processes by chunks of whole images of
     about ``cfg.batch_size`` persons (the same chunks, hence the same results, for any count).
     Returns ``(solution, focal_margin (N,), depth_gain (N,), renders, CPU seconds)``."""
@@ -239,7 +249,7 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
 
     chunks = _chunks(list(groups), cfg.batch_size)
     jobs = [(verts[c], faces, tz[c], masks[c], groups[c], cfg, None if fixed is None else fixed[c], pp[c], extra[c],
-             probes) for c in chunks]
+             probes, None if keypoints is None else keypoints[c]) for c in chunks]
     if workers <= 1 or len(jobs) == 1 or verts.device.type != "cpu":
         parts = [_solve_chunk(j) for j in jobs]
     else:
@@ -257,13 +267,16 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
 
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
-                 principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True) -> dict:
+                 principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True,
+                 keypoint_noise: float | None = None, solver: dict | None = None) -> dict:
     """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
 
     ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
     (CPU; the result is the same as with one). ``scene`` False: one pass per person, the
     pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0). ``probes`` False: the
     solver without the focal-margin and depth-gain probes the camera stage runs.
+    ``keypoint_noise``: give every method 2D keypoints (``gt_keypoints``); ``solver``:
+    ``CameraSolverConfig`` fields to override.
 
     Cost per method: ``persons_per_s`` (wall), ``cpu_s_per_person`` (CPU time of the solving
     processes over persons) and ``renders_per_person`` (meshes rasterised, counted by the
@@ -275,19 +288,20 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
-    cfg = scaled_config(iters, batch_size)
+    cfg = dataclasses.replace(scaled_config(iters, batch_size), **(solver or {}))
+    kp = None if keypoint_noise is None else gt_keypoints(gt, keypoint_noise, seed)
     if not scene:
         cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
     extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
-                     "methods": {}}
+                     "keypoint_noise": keypoint_noise, "solver": solver or {}, "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
         sol, margin, gain, renders, cpu = _solve_all(verts, faces, tz_in, gt.masks, gt.images, cfg, fixed, pp,
-                                                     extra, workers, probes)
+                                                     extra, workers, probes, kp)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
         metrics = {
@@ -313,6 +327,28 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
         results["methods"][name] = entry
         log.info("%s: %d persons in %.1f s", name, n, seconds)
     return results
+
+
+def gt_keypoints(gt: GTPersons, noise: float, seed: int = 0):
+    """2D keypoints as a detector would give them (``camera.batch.Keypoints``): the GT joints
+    paired with MediaPipe's landmarks (``body.keypoints``), projected by the GT camera, plus
+    Gaussian noise of ``noise`` x the longer side of the person's mask box per coordinate;
+    weight 1 where the point lies in the image, else 0."""
+    import torch
+
+    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.camera.batch import Keypoints
+
+    ids = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
+    pts = gt.joints[:, ids].double()  # (N, K, 3), the meshes' frame
+    cam = pts + gt.transl[:, None]
+    uv = gt.focal[:, None, None] * cam[..., :2] / cam[..., 2:].clamp(min=1e-3) + gt.pp[:, None]
+    side = torch.tensor([max(1.0, float(r.max() - r.min() + 1), float(c.max() - c.min() + 1))
+                         for r, c in (torch.nonzero(m, as_tuple=True) for m in gt.masks)], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    uv = uv + noise * side[:, None, None] * torch.randn(uv.shape, generator=gen, dtype=torch.float64)
+    inside = (uv[..., 0] >= 0) & (uv[..., 0] < gt.size[:, None, 0]) & (uv[..., 1] >= 0) & (uv[..., 1] < gt.size[:, None, 1])
+    return Keypoints(points=pts, uv=uv, weight=inside.double())
 
 
 def format_table(results: dict, subset: str | None = None) -> str:
@@ -354,8 +390,13 @@ def run_camera(args: argparse.Namespace) -> int:
     gt = load_gt_persons(args.gt, args.body_model, args.limit, args.min_mask_px)
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
           f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
+    solver = {}
+    for item in args.solver:
+        key, _, value = item.partition("=")
+        solver[key.strip()] = json.loads(value)
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
-                           args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes)
+                           args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes,
+                           args.keypoint_noise, solver)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")

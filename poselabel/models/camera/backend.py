@@ -23,6 +23,7 @@ import torch
 
 from poselabel.models.body.keypoints import body_points_for_landmarks, keypoint_residual
 from poselabel.models.body.model import BodyModel
+from poselabel.models.camera.batch import Keypoints
 from poselabel.models.camera.config import CameraSolverConfig
 from poselabel.models.camera.scene import solve_scene_with_probes
 from poselabel.models.ground_truth import match_ground_truth
@@ -42,7 +43,8 @@ def solver_config(camera_config) -> CameraSolverConfig:
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,
-                               depth_order=camera_config.depth_order)
+                               depth_order=camera_config.depth_order, cover_weight=camera_config.cover_weight,
+                               keypoint_weight=camera_config.keypoint_weight)
 
 
 def person_keypoint_residual(person: Person, joints_cam: np.ndarray, focal_px: float, cx: float,
@@ -54,6 +56,16 @@ def person_keypoint_residual(person: Person, joints_cam: np.ndarray, focal_px: f
         return None, 0
     p3, p2, w = body_points_for_landmarks(joints_cam[None], np.asarray(person.keypoints_2d, np.float64)[None])
     return keypoint_residual(p3[0], p2[0], w[0], focal_px, cx, cy, person.bbox_xyxy)
+
+
+def landmark_keypoints(persons: list[Person], joints: np.ndarray):
+    """The solve's ``Keypoints`` from the persons' MediaPipe landmarks ``keypoints_2d``
+    (33, 3 = u, v, visibility; None: no keypoints, weight 0) and their posed joints
+    ``joints`` (N, 55, 3), pelvis at the origin (m)."""
+    kp2d = np.stack([np.zeros((33, 3)) if p.keypoints_2d is None else np.asarray(p.keypoints_2d, np.float64)
+                     for p in persons])
+    p3, p2, w = body_points_for_landmarks(np.asarray(joints, np.float64), kp2d)
+    return Keypoints(*(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64) for a in (p3, p2, w)))
 
 
 class NoCamera:
@@ -109,9 +121,10 @@ class SolverCamera:
                     m = torch.from_numpy(p.mask)
                     unsolved[id(r)] = unsolved[id(r)] | m if id(r) in unsolved else m
         extra = [unsolved.get(id(r)) for r, _ in ready]
+        kp = landmark_keypoints([p for _, p in ready], joints) if cfg.keypoint_weight > 0 else None
         sol, _, margin, gain = solve_scene_with_probes(
             verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra, render_fn=render,
-            with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain)
+            with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain, keypoints=kp)
         margin, gain = margin.tolist(), gain.tolist()
         solved = {}
         for j, (r, p) in enumerate(ready):

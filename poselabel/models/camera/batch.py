@@ -26,6 +26,27 @@ REF_RES = 128.0  # parameter units: 1 = one pixel of the crop sampled at 128 px
 LOG_SCALE = 100.0  # 1 unit of log-f / log-Tz = 1 % (about one crop pixel of body size)
 
 
+@dataclass(frozen=True)
+class Keypoints:
+    """2D keypoints of B persons and the body points they see (optional evidence of a solve).
+
+    - ``points`` (B, K, 3): the body points in the meshes' frame (pelvis at the origin,
+      camera axes, m), e.g. the posed joints paired with the detector's landmarks;
+    - ``uv`` (B, K, 2): where the detector saw them, full-image px;
+    - ``weight`` (B, K) >= 0: 0 where not seen.
+    """
+
+    points: torch.Tensor
+    uv: torch.Tensor
+    weight: torch.Tensor
+
+    def __getitem__(self, idx) -> "Keypoints":
+        return Keypoints(self.points[idx], self.uv[idx], self.weight[idx])
+
+    def to(self, device, dtype) -> "Keypoints":
+        return Keypoints(*(t.to(device=device, dtype=dtype) for t in (self.points, self.uv, self.weight)))
+
+
 @dataclass
 class SolveBatch:
     """Tensors of one optimisation batch (b persons)."""
@@ -41,6 +62,13 @@ class SolveBatch:
     tz0: torch.Tensor  # (b,) given Tz (prior centre), m
     boxes: list[tuple[float, float, float, float]]  # target mask boxes (pixel corners)
     orientation: int | None = None  # front_orientation of the mesh (back-face culling)
+    keypoints: Keypoints | None = None  # on the batch's device and dtype
+
+    @functools.cached_property
+    def box_side(self) -> torch.Tensor:
+        """(b,) longer side of each mask's box, px (the keypoint term's unit)."""
+        return torch.tensor([max(1.0, bx[2] - bx[0], bx[3] - bx[1]) if bx else 1.0 for bx in self.boxes],
+                            dtype=self.verts.dtype, device=self.verts.device)
 
     @functools.cached_property
     def tables(self) -> tuple[cc.MaskTables, cc.MaskTables | None, torch.Tensor]:
@@ -122,10 +150,50 @@ def tensor_like(values, like):
     return torch.tensor(values, dtype=like.dtype, device=like.device)
 
 
+def keypoint_term(batch: SolveBatch, focal, transl, rows=None) -> torch.Tensor | None:
+    """Weighted mean distance (px) of the projected body points to their keypoints over the
+    longer side of the mask's box -> (b,) (0 where no keypoint is weighted), or None without
+    keypoints. ``focal`` (b,) px, ``transl`` (b, 3) m; ``rows``: a subset of the batch."""
+    kp = batch.keypoints
+    if kp is None:
+        return None
+    rows = slice(None) if rows is None else rows
+    pts = kp.points[rows] + transl[rows, None]
+    z = pts[..., 2].clamp(min=1e-3)
+    u = focal[rows, None] * pts[..., 0] / z + batch.cx[rows, None]
+    v = focal[rows, None] * pts[..., 1] / z + batch.cy[rows, None]
+    dist = torch.sqrt((u - kp.uv[rows][..., 0]) ** 2 + (v - kp.uv[rows][..., 1]) ** 2 + 1e-6)
+    w = kp.weight[rows]
+    side = batch.box_side[rows] if isinstance(rows, torch.Tensor) else batch.box_side
+    return (w * dist).sum(dim=1) / w.sum(dim=1).clamp(min=1e-9) / side
+
+
+def fit_objective(batch: SolveBatch, focal, transl, counts, cfg: CameraSolverConfig) -> torch.Tensor:
+    """What the descent minimises, scored hard at full resolution -> (b,) CPU float64:
+    ``1 − hard IoU`` with the ``cover_weight`` of uncovered mask, plus the keypoint term.
+    ``counts``: ``full_res_counts``' (b, 3)."""
+    inter, rendered, mask = counts.unbind(1)
+    union = inter + (rendered - inter) + cfg.cover_weight * (mask - inter)
+    out = 1.0 - torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+    term = keypoint_term(batch, focal, transl)
+    if term is not None and cfg.keypoint_weight > 0:
+        out = out + cfg.keypoint_weight * term.detach().double().cpu()
+    return out
+
+
 def full_res_iou(batch: SolveBatch, focal, transl, faces, cfg: CameraSolverConfig) -> torch.Tensor:
     """Hard IoU with the mask over the whole image at full resolution, ignored pixels excluded."""
+    counts = full_res_counts(batch, focal, transl, faces)
+    inter, rendered, mask = counts.unbind(1)
+    union = rendered + mask - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+
+
+def full_res_counts(batch: SolveBatch, focal, transl, faces) -> torch.Tensor:
+    """Pixel counts at full resolution, ignored pixels excluded -> (b, 3) CPU float64:
+    rendered ∩ mask, rendered, mask (the whole mask: ignored pixels are not the person's)."""
     b = focal.shape[0]
-    out = torch.zeros(b, dtype=torch.float64)
+    out = torch.zeros(b, 3, dtype=torch.float64)
     boxes = [(0, 0, m.shape[1], m.shape[0]) for m in batch.masks]
     hmax = max(by1 - by0 for _, by0, _, by1 in boxes)
     wmax = max(bx1 - bx0 for bx0, _, bx1, _ in boxes)
@@ -143,7 +211,5 @@ def full_res_iou(batch: SolveBatch, focal, transl, faces, cfg: CameraSolverConfi
             if batch.ignore[i] is not None:
                 r = r & ~batch.ignore[i][y0:y1, x0:x1].cpu()
             g = batch.masks[i][y0:y1, x0:x1].cpu()
-            inter = float((r & g).sum())
-            union = float(r.sum()) + float(batch.masks[i].sum()) - inter
-            out[i] = inter / union if union > 0 else 0.0
+            out[i, 0], out[i, 1], out[i, 2] = float((r & g).sum()), float(r.sum()), float(batch.masks[i].sum())
     return out

@@ -72,6 +72,12 @@ class CameraSolverConfig:
     backend: str = "auto"  # silhouette rasteriser: auto | torch | nvdiffrast
     near: float = 0.01  # m; any vertex nearer than this: behind_camera
     soft_iou_form: str = "tanimoto"  # tanimoto (unbiased on blurred masks) | blade
+    # Weight of mask pixels the body leaves uncovered vs body pixels outside the mask
+    # (windows.soft_iou): 1 symmetric; below 1 the mask bounds the body from outside.
+    cover_weight: float = 1.0
+    # Keypoint term of the descent (when the solve is given 2D keypoints): weight of the
+    # weighted mean keypoint distance / the mask box's longer side (BLADE: 0.5, L1).
+    keypoint_weight: float = 0.0
     # occlusion.py: another's pixels carry no evidence if they may be in front: Tz_j < Tz_i (1 + margin).
     occluder_depth_margin: float = 0.1
     # camera.scene.solve_scene: re-solve by the depth order of fits of IoU >= depth_order_min_iou;
@@ -100,6 +106,8 @@ class CameraSolverConfig:
             raise ValueError("focal_range and tz_range must be increasing positive pairs")
         if self.crop_scale < 1.0 or self.batch_size < 1 or self.init_rounds < 0:
             raise ValueError("crop_scale >= 1, batch_size >= 1, init_rounds >= 0 required")
+        if not 0 < self.cover_weight <= 1 or self.keypoint_weight < 0:
+            raise ValueError("cover_weight must be in (0, 1], keypoint_weight >= 0")
         if self.soft_iou_form not in ("tanimoto", "blade"):
             raise ValueError(f"unknown soft_iou_form {self.soft_iou_form!r}")
         if self.backend not in ("auto", "torch", "nvdiffrast"):

@@ -70,7 +70,7 @@ def fitted_depths(vertices: torch.Tensor, faces: torch.Tensor, focal: torch.Tens
 def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, masks: Sequence,
                 groups: Sequence, config: CameraSolverConfig = CameraSolverConfig(), *,
                 fixed_focal: torch.Tensor | None = None, principal_point: torch.Tensor | None = None,
-                extra_ignore: Sequence | None = None, render_fn=None) -> CameraSolution:
+                extra_ignore: Sequence | None = None, render_fn=None, keypoints=None) -> CameraSolution:
     """``solve_camera`` for persons of several images, their mutual occlusion handled.
 
     Args:
@@ -80,6 +80,7 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
         extra_ignore: optional B masks (H, W) bool (or None): pixels that never carry
             evidence about the person (e.g. the masks of the image's people who are not
             solved and may stand in front).
+        keypoints: optional ``batch.Keypoints`` of the B persons (as ``solve_camera``).
 
     Returns:
         ``CameraSolution`` for the B persons (tensors on CPU); ``iterations`` counts every
@@ -88,11 +89,11 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
     """
     return solve_scene_with_evidence(vertices, faces, tz, masks, groups, config, fixed_focal=fixed_focal,
                                      principal_point=principal_point, extra_ignore=extra_ignore,
-                                     render_fn=render_fn)[0]
+                                     render_fn=render_fn, keypoints=keypoints)[0]
 
 
 def solve_scene_with_evidence(vertices, faces, tz, masks, groups, config=CameraSolverConfig(), *, fixed_focal=None,
-                              principal_point=None, extra_ignore=None, render_fn=None):
+                              principal_point=None, extra_ignore=None, render_fn=None, keypoints=None):
     """``solve_scene``, also returning each person's no-evidence pixels (B masks (H, W) bool):
     those its ``mask_iou`` was measured with."""
     masks = [torch.as_tensor(m).bool() for m in masks]
@@ -103,7 +104,7 @@ def solve_scene_with_evidence(vertices, faces, tz, masks, groups, config=CameraS
         return [o if e is None else o | (torch.as_tensor(e).bool() & ~m) for o, e, m in zip(ign, extra, masks)]
 
     ignore = with_extra(occluder_masks(masks, tz_list, groups, config.occluder_depth_margin))
-    kw = dict(principal_point=principal_point, render_fn=render_fn)
+    kw = dict(principal_point=principal_point, render_fn=render_fn, keypoints=keypoints)
     sol = solve_camera(vertices, faces, tz, masks, config, ignore=ignore, fixed_focal=fixed_focal, **kw)
     if len(set(groups)) == len(groups):
         return sol, ignore
@@ -134,7 +135,7 @@ def _merge(sol: CameraSolution, idx: list[int], sub: CameraSolution, keep) -> Ca
 
 
 def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore0, with_extra, *,
-                     fixed_focal=None, principal_point=None, render_fn=None, movable=None):
+                     fixed_focal=None, principal_point=None, render_fn=None, movable=None, keypoints=None):
     """Steps 2-3 of the module docstring on a first solution ``sol`` solved with ``ignore0``;
     ``with_extra`` adds the never-evidence pixels to a list of no-evidence masks; ``movable``
     (optional B flags): only these persons are solved again, the others are context. Returns
@@ -157,7 +158,8 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
     sub = solve_camera(vertices[redo], faces, tz[redo], [masks[i] for i in redo], config,
                        ignore=[ignore1[i] for i in redo], fixed_focal=None if fixed_focal is None else fixed_focal[redo],
                        principal_point=_subset(principal_point, redo), render_fn=render_fn,
-                       start=(sol.focal_px[redo], sol.transl[redo]), short_descent=True)
+                       start=(sol.focal_px[redo], sol.transl[redo]), short_descent=True,
+                       keypoints=_subset(keypoints, redo))
     # The warm start is kept where the descent does not beat it, so sub is never worse.
     again = set(redo)
     ignore = [ignore1[i] if i in again else o for i, o in enumerate(ignore0)]
@@ -165,7 +167,7 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
 
 
 def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, config, ignore, *,
-                    principal_point=None, render_fn=None, movable=None) -> CameraSolution:
+                    principal_point=None, render_fn=None, movable=None, keypoints=None) -> CameraSolution:
     """Step 4 of the module docstring; ``ignore``: each person's no-evidence pixels;
     ``movable`` as ``depth_order_pass``."""
     ok = [r is None for r in sol.reject_reasons]
@@ -184,7 +186,8 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
         return sol
     at_peer = solve_camera(vertices[poor], faces, tz[poor], [masks[i] for i in poor], config,
                            fixed_focal=torch.tensor(f_peer, dtype=torch.float64), ignore=[ignore[i] for i in poor],
-                           principal_point=_subset(principal_point, poor), render_fn=render_fn)
+                           principal_point=_subset(principal_point, poor), render_fn=render_fn,
+                           keypoints=_subset(keypoints, poor))
     solved = [k for k, r in enumerate(at_peer.reject_reasons) if r is None]
     if not solved:
         return sol
@@ -193,14 +196,15 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
     # off this person's own); the warm start is kept where the descent does not beat it.
     free = solve_camera(vertices[idx], faces, tz[idx], [masks[i] for i in idx], config,
                         ignore=[ignore[i] for i in idx], principal_point=_subset(principal_point, idx),
-                        render_fn=render_fn, start=(at_peer.focal_px[solved], at_peer.transl[solved]))
+                        render_fn=render_fn, start=(at_peer.focal_px[solved], at_peer.transl[solved]),
+                        keypoints=_subset(keypoints, idx))
     free.iterations += at_peer.iterations[solved]
     return _merge(sol, idx, free, lambda k, i: free.reject_reasons[k] is None
                   and not bool(free.mask_iou[k] <= sol.mask_iou[i]))
 
 
 def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, principal_point, render_fn, wanted,
-                probes) -> tuple[list[int], torch.Tensor]:
+                probes, keypoints=None) -> tuple[list[int], torch.Tensor]:
     """The solved persons wanted (``idx``) and, per person, the best full-resolution IoU of
     the warm-started re-solves ``probes``: callables ``idx -> (tz (b,), start, fixed_focal)``."""
     idx = [i for i in range(vertices.shape[0]) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
@@ -209,7 +213,8 @@ def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, pri
         tz, start, fixed = probe(idx)
         alt = solve_camera(vertices[idx], faces, tz, [masks[i] for i in idx], config,
                            ignore=None if ignore is None else [ignore[i] for i in idx], fixed_focal=fixed,
-                           principal_point=_subset(principal_point, idx), render_fn=render_fn, start=start)
+                           principal_point=_subset(principal_point, idx), render_fn=render_fn, start=start,
+                           keypoints=_subset(keypoints, idx))
         best = torch.maximum(best, torch.nan_to_num(alt.mask_iou, nan=0.0).double())
     return idx, best
 
@@ -217,7 +222,7 @@ def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, pri
 def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, masks: Sequence,
                  sol: CameraSolution, config: CameraSolverConfig, ignore: Sequence | None = None, *,
                  scales: tuple[float, ...] = (0.85, 1.18), principal_point: torch.Tensor | None = None,
-                 render_fn=None, wanted: Sequence[bool] | None = None) -> torch.Tensor:
+                 render_fn=None, wanted: Sequence[bool] | None = None, keypoints=None) -> torch.Tensor:
     """How firmly the mask pins the focal length: ``mask_iou`` minus the best IoU reached with
     ``f`` fixed at each ``f · scale`` (``Tx, Ty`` descended again from the solution).
 
@@ -234,7 +239,7 @@ def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, 
 
     out = torch.full((vertices.shape[0],), float("nan"), dtype=torch.float64)
     idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
-                            [probe(s) for s in scales])
+                            [probe(s) for s in scales], keypoints)
     if idx:
         out[idx] = sol.mask_iou[idx].double() - best
     return out
@@ -243,7 +248,7 @@ def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, 
 def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol: CameraSolution,
                config: CameraSolverConfig, ignore: Sequence | None = None, *, scales: tuple[float, ...] = (0.8, 1.25),
                principal_point: torch.Tensor | None = None, render_fn=None,
-               wanted: Sequence[bool] | None = None) -> torch.Tensor:
+               wanted: Sequence[bool] | None = None, keypoints=None) -> torch.Tensor:
     """Whether another pelvis depth explains the mask better than the given one.
 
     For each ``scale`` the person is placed at ``Tz · scale`` and the solver descends again,
@@ -264,7 +269,7 @@ def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol
 
     out = torch.full((vertices.shape[0],), float("nan"), dtype=torch.float64)
     idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
-                            [probe(s) for s in scales])
+                            [probe(s) for s in scales], keypoints)
     if idx:
         out[idx] = best - sol.mask_iou[idx].double()
     return out
@@ -277,7 +282,7 @@ def touches_border(mask: torch.Tensor) -> bool:
 
 def solve_scene_with_probes(vertices, faces, tz, masks, groups, config=CameraSolverConfig(), *, principal_point=None,
                             extra_ignore=None, render_fn=None, with_focal_margin: bool = True,
-                            with_depth_gain: bool = True):
+                            with_depth_gain: bool = True, keypoints=None):
     """What the camera stage runs: :func:`solve_scene_with_evidence`, then the probes the accept
     rule reads: :func:`focal_margin` for the people whose mask touches the image border and
     :func:`depth_gain` for everyone (each switched off by its flag). Args as
@@ -286,11 +291,11 @@ def solve_scene_with_probes(vertices, faces, tz, masks, groups, config=CameraSol
     masks = [torch.as_tensor(m).bool() for m in masks]
     sol, ignore = solve_scene_with_evidence(vertices, faces, tz, masks, groups, config,
                                             principal_point=principal_point, extra_ignore=extra_ignore,
-                                            render_fn=render_fn)
+                                            render_fn=render_fn, keypoints=keypoints)
     n = vertices.shape[0]
     margin = torch.full((n,), float("nan"), dtype=torch.float64)
     gain = torch.full((n,), float("nan"), dtype=torch.float64)
-    kw = dict(principal_point=principal_point, render_fn=render_fn)
+    kw = dict(principal_point=principal_point, render_fn=render_fn, keypoints=keypoints)
     if with_focal_margin:  # cut by the border: does the visible part pin f?
         cut = [touches_border(m) for m in masks]
         if any(cut):

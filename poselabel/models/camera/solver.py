@@ -45,6 +45,10 @@ from poselabel.models.camera.batch import (
     crop_targets,
     decode_params,
     full_res_iou,
+    Keypoints,
+    fit_objective,
+    full_res_counts,
+    keypoint_term,
     transl_from_ratios,
 )
 from poselabel.models.camera.config import REJECT_NAN, REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
@@ -69,6 +73,7 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
     lo_z, hi_z = (LOG_SCALE * torch.log(torch.tensor(r, dtype=dt, device=dev) / batch.tz0) for r in cfg.tz_range)
     best_loss = torch.full((b,), float("inf"), dtype=dt, device=dev)
     iters = torch.zeros(b, dtype=torch.long, device=dev)
+    use_kp = batch.keypoints is not None and cfg.keypoint_weight > 0
     for stage in cfg.stages:
         target, valid = crop_targets(batch, windows, stage.res, dev, dt)
         # Both masks are cut to the evidence before blurring (image border, ignored pixels
@@ -91,7 +96,9 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
             sil = render_fn(batch.verts[rows] + transl[rows, None], faces, fw[rows], cxw[rows], cyw[rows],
                             (stage.res, stage.res))
             pred = cc.gaussian_blur(sil * valid[rows], stage.blur)
-            loss = 1.0 - cc.soft_iou(pred, target[rows], torch.ones_like(pred), cfg.soft_iou_form)
+            loss = 1.0 - cc.soft_iou(pred, target[rows], torch.ones_like(pred), cfg.soft_iou_form, cfg.cover_weight)
+            if use_kp:
+                loss = loss + cfg.keypoint_weight * keypoint_term(batch, f, transl, rows)
             if cfg.refine_tz:
                 loss = loss + 0.5 * (params[2][rows] / LOG_SCALE / cfg.tz_prior_sigma) ** 2
             with torch.no_grad():
@@ -131,13 +138,14 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
 
 
 def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSolverConfig, fixed: bool,
-                 render_fn, orientation, warm=None, short_descent: bool = False):
+                 render_fn, orientation, warm=None, short_descent: bool = False, keypoints=None):
     """Start, descent and full-resolution check of one batch (b persons); see ``solve_camera``.
 
     ``warm``: optional ``(Tx/Tz, Ty/Tz)`` (b,) each: start the descent at ``f_start`` and
     that translation instead of the global search; ``short_descent``: from there on
     ``config.warm_schedule()``.
-    Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations (b,) long)``.
+    Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations (b,) long,
+    rank (b,))``, ``rank`` higher for the better fit (the IoU, or minus ``fit_objective``).
     """
     dev, dt = verts.device, verts.dtype
     zero = torch.zeros(len(masks), dtype=dt, device=dev)
@@ -145,7 +153,10 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    f0=f_start.clamp(*config.focal_range), a0=zero if warm is None else warm[0],
                    b0=zero if warm is None else warm[1],
                    tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
-                   orientation=orientation)
+                   orientation=orientation, keypoints=None if keypoints is None else keypoints.to(dev, dt))
+    # The descent's own objective (asymmetric IoU, keypoint term) decides whether it beat its
+    # start; with neither, the symmetric full-resolution IoU does (bit-identical).
+    own_objective = config.cover_weight != 1.0 or (batch.keypoints is not None and config.keypoint_weight > 0)
     if warm is not None and short_descent:
         config = dataclasses.replace(config, stages=config.warm_schedule())
     with torch.no_grad():
@@ -155,18 +166,31 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
             start_iou = full_res_iou(batch, batch.f0, transl_from_ratios(batch.tz0, batch.a0, batch.b0), faces, config)
         start_f = batch.f0.clone()
         start_t = transl_from_ratios(batch.tz0, batch.a0, batch.b0)
+        if own_objective:
+            start_counts = full_res_counts(batch, start_f, start_t, faces)
+            start_obj = fit_objective(batch, start_f, start_t, start_counts, config)
     th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
     with torch.no_grad():
         f_b, t_b = decode_params(batch, th[0], th[1], th[2], side)
-        iou_b = full_res_iou(batch, f_b, t_b, faces, config)
+        counts = full_res_counts(batch, f_b, t_b, faces)
+        inter, rendered, mask = counts.unbind(1)
+        union = rendered + mask - inter
+        iou_b = torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
         # The descent only sees its crop: where it lost full-resolution IoU (e.g. it
         # moved mesh into image areas outside the crop), keep the start.
-        worse = ~(iou_b >= start_iou)  # on the CPU, as the IoUs are
+        if own_objective:
+            worse = ~(fit_objective(batch, f_b, t_b, counts, config) <= start_obj)
+        else:
+            worse = ~(iou_b >= start_iou)  # on the CPU, as the IoUs are
         on_dev = worse.to(f_b.device)
         f_b = torch.where(on_dev, start_f, f_b)
         t_b = torch.where(on_dev[:, None], start_t, t_b)
         iou_b = torch.where(worse, start_iou, iou_b)
-    return f_b, t_b, iou_b, best_loss, n_it
+        # What a second chance must beat: the descent's own objective where it has one.
+        rank = iou_b
+        if own_objective:
+            rank = -fit_objective(batch, f_b, t_b, torch.where(worse[:, None], start_counts, counts), config)
+    return f_b, t_b, iou_b, best_loss, n_it, rank
 
 
 def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
@@ -174,7 +198,7 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
                  *, fixed_focal: torch.Tensor | None = None, principal_point: torch.Tensor | None = None,
                  ignore: Sequence[torch.Tensor | None] | None = None, render_fn=None,
                  start: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 short_descent: bool = False) -> CameraSolution:
+                 short_descent: bool = False, keypoints: Keypoints | None = None) -> CameraSolution:
     """Solve ``f, Tx, Ty`` (and optionally ``Tz``) for a batch of persons.
 
     Args:
@@ -199,6 +223,9 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
             fewer steps) instead of ``config.stages``: for a start that is already a solution
             of nearly the same problem (the scene's depth-order pass). The probes and the peer
             pass keep the full schedule: the fit score reads what the probes reach.
+        keypoints: optional ``Keypoints`` of the B persons (body points in the vertices'
+            frame, detected px, weights): with ``config.keypoint_weight > 0`` the descent
+            also pulls the projected points onto them (BLADE's keypoint term).
 
     Returns:
         ``CameraSolution`` (see its docstring), tensors on CPU.
@@ -236,15 +263,17 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         pp = hw.flip(1) / 2 if principal_point is None else principal_point[idx].to(dev, dt)
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
         args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
-        f_b, t_b, iou_b, best_loss, n_it = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm,
-                                                        short_descent)
+        kp = None if keypoints is None else keypoints[idx]
+        f_b, t_b, iou_b, best_loss, n_it, rank = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm,
+                                                        short_descent, kp)
         again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
         if again:
             sub = [[a[j] for j in again] if isinstance(a, list) else a[again] for a in args]
-            r = _solve_batch(*sub, faces, retry_cfg, fixed, render_fn, orientation)
+            r = _solve_batch(*sub, faces, retry_cfg, fixed, render_fn, orientation,
+                             keypoints=None if kp is None else kp[again])
             for k, j in enumerate(again):
                 n_it[j] += r[4][k]
-                if bool(r[2][k] > iou_b[j]):
+                if bool(r[5][k] > rank[j]):
                     f_b[j], t_b[j], iou_b[j], best_loss[j] = r[0][k], r[1][k], r[2][k], r[3][k]
         for j, i in enumerate(idx):
             if not (torch.isfinite(f_b[j]) and torch.isfinite(t_b[j]).all()):
