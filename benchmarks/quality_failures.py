@@ -24,6 +24,10 @@ sweeping ``min_fit_score`` with every other check at its default, beside the che
 (``config.CHECKS_RULE``) sweeping ``min_mask_iou``. The fit score itself is fitted on these
 result files by ``benchmarks/fit_score.py``.
 
+``--world clothed|clothed+segmenter`` dresses the people (``poselabel synth --world``) and fits
+the segmenter-like mask (``segmask.png``), ``--mask body`` the body silhouette instead; the
+saved ``args`` record both.
+
 Usage (default size, 30 images / 114 fits: about 4-5 minutes on one idle CPU core; 16 minutes
 measured on 2 cores shared with 7 other busy processes)::
 
@@ -367,6 +371,11 @@ def main(argv=None) -> int:
                         help="a CameraSolverConfig field for this run, e.g. stop_window=0 (repeatable)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality_failures.json"))
     parser.add_argument("--png", default=str(ROOT / "docs/figures/quality_pr.png"))
+    parser.add_argument("--world", default="naked", choices=("naked", "clothed", "clothed+segmenter"),
+                        help="mask world of the synthetic people (poselabel synth --world)")
+    parser.add_argument("--mask", default="auto", choices=("auto", "body"),
+                        help="mask fitted: auto = the segmenter-like mask in clothed worlds, else the body "
+                             "silhouette; body = always the body silhouette, for comparison")
     parser.add_argument("--from-json", nargs="+", help="re-analyse saved fits instead of solving (several files: pooled)")
     parser.add_argument("--keypoint-noise", type=float, default=KEYPOINT_NOISE,
                         help="simulated keypoint noise, fraction of the box's longer side")
@@ -394,11 +403,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
         with tempfile.TemporaryDirectory() as gt_dir:
             t0 = time.perf_counter()
-            write_synthetic_shards(gt_dir, num=args.num, seed=args.seed, max_persons=3, shard_size=args.num)
-            persons = load_persons(gt_dir)
+            write_synthetic_shards(gt_dir, num=args.num, seed=args.seed, max_persons=3, shard_size=args.num,
+                                   world=args.world)
+            persons = load_persons(gt_dir, args.mask)
             for p in persons:
                 p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
-            print(f"{args.num} images, {len(persons)} persons in {time.perf_counter() - t0:.0f} s", flush=True)
+            kinds = sorted({p["mask_kind"] for p in persons})
+            print(f"{args.num} images ({args.world} world), {len(persons)} persons in {time.perf_counter() - t0:.0f} s; "
+                  f"fitted to the {'/'.join(kinds)} mask (--mask {args.mask})", flush=True)
             records = run_fits(persons, args.seed, args.iters, solver=dict(args.solver or ()))
             attach_keypoints(records, persons, args.seed, args.keypoint_noise)
             attach_peers(records)

@@ -8,7 +8,6 @@ and ``keypoint_count``.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -21,27 +20,34 @@ MIN_MASK_PX = 64
 KEYPOINT_NOISE = 0.03  # simulated keypoint detector: N(0, 3 % of the box's longer side) per coordinate
 
 
-def load_persons(gt_dir: str):
-    """GT persons of every sample: dicts with image size, camera, params, masks (bool (H, W))."""
-    from PIL import Image
+def load_persons(gt_dir: str, mask: str = "auto"):
+    """GT persons of every sample: dicts with image size, camera, params, masks (bool (H, W)).
 
+    ``mask`` (``ground_truth.person_masks``): the mask fitted, ``auto`` the segmenter-like
+    ``segmask.png`` of clothed-world shards when present, else the body silhouette; with the
+    segmenter mask the person's box is its ``segmenter_bbox_xyxy`` (what a detector boxes:
+    clothes included). Each dict's ``mask_kind`` says which mask it got."""
     from poselabel.io.shards import iter_samples, list_shards
+    from poselabel.models.ground_truth import person_masks
 
     persons = []
     for shard in list_shards(os.path.join(gt_dir, "synth-*.tar")):
         for s in iter_samples(shard):
             meta = json.loads(s.members["json"])
-            inst = np.asarray(Image.open(io.BytesIO(s.members["mask.png"])))
+            masks, kind = person_masks(s.members, meta, mask)
+            union = np.logical_or.reduce(masks)
             for i, p in enumerate(meta["persons"]):
-                mask = inst == i + 1
-                if mask.sum() < MIN_MASK_PX:
+                m = masks[i]
+                if m.sum() < MIN_MASK_PX:
                     continue
+                box = p["segmenter_bbox_xyxy"] if kind == "segmenter" else p["bbox_xyxy"]
                 persons.append({"key": f"{s.shard}/{s.key}", "index": i, "W": meta["width"], "H": meta["height"],
                                 "focal": meta["camera"]["focal_px"], "cx": meta["camera"]["cx"],
-                                "cy": meta["camera"]["cy"], "bbox": np.asarray(p["bbox_xyxy"], np.float64),
+                                "cy": meta["camera"]["cy"], "bbox": np.asarray(box, np.float64),
                                 "transl": np.asarray(p["transl"]), "global_orient": np.asarray(p["global_orient"]),
                                 "body_pose": np.asarray(p["body_pose"]), "betas": np.asarray(p["betas"]),
-                                "mask": mask, "others": (inst > 0) & ~mask, "body_model": meta["body_model"]})
+                                "mask": m, "others": union & ~m, "body_model": meta["body_model"],
+                                "mask_kind": kind})
     return persons
 
 
@@ -148,9 +154,10 @@ def add_keypoints(saved: dict, sigma: float) -> None:
     from poselabel.synth.writer import write_synthetic_shards
 
     num, seed = saved["args"]["num"], saved["args"]["seed"]
+    world, mask = saved["args"].get("world", "naked"), saved["args"].get("mask", "auto")
     with tempfile.TemporaryDirectory() as gt_dir:
-        write_synthetic_shards(gt_dir, num=num, seed=seed, max_persons=3, shard_size=num)
-        persons = load_persons(gt_dir)
+        write_synthetic_shards(gt_dir, num=num, seed=seed, max_persons=3, shard_size=num, world=world)
+        persons = load_persons(gt_dir, mask)
         for p in persons:
             p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
         attach_keypoints(saved["fits"], persons, seed, sigma)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import logging
 import posixpath
@@ -63,6 +62,10 @@ def register(subparsers) -> None:
                           "(default: no keypoints)")
     cam.add_argument("--solver", action="append", default=[], metavar="KEY=JSON",
                      help="override a CameraSolverConfig field, e.g. --solver cover_weight=0.3 (repeatable)")
+    cam.add_argument("--mask", default="auto", choices=("auto", "segmenter", "body"),
+                     help="mask fitted: auto = the segmenter-like mask of clothed-world shards (segmask.png) "
+                          "when present, else the body silhouette (mask.png); body = always the body "
+                          "silhouette, for comparison")
     cam.add_argument("--workers", type=int, default=1,
                      help="solver processes (one torch thread each); persons/s is for all of them")
     cam.set_defaults(func=run_camera)
@@ -94,29 +97,38 @@ class GTPersons:
     skipped: int
     images: list = dataclasses.field(default_factory=list)
     joints: object = None
+    mask_used: str = "body"  # "body" (mask.png) or "segmenter" (segmask.png), or "mixed"
+    body_masks: list = dataclasses.field(default_factory=list)  # N x (H, W) bool visible body silhouettes
 
 
 def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | None = None,
-                    min_mask_px: int = 64) -> GTPersons:
-    """Read GT shards and pose every person (pelvis at the origin) with the GT body model."""
+                    min_mask_px: int = 64, mask: str = "auto") -> GTPersons:
+    """Read GT shards and pose every person (pelvis at the origin) with the GT body model.
+
+    ``mask`` (``ground_truth.person_masks``): the mask each person is fitted to, ``auto``
+    the segmenter-like ``segmask.png`` when a sample has one, else the body ``mask.png``.
+    ``occluded`` is always judged on the body mask (is the GT mesh fully visible)."""
     import numpy as np
     import torch
-    from PIL import Image
-
     from poselabel.io.shards import iter_samples, list_shards
     from poselabel.models.body.model import BodyModel
+    from poselabel.models.ground_truth import decode_instances, person_masks
 
     models: dict[str, BodyModel] = {}
     from poselabel.models.render.rasterize import project_points, rasterize_coverage
 
     verts, focal, pp, size, transl, masks, others, occluded, keys, joints = [], [], [], [], [], [], [], [], [], []
-    faces, skipped, images, n_images = None, 0, [], 0
+    body_masks = []
+    faces, skipped, images, n_images, used = None, 0, [], 0, set()
     for shard in list_shards(pattern):
         for sample in iter_samples(shard):
             if limit is not None and len(keys) >= limit:
                 break
             meta = json.loads(sample.members["json"])
-            inst = np.asarray(Image.open(io.BytesIO(sample.members["mask.png"])))
+            inst = decode_instances(sample.members["mask.png"])
+            fit_masks, kind = person_masks(sample.members, meta, mask)
+            used.add(kind)
+            union = np.logical_or.reduce(fit_masks) if kind == "segmenter" else inst > 0
             path = body_model or posixpath.join(posixpath.dirname(shard), meta["body_model"])
             if path not in models:
                 models[path] = BodyModel(path)
@@ -124,7 +136,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
             persons = meta["persons"]
             todo = []
             for i, p in enumerate(persons):
-                m = inst == i + 1
+                m = fit_masks[i]
                 if int(m.sum()) < min_mask_px:
                     skipped += 1
                     continue
@@ -149,10 +161,11 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
                                 torch.full((n,), float(cam["cx"])), torch.full((n,), float(cam["cy"])))
             full = rasterize_coverage(px, model.faces.cpu(), inst.shape[0], inst.shape[1])
             for j, (i, p, m) in enumerate(todo):
-                mt = torch.from_numpy(m)
-                gt_iou = float((full[j] & mt).sum()) / max(1.0, float((full[j] | mt).sum()))
+                mt, body_m = torch.from_numpy(m), torch.from_numpy(inst == i + 1)
+                gt_iou = float((full[j] & body_m).sum()) / max(1.0, float((full[j] | body_m).sum()))
                 occluded.append(gt_iou < 0.99)
-                others.append(torch.from_numpy((inst > 0) & ~m))
+                others.append(torch.from_numpy(union & ~m))
+                body_masks.append(body_m)
                 verts.append(v[j])
                 joints.append(out.joints[j] - out.joints[j, :1])
                 focal.append(cam["focal_px"])
@@ -169,7 +182,7 @@ def load_gt_persons(pattern: str, body_model: str | None = None, limit: int | No
                      pp=torch.tensor(pp, dtype=torch.float64), size=torch.tensor(size, dtype=torch.float64),
                      transl=torch.tensor(transl, dtype=torch.float64), masks=masks, others=others,
                      occluded=torch.tensor(occluded), keys=keys, skipped=skipped, images=images,
-                     joints=torch.stack(joints))
+                     joints=torch.stack(joints), mask_used=used.pop() if len(used) == 1 else "mixed", body_masks=body_masks)
 
 
 def scaled_config(iters: int | None, batch_size: int):
@@ -265,6 +278,26 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
             sum(p[4] for p in parts))
 
 
+def body_iou(gt: GTPersons, focal, transl, pp) -> "torch.Tensor":
+    """(N,) IoU of each solved mesh (``focal`` (N,) px, ``transl`` (N, 3) m, ``pp`` (N, 2) px)
+    with the person's visible *body* silhouette, other people's pixels left out (they may
+    hide the body): the fit judged against the body whatever mask it was fitted to."""
+    import torch
+
+    from poselabel.models.render.rasterize import project_points, rasterize_coverage
+
+    out = torch.full((len(gt.keys),), float("nan"), dtype=torch.float64)
+    for i, (body_m, other) in enumerate(zip(gt.body_masks, gt.others)):
+        if not torch.isfinite(focal[i]) or not torch.isfinite(transl[i]).all():
+            continue
+        px = project_points((gt.verts[i] + transl[i].to(gt.verts.dtype))[None], focal[i:i + 1].float(),
+                            pp[i:i + 1, 0].float(), pp[i:i + 1, 1].float())
+        cover = rasterize_coverage(px, gt.faces, body_m.shape[0], body_m.shape[1])[0]
+        keep = ~(other & ~body_m)
+        out[i] = float((cover & body_m & keep).sum()) / max(1.0, float(((cover | body_m) & keep).sum()))
+    return out
+
+
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
                  principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True,
@@ -296,7 +329,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
-                     "keypoint_noise": keypoint_noise, "solver": solver or {}, "methods": {}}
+                     "keypoint_noise": keypoint_noise, "solver": solver or {}, "mask": gt.mask_used,
+                     "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
@@ -311,6 +345,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
             "E_inv_Tz": (1.0 / t_hat[:, 2] - 1.0 / gt.transl[:, 2]).abs(),
             "mIoU": sol.mask_iou,
         }
+        if gt.body_masks:
+            metrics["mIoU_body"] = body_iou(gt, sol.focal_px, t_hat, pp)
         entry = {k: _summary(v) for k, v in metrics.items()}
         entry["persons_per_s"] = n / seconds
         entry["cpu_s_per_person"] = cpu / n
@@ -362,6 +398,10 @@ def format_table(results: dict, subset: str | None = None) -> str:
         for m in METRICS:
             row += f"{stats[m]['mean']:14.4f}{stats[m]['median']:13.4f}"
         lines.append(row + f"{e['persons_per_s']:11.2f}{e['cpu_s_per_person']:12.3f}{e['renders_per_person']:14.1f}")
+    if results.get("mask", "body") != "body":
+        lines.append("mIoU against the body silhouette (mean / median): " + ", ".join(
+            f"{name} {(e if subset is None else e[subset])['mIoU_body']['mean']:.4f} / "
+            f"{(e if subset is None else e[subset])['mIoU_body']['median']:.4f}" for name, e in results["methods"].items()))
     return "\n".join(lines)
 
 
@@ -387,8 +427,9 @@ def run_camera(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"unknown method(s) {unknown}; choose from {METHODS}")
-    gt = load_gt_persons(args.gt, args.body_model, args.limit, args.min_mask_px)
+    gt = load_gt_persons(args.gt, args.body_model, args.limit, args.min_mask_px, args.mask)
     print(f"{len(gt.keys)} persons ({gt.skipped} skipped: visible mask < {args.min_mask_px} px); "
+          f"fitted to the {gt.mask_used} mask{'s' if gt.mask_used == 'mixed' else ''} (--mask {args.mask}); "
           f"Tz noise {args.tz_noise:g}; principal point {args.principal_point}; {args.workers} worker(s)")
     solver = {}
     for item in args.solver:
@@ -407,8 +448,8 @@ def run_camera(args: argparse.Namespace) -> int:
     if args.per_person:
         write_per_person(args.per_person, gt, results)
     if args.json:
-        out = {"num_persons": results["num_persons"],
-               "methods": {k: {**{m: v[m] for m in METRICS},
+        out = {"num_persons": results["num_persons"], "mask": results["mask"],
+               "methods": {k: {**{m: v[m] for m in METRICS + ("mIoU_body",) if m in v},
                                **{c: v[c] for c in ("persons_per_s", "cpu_s_per_person", "renders_per_person", "probes")},
                                "unoccluded": v["unoccluded"]}
                            for k, v in results["methods"].items()}}
