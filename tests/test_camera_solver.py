@@ -248,11 +248,11 @@ def test_bench_camera_end_to_end(tmp_path):
                               "--limit", "2", "--iters", "8", "--json", str(out), "--tz-noise", "0.05"])
     assert args.func(args) == 0
     result = json.loads(out.read_text())
-    assert set(result) == {"num_persons", "methods"}
+    assert set(result) == {"num_persons", "mask", "methods"} and result["mask"] == "body"
     assert 1 <= result["num_persons"] <= 2
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
-        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "persons_per_s", "cpu_s_per_person",
+        assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "mIoU_body", "persons_per_s", "cpu_s_per_person",
                               "renders_per_person", "probes", "unoccluded"}
         assert entry["persons_per_s"] > 0 and entry["cpu_s_per_person"] > 0
         assert entry["renders_per_person"] >= 8  # at least the descent's steps
