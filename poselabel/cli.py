@@ -15,7 +15,7 @@ import warnings
 
 from poselabel.config import ConfigError
 
-COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "bench")
+COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "export", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
