@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("decode", "detect", "segment", "tz", "pose", "camera", "quality")
 SHARED = ("blazepose", "body", "render", "nets", "geometry", "masks", "ground_truth")
 ABOVE_MODELS = ("poselabel.transforms", "poselabel.pipelines", "poselabel.commands", "poselabel.report",
-                "poselabel.cli", "poselabel.tables")
+                "poselabel.cli", "poselabel.tables", "poselabel.export")
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
