@@ -24,6 +24,9 @@ STATUS_ERROR = "error"
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
+# Key of the error sample a shard that cannot be read (whole) gives, after its samples read whole.
+SHARD_ERROR_KEY = "__shard__"
+
 # Reject reason carried by persons whose later stages have not run.
 REASON_NOT_FITTED = "not_fitted"
 

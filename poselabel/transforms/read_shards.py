@@ -18,11 +18,9 @@ from apache_beam.metrics import Metrics
 
 from poselabel.io.shards import iter_samples, shard_name
 from poselabel.io.urls import to_path, to_url
-from poselabel.records import RawSample, ShardEnd, replace
+from poselabel.records import SHARD_ERROR_KEY, RawSample, ShardEnd, replace
 
 log = logging.getLogger(__name__)
-
-SHARD_ERROR_KEY = "__shard__"
 
 
 class ReadShard(beam.DoFn):

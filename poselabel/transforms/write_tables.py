@@ -23,8 +23,7 @@ from apache_beam.metrics import Metrics
 
 from poselabel import tables
 from poselabel.io import outputs
-from poselabel.records import ImageRecord, ShardEnd
-from poselabel.transforms.read_shards import SHARD_ERROR_KEY
+from poselabel.records import SHARD_ERROR_KEY, ImageRecord, ShardEnd
 
 
 class ToRows(beam.DoFn):
