@@ -220,7 +220,7 @@ def build_manifest(out: str, markers: dict[str, dict], summary: dict[str, Any]) 
     latest = runs[max(runs)] if runs else {}
     return {
         "manifest_version": MANIFEST_VERSION, "output": out, "written_at": time.time(),
-        **{k: latest.get(k) for k in RUN_FIELDS if k != "counters"},
+        **{k: latest.get(k) for k in RUN_FIELDS},
         "config_sha256s": sorted({r["config_sha256"] for r in runs.values() if r.get("config_sha256")}),
         "runs": runs, "summary": summary,
     }
