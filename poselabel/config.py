@@ -28,9 +28,14 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DecodeConfig:
     max_pixels: int = 64_000_000  # larger images become error rows (decompression bombs)
+    # json member keys given a text column meta_<key> in the images table, beyond img2dataset's
+    # own (always there, poselabel/tables.py META_COLUMNS); the whole json stays in meta_json
+    meta_columns: tuple[str, ...] = ()
 
     def validate(self) -> None:
         _check(self.max_pixels > 0, "decode.max_pixels must be positive")
+        bad = [k for k in self.meta_columns if not k.isidentifier()]
+        _check(not bad, f"decode.meta_columns must be names of letters, digits and _ (column meta_<key>): {bad}")
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,7 @@ class RunConfig:
     runner: str = "direct"  # direct | dask | dataflow | flink
     workers: int = 1
     overwrite: bool = False
+    retry_failed: bool = False  # also redo done shards whose marker has a read_error
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)

@@ -24,6 +24,9 @@ STATUS_ERROR = "error"
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
+# Key of the error sample a shard that cannot be read (whole) gives, after its samples read whole.
+SHARD_ERROR_KEY = "__shard__"
+
 # Reject reason carried by persons whose later stages have not run.
 REASON_NOT_FITTED = "not_fitted"
 
@@ -36,7 +39,7 @@ CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_cou
 class RawSample:
     """One WebDataset sample as read from a shard: members grouped by key.
 
-    ``members`` maps the member extension (``"jpg"``, ``"json"``, ``"mask.png"``)
+    ``url``: the shard's absolute URL (``poselabel.io.urls.to_url``). ``members`` maps the member extension (``"jpg"``, ``"json"``, ``"mask.png"``)
     to its bytes.
     """
 
@@ -55,7 +58,7 @@ class ShardEnd:
     """
 
     shard: str
-    path: str
+    path: str  # the shard's absolute URL
     num_samples: int
 
 
@@ -172,9 +175,12 @@ class ImageRecord:
     """A decoded sample on its way through the stages.
 
     ``image`` is ``(H, W, 3)`` uint8 RGB, or ``None`` once the sample failed
-    or after the image is no longer needed. ``meta`` is the sample's parsed
-    ``json`` member (or ``{}``); ``extra_members`` the other member bytes a
-    backend may need (e.g. ``mask.png`` for the oracle segmenter).
+    or after the image is no longer needed. ``url`` is the absolute URL of the
+    shard the sample was read from (``file:///...`` or ``gs://...``, not the
+    sample's source URL: that is ``meta["url"]`` for img2dataset shards).
+    ``meta`` is the sample's parsed ``json`` member (or ``{}``); ``caption`` its
+    ``txt`` member (UTF-8, None without one); ``extra_members`` the other member
+    bytes a backend may need (e.g. ``mask.png`` for the oracle segmenter).
     """
 
     key: str
@@ -184,6 +190,7 @@ class ImageRecord:
     height: int = 0
     image: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    caption: str | None = None
     extra_members: dict[str, bytes] = field(default_factory=dict)
     member_exts: tuple[str, ...] = ()
     persons: tuple[Person, ...] = ()

@@ -22,6 +22,7 @@ from poselabel import tables
 from poselabel.config import RunConfig
 from poselabel.io import outputs
 from poselabel.io.shards import iter_samples, list_shards
+from poselabel.io.urls import to_url
 from poselabel.models.body.model import BodyModel
 from poselabel.models.masks import mask_iou
 from poselabel.models.render.rasterize import project_points, rasterize_faces
@@ -103,7 +104,7 @@ def build(root: Path, num: int = 3, seed: int = 5) -> Path:
                     mask_iou=mask_iou(sil, mask),
                     camera=CameraFit(cx=cam["cx"], cy=cam["cy"], fit_loss=1.0 - mask_iou(sil, mask), fit_iters=80)))
             persons = with_evidence(body, persons, cam)
-            record = ImageRecord(key=s.key, shard=s.shard, url=path, width=W, height=H, meta=meta,
+            record = ImageRecord(key=s.key, shard=s.shard, url=to_url(path), width=W, height=H, meta=meta,
                                  member_exts=tuple(sorted(s.members)), persons=tuple(persons))
             record = judge.apply(record)
             image_rows.append(tables.image_row(record))
@@ -111,10 +112,12 @@ def build(root: Path, num: int = 3, seed: int = 5) -> Path:
             count += 1
         shard = os.path.basename(path)[: -len(".tar")]
         outputs.write_atomic(outputs.table_path(str(out), "persons", shard),
-                             tables.to_parquet_bytes(tables.sort_rows(person_rows), tables.PERSONS_SCHEMA))
+                             tables.to_parquet_bytes(tables.sort_rows(person_rows), tables.PERSONS_SCHEMA,
+                                                     tables.file_metadata("test", None, "persons")))
         outputs.write_atomic(outputs.table_path(str(out), "images", shard),
-                             tables.to_parquet_bytes(tables.sort_rows(image_rows), tables.IMAGES_SCHEMA))
+                             tables.to_parquet_bytes(tables.sort_rows(image_rows), tables.IMAGES_SCHEMA,
+                                                     tables.file_metadata("test", None, "images")))
         outputs.write_json(outputs.done_path(str(out), shard),
-                           shard_marker(ShardEnd(shard, path, count), image_rows, person_rows, "test"))
+                           shard_marker(ShardEnd(shard, to_url(path), count), image_rows, person_rows, {"run_id": "test"}))
     outputs.write_json(str(out / "manifest.json"), {"run_id": "test", "config": config.to_dict()})
     return out

@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from conftest import mixed_samples
 
 from poselabel.config import load_config
-from poselabel.io.outputs import read_bytes
+from poselabel.io.outputs import read_bytes, read_json
 from poselabel.io.shard_writer import write_shard
 from poselabel.pipelines.job import run_job
 
@@ -40,6 +40,8 @@ def test_job_reads_and_writes_gs(gcs_bucket):
     images = pq.read_table(io.BytesIO(read_bytes(f"{out}/images/g-000000.parquet"))).to_pylist()
     assert sorted(r["key"] for r in images) == sorted(k for k, _ in samples[:4])
     assert FileSystems.exists(f"{out}/_done/g-000001.json")
+    assert {r["url"] for r in images} == {f"{gcs_bucket}/in/g-000000.tar"}  # gs:// URLs are kept as they are
+    assert read_json(f"{out}/_done/g-000001.json")["url"] == f"{gcs_bucket}/in/g-000001.tar"
     # A rerun finds the done markers in the bucket and does nothing.
     assert run_job(config)["this_run"]["samples"] == 0
 

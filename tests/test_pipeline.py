@@ -108,10 +108,12 @@ def test_rerun_changes_nothing(mixed_shard, mixed_run):
     out, _ = mixed_run
     before = {t: _comparable(_rows(out, t)) for t in ("images", "persons")}
     marker_before = (out / "_done" / "mixed-000000.json").read_text()
+    manifest_before = (out / "manifest.json").read_text()
     summary = _run(str(mixed_shard), out)
     assert summary["this_run"]["samples"] == 0  # the done shard was skipped
     assert {t: _comparable(_rows(out, t)) for t in ("images", "persons")} == before
     assert (out / "_done" / "mixed-000000.json").read_text() == marker_before
+    assert (out / "manifest.json").read_text() == manifest_before  # still the run that labelled
 
 
 def test_overwrite_redoes_and_gives_same_rows(mixed_shard, mixed_run):

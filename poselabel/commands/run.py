@@ -8,7 +8,7 @@ from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted
 # CLI flag -> dotted config key. Flags override the config file.
 FLAG_KEYS = {
     "input": "input", "output": "output", "runner": "runner", "workers": "workers",
-    "overwrite": "overwrite", "body_model": "body_model", "dask_address": "dask_address",
+    "overwrite": "overwrite", "retry_failed": "retry_failed", "body_model": "body_model", "dask_address": "dask_address",
     "flink_master": "flink_master",
     "detector": "detect.backend", "yolo_weights": "detect.yolo_weights",
     "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
@@ -26,6 +26,8 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--runner", choices=["direct", "dask", "dataflow", "flink"])
     parser.add_argument("--workers", type=int, help="worker processes (direct: multi-processing when > 1)")
     parser.add_argument("--overwrite", action="store_true", default=None, help="redo shards that are already done")
+    parser.add_argument("--retry-failed", action="store_true", default=None,
+                        help="also redo done shards that could not be read (their marker has a read_error)")
     parser.add_argument("--dask-address", help="scheduler of an existing dask cluster (default: start a local one)")
     parser.add_argument("--flink-master", help="Flink REST endpoint HOST:PORT (with --runner flink)")
     parser.add_argument("--body-model", help="SMPL-X format body model file (default: the procedural one)")

@@ -3,13 +3,15 @@
 ```
 OUT/persons/<shard>.parquet   one row per detected person
 OUT/images/<shard>.parquet    one row per input sample
-OUT/_done/<shard>.json        written last, atomically: the shard is complete
-OUT/manifest.json             the latest run's manifest (history in OUT/_runs/)
+OUT/_done/<shard>.json        written last, atomically: the shard is complete (and who made it)
+OUT/_runs/<run>.json          one record per run
+OUT/manifest.json             what made the tables: the runs of the done shards
 OUT/summary.json              counts over all done shards
 ```
 Every file is written under a temporary name and renamed, so a killed worker
 leaves either the previous file or the new one, never half of one; the done
-marker comes after the tables, so a shard without a marker is redone.
+marker comes after the tables, so a shard without a marker is redone. What the
+markers, run records and manifest hold: ``poselabel/pipelines/provenance.py``.
 """
 from __future__ import annotations
 

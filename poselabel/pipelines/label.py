@@ -38,8 +38,9 @@ def label_records(samples, config: RunConfig):
     )
 
 
-def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunConfig, run_id: str):
-    """Add the whole job for ``shards`` ``[(name, path)]`` to ``pipeline``; returns the markers."""
+def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunConfig, run: dict):
+    """Add the whole job for ``shards`` ``[(name, url)]`` to ``pipeline``; returns the markers.
+    ``run``: what each done marker records of the run (``provenance.marker_fields``)."""
     samples = (
         pipeline
         | "Shards" >> beam.Create([path for _, path in shards])
@@ -48,6 +49,6 @@ def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunCon
     )
     return (
         label_records(samples, config)
-        | "ToRows" >> beam.ParDo(ToRows())
-        | "WriteTables" >> beam.ParDo(WriteShards(config.output, run_id))
+        | "ToRows" >> beam.ParDo(ToRows(config.decode.meta_columns))
+        | "WriteTables" >> beam.ParDo(WriteShards(config.output, run, config.decode.meta_columns))
     )

@@ -9,10 +9,13 @@ atomically):
 OUT/persons/<shard>.parquet    the full table, accepted / reject_reasons / fit_score rewritten
 OUT/accepted/<shard>.parquet   the accepted rows only, same schema (one file per shard)
 OUT/images/<shard>.parquet     copied, so that OUT is a complete table directory (report)
-OUT/_done/<shard>.json         per shard counts, written last
-OUT/manifest.json              command, input, thresholds used, totals
+OUT/_done/<shard>.json         per shard counts and the labelling run of its rows, written last
+OUT/manifest.json              command, input, thresholds used, totals, the labelling runs
 OUT/summary.json               counts by reject reason, before and after
 ```
+The persons and accepted tables keep the input file's Parquet metadata (the labelling run's
+``poselabel.run_id`` and ``poselabel.config_sha256``) and add ``poselabel.filter_quality_sha256``
+(the thresholds applied) and ``poselabel.filter_version``.
 Only numpy, pyarrow, pycocotools and Beam's file systems are imported on this path: no
 model (no torch, no MediaPipe).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -36,7 +40,7 @@ from poselabel.io import outputs
 from poselabel.models.quality.facts import facts_from_row
 from poselabel.models.quality.fit_score import model_entry
 from poselabel.models.quality.rule import assess_image
-from poselabel.tables import table_to_parquet_bytes
+from poselabel.tables import package_version, read_file_metadata, table_to_parquet_bytes
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,11 @@ def rejudge_table(table: pa.Table, quality: QualityConfig) -> tuple[pa.Table, li
     return table, reasons
 
 
+def quality_sha256(quality: QualityConfig) -> str:
+    """sha256 of the canonical JSON of the thresholds applied."""
+    return hashlib.sha256(json.dumps(dataclasses.asdict(quality), sort_keys=True, default=str).encode()).hexdigest()
+
+
 def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> dict:
     """Re-judge every shard of ``input_dir`` into ``output_dir``; returns the summary."""
     if input_dir.rstrip("/") == output_dir.rstrip("/"):
@@ -120,6 +129,9 @@ def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> di
     if not FileSystems.exists(acc_dir):
         FileSystems.mkdirs(acc_dir)
     shards = list_input_shards(input_dir)
+    in_markers = outputs.done_shards(input_dir)
+    filtered = {"poselabel.filter_quality_sha256": quality_sha256(quality),
+                "poselabel.filter_version": package_version() or ""}
     before, after = collections.Counter(), collections.Counter()
     totals = {"persons": 0, "accepted_before": 0, "accepted": 0}
     per_shard = {}
@@ -131,13 +143,20 @@ def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> di
         table, reasons = rejudge_table(table, quality)
         after.update(r for rs in reasons for r in rs)
         n_acc = sum(1 for r in reasons if not r)
-        outputs.write_atomic(outputs.table_path(output_dir, outputs.PERSONS, shard), table_to_parquet_bytes(table))
+        labelled_by = read_file_metadata(table.schema)
+        outputs.write_atomic(outputs.table_path(output_dir, outputs.PERSONS, shard),
+                             table_to_parquet_bytes(table, {**filtered, "poselabel.table": outputs.PERSONS}))
         outputs.write_atomic(outputs.table_path(output_dir, ACCEPTED, shard),
-                             table_to_parquet_bytes(table.filter(table.column("accepted"))))
+                             table_to_parquet_bytes(table.filter(table.column("accepted")),
+                                                    {**filtered, "poselabel.table": ACCEPTED}))
         images = outputs.table_path(input_dir, outputs.IMAGES, shard)
         if FileSystems.exists(images):
             outputs.write_atomic(outputs.table_path(output_dir, outputs.IMAGES, shard), outputs.read_bytes(images))
-        marker = {"shard": shard, "finished_at": time.time(), "num_persons": table.num_rows,
+        source = in_markers.get(shard) or {}
+        marker = {"shard": shard, "url": source.get("url"), "finished_at": time.time(),
+                  "run_id": source.get("run_id") or labelled_by.get("poselabel.run_id"),
+                  "config_sha256": source.get("config_sha256") or labelled_by.get("poselabel.config_sha256"),
+                  "filter_quality_sha256": filtered["poselabel.filter_quality_sha256"], "num_persons": table.num_rows,
                   "num_accepted": n_acc, "num_accepted_before": n_before,
                   "reject_reasons": dict(sorted(collections.Counter(r for rs in reasons for r in rs).items()))}
         outputs.write_json(outputs.done_path(output_dir, shard), marker)
@@ -152,6 +171,9 @@ def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> di
         run = outputs.read_json(outputs.join(input_dir, "manifest.json"))
     except Exception:
         run = {}
+    if len(run.get("config_sha256s") or []) > 1:
+        log.warning("%s was labelled by runs of %d configurations; thresholds start from the latest run's",
+                    input_dir, len(run["config_sha256s"]))
     model = model_entry(quality.fit_score_model)
     judged_by = (run.get("fit_score") or {}).get("sha256")
     if quality.accept_rule == "score" and judged_by and judged_by != model["sha256"]:
@@ -159,7 +181,9 @@ def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> di
                     "verdicts may change at the same thresholds", input_dir, judged_by[:12], model["sha256"][:12])
     manifest = {"command": "filter", "input": input_dir, "output": output_dir, "finished_at": time.time(),
                 "config": {"quality": dataclasses.asdict(quality), "body_model": (run.get("config") or {}).get("body_model")},
-                "fit_score": model, "summary": summary}
+                "fit_score": model, "quality_sha256": filtered["poselabel.filter_quality_sha256"],
+                "runs": run.get("runs") or ({run["run_id"]: {"run_id": run["run_id"]}} if run.get("run_id") else {}),
+                "summary": summary}
     outputs.write_json(outputs.join(output_dir, "manifest.json"), manifest)
     outputs.write_json(outputs.join(output_dir, "summary.json"), summary)
     return summary

@@ -80,6 +80,10 @@ def write_report(input_dir: str, out_file: str, sample: int = 12, seed: int = 0,
     urls = {(r["shard"], r["key"]): r.get("url") for r in tables.images}
     wanted = [(urls.get((r["shard"], r["key"])), r["key"]) for r in acc + rej]
     images = data.fetch_images([w for w in wanted if w[0]])
+    missing = sum(1 for w in wanted if w not in images)
+    if missing:
+        log.warning("%d of %d people drawn without their image: their shards could not be read from here",
+                    missing, len(wanted))
     # the score as the table holds it (computed for tables written before the column), and why
     scores = fit_scores(tables.persons, acc + rej, tables.manifest)
     for r in acc + rej:

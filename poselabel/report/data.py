@@ -1,7 +1,8 @@
 """Reading a table directory back for the report: rows, manifest, and the pixels.
 
 The persons table holds no pixels. Images come back from the input shards: the images
-table's ``url`` is the path of the shard each sample was read from (local or ``gs://``),
+table's ``url`` is the absolute URL of the shard each sample was read from (``file://`` or
+``gs://``; tables written before absolute URLs hold the path as given to ``run``),
 and ``key`` its WebDataset key; :func:`fetch_images` streams each needed shard once with
 ``poselabel.io.shards.iter_samples`` and decodes only the samples asked for. A shard that
 moved or is unreadable gives no image (the report then draws the mask alone).
@@ -19,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from poselabel.io import outputs
 from poselabel.io.shards import IMAGE_EXTS, iter_samples
+from poselabel.io.urls import to_path
 from poselabel.models.decode.image import decode_image
 from poselabel.pipelines.rejudge import list_input_shards
 
@@ -59,7 +61,7 @@ def fetch_images(urls_keys: list[tuple[str, str]], max_pixels: int = 64_000_000)
     out: dict[tuple[str, str], np.ndarray] = {}
     for url, keys in wanted.items():
         try:
-            for sample in iter_samples(url):
+            for sample in iter_samples(to_path(url)):
                 if sample.key not in keys:
                     continue
                 ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
@@ -75,4 +77,7 @@ def fetch_images(urls_keys: list[tuple[str, str]], max_pixels: int = 64_000_000)
 def body_model_path(manifest: dict[str, Any]) -> str | None:
     """The run's body model file (``None``: the procedural default)."""
     path = (manifest.get("config") or {}).get("body_model")
-    return path or (manifest.get("body_model") or {}).get("path")
+    identity = manifest.get("body_model") or {}
+    if path or identity.get("kind") == "procedural":  # the procedural model's path is a cache's
+        return path or None
+    return identity.get("path")

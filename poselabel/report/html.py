@@ -61,6 +61,21 @@ def card(c: dict[str, Any]) -> str:
             f"loss {fmt(r.get('fit_loss'), '.3f')}{kp}<br>{score}{reasons}{note}</div>")
 
 
+def runs_line(manifest: dict) -> str:
+    """Which runs made the tables: each run id with its shard count and config hash (manifest's
+    ``runs``), or the one ``run_id`` of manifests written before ``runs`` existed."""
+    runs = manifest.get("runs") or {}
+    if not runs:
+        return f"run {esc(manifest.get('run_id') or manifest.get('command') or '?')}"
+    parts = []
+    for run_id, r in sorted(runs.items()):
+        shards = r.get("shards")
+        n = f"{len(shards)} shards" if isinstance(shards, list) else ""
+        config = f"config {esc(r['config_sha256'][:12])}" if r.get("config_sha256") else ""
+        parts.append(f"{esc(run_id)}" + (f" ({', '.join(x for x in (n, config) if x)})" if n or config else ""))
+    return ("made by run " if len(parts) == 1 else f"made by {len(parts)} runs: ") + "; ".join(parts)
+
+
 def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: list, rejected_cards: list,
          generated: str) -> str:
     persons, images, manifest = tables.persons, tables.images, tables.manifest
@@ -71,10 +86,15 @@ def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: l
     quality = (manifest.get("config") or {}).get("quality") or {}
     qrows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in sorted(quality.items()))
     errors = collections.Counter((r.get("error") or "").split(":")[0] for r in images if r["status"] == "error")
+    cards = accepted_cards + rejected_cards
+    missing = sum(1 for c in cards if not c.get("has_image"))
+    missing_note = (f"<p class='muted'><b>{missing} of {len(cards)} people are drawn without their image</b>: "
+                    "their shard could not be read (moved, or its url in the images table is not reachable "
+                    "from here).</p>") if missing else ""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(title)}</h1><div class='muted'>{esc(input_dir)} · {len(tables.shards)} shards · "
-        f"run {esc(manifest.get('run_id') or manifest.get('command') or '?')} · generated {esc(generated)}</div>",
+        f"{runs_line(manifest)} · generated {esc(generated)}</div>",
         "<h2 id='counts'>Counts</h2><div class='row'>",
         f"<div><b>images by status</b> ({len(images)})" + counts_table(dict(status), len(images), "ok") + "</div>",
         f"<div><b>persons</b> ({len(persons)})" + counts_table(verdict, len(persons), "accepted") + "</div>",
@@ -83,7 +103,7 @@ def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: l
         "</div>",
         "<h2 id='histograms'>Distributions</h2>",
         f"<img src='{hist_uri}' alt='histograms of mask IoU, Tz, f and field of view'>",
-        "<h2 id='accepted'>Accepted people (sample)</h2>",
+        "<h2 id='accepted'>Accepted people (sample)</h2>", missing_note,
         "<div class='legend muted'>outline:<span style='background:#28dc5a'></span>segmentation mask"
         "<span style='background:#ff8c00'></span>fitted body (shaded)<span style='background:#fff;border:1px solid #999'>"
         "</span>detection box</div>",
@@ -92,7 +112,7 @@ def page(*, title: str, input_dir: str, tables, hist_uri: str, accepted_cards: l
         "<div class='cards'>" + ("".join(card(c) for c in rejected_cards) or "<i>none</i>") + "</div>",
         "<h2 id='thresholds'>Thresholds (QualityConfig)</h2>",
         ("<table>" + qrows + "</table>") if qrows else "<i>no manifest</i>",
-        "<p class='muted'>Pixels are read back from the input shards (images table: url = shard path, key). "
+        "<p class='muted'>Pixels are read back from the input shards (images table: url = the shard's absolute URL, key). "
         "Checks and thresholds: docs/quality.md.</p></body></html>",
     ]
     return "\n".join(parts)

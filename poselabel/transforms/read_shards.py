@@ -1,4 +1,8 @@
-"""Stage: shard path -> its samples (``RawSample``), streamed, never extracted.
+"""Stage: shard URL -> its samples (``RawSample``), streamed, never extracted.
+
+Samples and the ``ShardEnd`` carry the shard's absolute URL (``file:///...`` or
+``gs://...``, ``poselabel.io.urls``): the job passes URLs made absolute on the
+driver, and a relative path given here is made absolute against this process's folder.
 
 A shard that cannot be opened, or a tar that breaks off, yields one error
 sample named ``__shard__`` (after the samples that were read whole), so the
@@ -13,11 +17,10 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from poselabel.io.shards import iter_samples, shard_name
-from poselabel.records import RawSample, ShardEnd
+from poselabel.io.urls import to_path, to_url
+from poselabel.records import SHARD_ERROR_KEY, RawSample, ShardEnd, replace
 
 log = logging.getLogger(__name__)
-
-SHARD_ERROR_KEY = "__shard__"
 
 
 class ReadShard(beam.DoFn):
@@ -26,16 +29,17 @@ class ReadShard(beam.DoFn):
         self._shard_errors = Metrics.counter("poselabel", "shard_read_errors")
 
     def process(self, path: str):
+        url = to_url(path)
         count = 0
         try:
-            for sample in iter_samples(path):
+            for sample in iter_samples(to_path(url)):
                 self._samples.inc()
                 count += 1
-                yield sample
+                yield replace(sample, url=url)
         except Exception as exc:
-            log.warning("reading %s failed: %s", path, exc)
+            log.warning("reading %s failed: %s", url, exc)
             self._shard_errors.inc()
             count += 1
-            yield RawSample(key=SHARD_ERROR_KEY, shard=shard_name(path), url=path,
+            yield RawSample(key=SHARD_ERROR_KEY, shard=shard_name(url), url=url,
                             members={"__error__": f"{type(exc).__name__}: {exc}".encode()})
-        yield ShardEnd(shard=shard_name(path), path=path, num_samples=count)
+        yield ShardEnd(shard=shard_name(url), path=url, num_samples=count)

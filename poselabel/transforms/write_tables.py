@@ -6,6 +6,12 @@ shard once it holds the ``ShardEnd`` and that many rows. A shard is thus on
 disk as soon as it is labelled, and a killed job loses only the shards in
 flight. A bundle that ends with a shard still incomplete fails (the runner
 retries it) rather than writing part of a shard.
+
+The done marker records the shard's counts and the run that made it (run id, config
+hash, versions, checkpoints, body model: ``pipelines/provenance.py``), the shard's
+absolute URL, and ``read_error`` when the shard could not be read whole (what
+``run --retry-failed`` redoes). Both tables carry the run id and config hash as
+Parquet key-value metadata (``tables.file_metadata``).
 """
 from __future__ import annotations
 
@@ -17,11 +23,15 @@ from apache_beam.metrics import Metrics
 
 from poselabel import tables
 from poselabel.io import outputs
-from poselabel.records import ImageRecord, ShardEnd
+from poselabel.records import SHARD_ERROR_KEY, ImageRecord, ShardEnd
 
 
 class ToRows(beam.DoFn):
-    """``ImageRecord`` -> ``(image_row, person_rows)``; the image is dropped here."""
+    """``ImageRecord`` -> ``(image_row, person_rows)``; the image is dropped here.
+    ``meta_columns``: the json keys given ``meta_<key>`` columns (``decode.meta_columns``)."""
+
+    def __init__(self, meta_columns: tuple[str, ...] = ()):
+        self.meta_columns = tuple(meta_columns)
 
     def process(self, record: ImageRecord | ShardEnd):
         if isinstance(record, ShardEnd):
@@ -30,15 +40,19 @@ class ToRows(beam.DoFn):
         start = time.perf_counter()
         person_rows = [tables.person_row(record, p) for p in record.persons]
         record = record.with_timing("rows", time.perf_counter() - start)
-        yield tables.image_row(record), person_rows
+        yield tables.image_row(record, self.meta_columns), person_rows
 
 
 class WriteShards(beam.DoFn):
-    """Rows and ``ShardEnd``s -> per-shard tables + marker; yields each marker."""
+    """Rows and ``ShardEnd``s -> per-shard tables + marker; yields each marker.
 
-    def __init__(self, out: str, run_id: str):
+    ``run``: what each marker records of the run (``provenance.marker_fields``: ``run_id``,
+    ``config_sha256``, ...); ``meta_columns`` as for ``ToRows``."""
+
+    def __init__(self, out: str, run: dict, meta_columns: tuple[str, ...] = ()):
         self.out = out
-        self.run_id = run_id
+        self.run = dict(run)
+        self.images_schema = tables.images_schema(tuple(meta_columns))
         self._shards = Metrics.counter("poselabel", "shards_written")
 
     def start_bundle(self):
@@ -65,22 +79,29 @@ class WriteShards(beam.DoFn):
     def _write(self, end: ShardEnd, rows: list) -> dict:
         image_rows = tables.sort_rows([image_row for image_row, _ in rows])
         person_rows = tables.sort_rows([p for _, persons in rows for p in persons])
+        run_id, config_hash = self.run.get("run_id"), self.run.get("config_sha256")
         outputs.write_atomic(outputs.table_path(self.out, outputs.PERSONS, end.shard),
-                             tables.to_parquet_bytes(person_rows, tables.PERSONS_SCHEMA))
+                             tables.to_parquet_bytes(person_rows, tables.PERSONS_SCHEMA,
+                                                     tables.file_metadata(run_id, config_hash, outputs.PERSONS)))
         outputs.write_atomic(outputs.table_path(self.out, outputs.IMAGES, end.shard),
-                             tables.to_parquet_bytes(image_rows, tables.IMAGES_SCHEMA))
-        marker = shard_marker(end, image_rows, person_rows, self.run_id)
+                             tables.to_parquet_bytes(image_rows, self.images_schema,
+                                                     tables.file_metadata(run_id, config_hash, outputs.IMAGES)))
+        marker = shard_marker(end, image_rows, person_rows, self.run)
         outputs.write_json(outputs.done_path(self.out, end.shard), marker)
         self._shards.inc()
         return marker
 
 
-def shard_marker(end: ShardEnd, image_rows, person_rows, run_id) -> dict:
+def shard_marker(end: ShardEnd, image_rows, person_rows, run: dict) -> dict:
+    """The done marker of one shard: ``run``'s fields (``provenance.marker_fields``), the shard's
+    name and absolute ``url``, counts by status and reject reason, and ``read_error`` (the
+    shard-level read failure's message, None when it was read whole)."""
     status = collections.Counter(r["status"] for r in image_rows)
     reasons = collections.Counter(reason for r in person_rows for reason in r["reject_reasons"])
     keys = collections.Counter(r["key"] for r in image_rows)
+    read_error = next((r["error"] for r in image_rows if r["key"] == SHARD_ERROR_KEY), None)
     return {
-        "shard": end.shard, "path": end.path, "run_id": run_id, "finished_at": time.time(),
+        **run, "shard": end.shard, "url": end.path, "finished_at": time.time(), "read_error": read_error,
         "num_samples": len(image_rows), "num_persons": len(person_rows),
         "num_accepted": sum(1 for r in person_rows if r["accepted"]),
         "status": dict(sorted(status.items())), "reject_reasons": dict(sorted(reasons.items())),
