@@ -308,3 +308,46 @@ def test_batched_mask_crops_equal_the_per_mask_resampling():
 def cells_in(hw, w, res):
     from poselabel.models.camera import windows as cc
     return cc.cells_inside(hw[None], *(torch.tensor([v], dtype=torch.float64) for v in w), res)[0]
+
+
+def clothed_person():
+    """``person_mesh`` and a loose "coat and hair" mesh around it (m), and the centres of its
+    parts (K, 3) standing in for joints a keypoint detector sees."""
+    v, f = person_mesh()
+    parts = [((0.22, 0.33, 0.15), (0.0, -0.18, 0.0)), ((0.2, 0.3, 0.14), (0.0, 0.25, 0.0)),  # coat
+             ((0.12, 0.09, 0.12), (0.0, -0.72, 0.0))]  # hair
+    vs, fs, off = [], [], 0
+    for r, c in parts:
+        gv, gf = ellipsoid_mesh(r, c, 10, 14)
+        vs.append(gv)
+        fs.append(gf + off)
+        off += gv.shape[0]
+    joints = torch.tensor([(0.0, -0.22, 0.0), (0.0, -0.62, 0.0), (-0.1, 0.4, 0.02), (0.11, 0.38, -0.03),
+                           (-0.26, -0.15, 0.05), (0.3, -0.3, 0.0), (-0.1, 0.75, 0.02), (0.11, 0.73, -0.03)])
+    return v, f, torch.cat(vs).float(), torch.cat(fs), joints
+
+
+def test_clothed_masks_need_the_outside_bound_and_keypoints():
+    """A mask widened by a coat and hair (the body is 74-75 % of it) inflates the symmetric
+    fit's focal length; read as a bound from outside (cover_weight) with the keypoint term,
+    the fit recovers it."""
+    from poselabel.models.camera.batch import Keypoints
+
+    v, f, gv, gf, joints = clothed_person()
+    focal = torch.tensor([180.0, 300.0, 240.0])
+    transl = torch.tensor([[0.1, 0.05, 3.0], [-0.15, 0.1, 2.4], [0.0, 0.0, 3.5]])
+    body = make_targets(v[None], f, focal, transl, 120, 160)
+    masks = [b | c for b, c in zip(body, make_targets(gv[None], gf, focal, transl, 120, 160))]
+    cam = joints[None] + transl[:, None]
+    uv = focal[:, None, None] * cam[..., :2] / cam[..., 2:] + torch.tensor([80.0, 60.0])
+    kp = Keypoints(points=joints[None].repeat(3, 1, 1), uv=uv, weight=torch.ones(3, joints.shape[0]))
+    verts = v[None].repeat(3, 1, 1)
+
+    def e_f(cfg, keypoints=None):
+        sol = solve_camera(verts, f, transl[:, 2], masks, cfg, keypoints=keypoints)
+        return ((sol.focal_px - focal.double()).abs() / focal.double()).mean()
+
+    symmetric = e_f(SMALL)
+    assert symmetric > 0.03  # the coat is read as body
+    assert e_f(dataclasses.replace(SMALL, cover_weight=0.3, keypoint_weight=0.5), kp) < 0.4 * symmetric
+    assert e_f(dataclasses.replace(SMALL, keypoint_weight=0.5), kp) < symmetric  # keypoints alone help too

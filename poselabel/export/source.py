@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from poselabel.io import outputs
 from poselabel.io.shards import IMAGE_EXTS, iter_samples
+from poselabel.io.urls import to_path
 from poselabel.models.decode.image import decode_image
 from poselabel.pipelines.rejudge import list_input_shards
 
@@ -47,7 +48,10 @@ def _read_table(path: str) -> list[dict[str, Any]]:
 
 
 def resolve_url(url: str) -> str:
-    """A shard URL as recorded (a relative path is taken from the working directory)."""
+    """What the shard reader opens for a recorded shard URL: a ``file://`` URL's local path
+    (``io.urls.to_path``), ``gs://`` as it is; a relative path (tables written before URLs
+    were absolute) is taken from the working directory."""
+    url = to_path(url)
     if "://" in url or os.path.isabs(url):
         return url
     return os.path.abspath(url)

@@ -45,7 +45,7 @@ def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Ten
 
 
 def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res: int,
-                 canvas: int, orientation: int | None = None):
+                 canvas: int, orientation: int | None = None, cover_weight: float = 1.0, keypoints=None):
     """Best image shift of the mesh rendered at (focal, a, b) against the window's target.
 
     Args:
@@ -57,10 +57,16 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
         window: (x0 (B,), y0 (B,), side (B,)) the window in full-image px.
         canvas: side of the render canvas (window px), centred on the window.
         orientation: ``front_orientation`` of the mesh (back-face culling) or None.
+        cover_weight: the weight of uncovered target in the union (``windows.soft_iou``).
+        keypoints: optional ``(Keypoints, box_side (B,) px, weight)``: each shift's score
+            loses ``weight`` x the RMS distance of the shifted projected points to their
+            keypoints over ``box_side`` (closed form over all shifts: a shift ``s`` moves
+            every residual by ``s``).
 
     Returns:
-        ``(iou (B,), a (B,), b (B,), iou0 (B,))``: the best hard IoU over shifts and the
-        shifted pose, and the IoU of the unshifted render (exact: what was rendered).
+        ``(iou (B,), a (B,), b (B,), iou0 (B,))``: the best score (hard IoU, less the
+        keypoint penalty) over shifts and the shifted pose, and the score of the unshifted
+        render (exact: what was rendered).
     """
     x0, y0, side = window
     k = side / res  # full px per window px
@@ -76,10 +82,15 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
     render_f = torch.fft.rfft2(render, s=(pad, pad))
     inter = _xcorr(render_f, evidence_f[0], pad)
     area_r = _xcorr(render_f, evidence_f[1], pad)
-    iou = inter / (area_r + area_t[:, None, None] - inter).clamp(min=1e-6)
+    if cover_weight == 1.0:
+        iou = inter / (area_r + area_t[:, None, None] - inter).clamp(min=1e-6)
+    else:
+        iou = inter / (area_r + cover_weight * (area_t[:, None, None] - inter)).clamp(min=1e-6)
     # Canvas offsets o in [-(canvas - 1), res - 1]: index i holds o = i (i < res) or i - pad.
     idx = torch.arange(pad, device=iou.device)
     off = torch.where(idx < res, idx, idx - pad)
+    if keypoints is not None:
+        iou = iou - _keypoint_penalty(keypoints, focal, transl, cx, cy, (off.to(k.dtype)[None] - nx[:, None]) * k[:, None])
     best = iou.flatten(1).argmax(dim=1)
     oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
     score = iou.flatten(1).gather(1, best[:, None])[:, 0]
@@ -108,10 +119,53 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_
     return evidence_f, (target * valid).sum(dim=(1, 2)), window, canvas
 
 
+def _keypoint_penalty(keypoints, focal, transl, cx, cy, shifts):
+    """(B, P, P) keypoint penalty of every shift: ``weight`` x RMS distance / box side, where
+    ``shifts`` (B, P) are the full-px shifts along either axis (rows: y, columns: x)."""
+    kp, side, weight = keypoints
+    pts = kp.points + transl[:, None]
+    z = pts[..., 2].clamp(min=1e-3)
+    r = torch.stack([focal[:, None] * pts[..., 0] / z + cx[:, None] - kp.uv[..., 0],
+                     focal[:, None] * pts[..., 1] / z + cy[:, None] - kp.uv[..., 1]], dim=-1)  # (B, K, 2)
+    w = kp.weight / kp.weight.sum(dim=1, keepdim=True).clamp(min=1e-9)
+    mean = (w[..., None] * r).sum(dim=1)  # (B, 2)
+    msq = (w * (r ** 2).sum(dim=-1)).sum(dim=1)  # (B,)
+    sx, sy = shifts[:, None, :], shifts[:, :, None]
+    sq = msq[:, None, None] + 2 * (sx * mean[:, 0, None, None] + sy * mean[:, 1, None, None]) + sx ** 2 + sy ** 2
+    pen = weight * torch.sqrt(sq.clamp(min=0)) / side[:, None, None]
+    return torch.where((kp.weight.sum(dim=1) > 0)[:, None, None], pen, torch.zeros_like(pen))
+
+
+def keypoint_start(batch: SolveBatch, focal_range, min_points: int = 4):
+    """Closed-form ``(f, a = Tx / Tz, b = Ty / Tz)`` (b,) each from the keypoints at the given
+    ``Tz`` (NaN where fewer than ``min_points`` are weighted): with ``d_k = Z_k + Tz``,
+    ``u_k − cx = f X_k / d_k + (f Tx) / d_k`` and likewise for ``v``: weighted linear least
+    squares in ``(f, f Tx, f Ty)`` (BLADE's start uses keypoints too)."""
+    kp = batch.keypoints
+    tz = batch.tz0[:, None]
+    d = (kp.points[..., 2] + tz).clamp(min=1e-3)  # (b, K)
+    w = kp.weight * (kp.points[..., 2] + tz > 1e-3)
+    zero = torch.zeros_like(d)
+    # Rows: u equations then v equations; columns: f, f Tx, f Ty.
+    a_u = torch.stack([kp.points[..., 0] / d, 1 / d, zero], dim=-1)
+    a_v = torch.stack([kp.points[..., 1] / d, zero, 1 / d], dim=-1)
+    mat = torch.cat([a_u, a_v], dim=1) * torch.cat([w, w], dim=1).sqrt()[..., None]  # (b, 2K, 3)
+    rhs = torch.cat([kp.uv[..., 0] - batch.cx[:, None], kp.uv[..., 1] - batch.cy[:, None]], dim=1)
+    rhs = rhs * torch.cat([w, w], dim=1).sqrt()
+    gram = mat.transpose(1, 2) @ mat + 1e-9 * torch.eye(3, dtype=mat.dtype, device=mat.device)
+    sol = torch.linalg.solve(gram, (mat.transpose(1, 2) @ rhs[..., None]))[..., 0]  # (b, 3)
+    f = sol[:, 0]
+    ok = ((w > 0).sum(dim=1) >= min_points) & torch.isfinite(f) & (f > 0)
+    f_safe = torch.where(ok, f, torch.ones_like(f))
+    nan = torch.full_like(f, float("nan"))
+    return (torch.where(ok, f.clamp(*focal_range), nan), torch.where(ok, sol[:, 1] / f_safe / batch.tz0, nan),
+            torch.where(ok, sol[:, 2] / f_safe / batch.tz0, nan))
+
+
 def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, focal_range,
                  res: int = 128, window_scale: float = 2.5, canvas_factor: int = 4, passes: int = 3,
                  refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None,
-                 search_res: int | None = None, tables=None):
+                 search_res: int | None = None, tables=None, cover_weight: float = 1.0, keypoints=None):
     """Pick, per person, the best focal hypothesis after shift searches, then refine it.
 
     Every hypothesis gets ``passes`` shift searches, each re-rendered at the previous
@@ -150,7 +204,7 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
         best = None
         for _ in range(max(1, n)):
             iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window,
-                                             r, canvas, orientation)
+                                             r, canvas, orientation, cover_weight, keypoints)
             seen = torch.stack([focal, a, b, iou0])
             verified = seen if verified is None else torch.where((iou0 > verified[3])[None], seen, verified)
             new = torch.stack([focal, a1, b1, iou])
@@ -222,6 +276,14 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
     for _ in range(cfg.init_rounds):
         f, a, b, _ = moment_round(batch, faces, cfg, f, a, b, not fixed)
     candidates = [(f, a, b)]
+    kp_search = None
+    if batch.keypoints is not None and cfg.keypoint_weight > 0:
+        kp_search = (batch.keypoints, batch.box_side, cfg.keypoint_weight)
+        fk, ak, bk = keypoint_start(batch, cfg.focal_range)
+        if fixed:
+            fk = f
+        ok = torch.isfinite(ak)
+        candidates.append((torch.where(ok, fk, f), torch.where(ok, ak, a), torch.where(ok, bk, b)))
     if not fixed:
         longer = 2 * torch.maximum(batch.cx, batch.cy)  # about the longer image side
         zero = torch.zeros_like(a)
@@ -230,7 +292,7 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
         batch.verts, faces, batch.tz0, batch.cx, batch.cy, batch.masks, batch.ignore, batch.boxes, candidates,
         cfg.focal_range, cfg.init_res, passes=cfg.init_passes, search_res=cfg.init_search_res,
         refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation,
-        tables=batch.tables)
+        tables=batch.tables, cover_weight=cfg.cover_weight, keypoints=kp_search)
     # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
     # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
     # start barely overlaps at full resolution, its best *measured* state starts instead
