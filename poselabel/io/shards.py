@@ -20,6 +20,7 @@ the same. Nothing is ever extracted to disk.
 from __future__ import annotations
 
 import collections
+import glob
 import os
 import posixpath
 from collections.abc import Iterable, Iterator
@@ -108,12 +109,12 @@ def _find_one(pattern: str, listing: ShardListing, ignored: collections.Counter)
                              "(a folder, a glob such as DIR/*.tar, a brace range DIR/s-{000..009}.tar, gs://...)")
         listing.paths.append(pattern)
         return
-    matched = _match(pattern)
+    matched = _match(pattern)  # files only: Beam's match leaves folders out
     shards = [f for f in matched if is_shard(f)]
-    for f in shards:
-        if _is_dir(f):
-            raise InputError(f"--input {pattern!r}: {f} is a folder, not a shard; give the shard files "
-                             "(or the folder that holds them)")
+    folders = [f for f in glob.glob(pattern) if os.path.isdir(f)] if "://" not in pattern else []
+    if not shards and folders:
+        raise InputError(f"--input {pattern!r} matches folders, not shards ({folders[0]}); give the shard "
+                         "files, or one folder that holds them")
     ignored.update(_extension(f) for f in matched if f not in shards)
     if not shards:
         raise InputError(f"--input {pattern!r} matches no .tar or .tar.gz shard"

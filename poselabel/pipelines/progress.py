@@ -17,6 +17,7 @@ seconds. Otherwise (piped, a log file): one plain line every ``interval`` second
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -116,7 +117,9 @@ class Progress:
         self.cleanup()
 
     def cleanup(self) -> None:
-        paths = list(_names(self.out, PROGRESS).values())
+        """Remove ``OUT/_progress/`` (a local folder whole; on object stores, its files)."""
+        folder = outputs.join(self.out, PROGRESS)
+        paths = [folder] if "://" not in folder and os.path.isdir(folder) else list(_names(self.out, PROGRESS).values())
         if paths:
             try:
                 FileSystems.delete(paths)
