@@ -148,13 +148,20 @@ def test_counts_from_markers_and_progress_files(tmp_path):
 def test_count_progress_stage_writes_counts(tmp_path):
     import apache_beam as beam
 
-    from poselabel.records import ShardEnd
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from poselabel.records import RawSample, ShardEnd
     from poselabel.transforms.count_progress import CountProgress
 
-    rows = [({"shard": "s", "key": str(i)}, []) for i in range(5)] + [ShardEnd(shard="s", path="s.tar", num_samples=5)]
+    samples = [RawSample(key=str(i), shard="s", url="s.tar", members={}) for i in range(5)]
     with beam.Pipeline() as p:
-        _ = p | beam.Create([rows], reshuffle=False) | beam.FlatMap(lambda r: r) \
-            | beam.ParDo(CountProgress(str(tmp_path), write_every_s=0.0))
-    # every row rewrote the file; the last one written counts all five
+        counted = p | beam.Create([samples], reshuffle=False) | beam.FlatMap(lambda r: r) \
+            | beam.ParDo(CountProgress(str(tmp_path), write_every_s=3600.0))
+        assert_that(counted | beam.Map(lambda s: s.key), equal_to([str(i) for i in range(5)]))
     data = json.load(io.open(progress_path(str(tmp_path), "s")))
-    assert data["samples"] == 5 and data["shard"] == "s"
+    assert data["samples"] == 1  # the first sample wrote; the next four fell within write_every_s
+    with beam.Pipeline() as p:
+        _ = p | beam.Create([samples + [ShardEnd(shard="s", path="s.tar", num_samples=5)]], reshuffle=False) \
+            | beam.FlatMap(lambda r: r) | beam.ParDo(CountProgress(str(tmp_path), write_every_s=3600.0))
+    data = json.load(io.open(progress_path(str(tmp_path), "s")))
+    assert data["samples"] == 5 and data["shard"] == "s"  # the shard's end writes its full count

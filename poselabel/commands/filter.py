@@ -46,7 +46,7 @@ def require_tables(input_dir: str, flag: str = "--input") -> list[str]:
     shards = list_input_shards(input_dir)
     if not shards:
         what = "no such folder" if "://" not in input_dir and not os.path.isdir(input_dir) else "holds no persons/*.parquet"
-        raise InputError(f"{flag} {input_dir}: {what}; give the --output folder of a `poselabel run` (or filter)")
+        raise InputError(f"{flag} {input_dir}: {what}; give the --output folder of a poselabel run (or filter)")
     return shards
 
 

@@ -1,12 +1,14 @@
-"""Stage: count each shard's labelled samples into ``OUT/_progress/<shard>.json`` (progress only).
+"""Stage: count each shard's samples into ``OUT/_progress/<shard>.json`` (progress only).
 
-It sits after ``ToRows`` (a row per labelled sample) and passes every element on unchanged.
-A worker rewrites a shard's progress file (``{"shard", "samples", "at"}``) at most once every
-``WRITE_EVERY_S`` seconds while the shard is in flight: a small atomic write, so the driver,
-in any process or on any machine, reads live sample counts from the output folder it can
-already see. The file of a finished shard is not updated: its done marker's ``num_samples``
-takes over, and the driver removes ``_progress/`` at the end of the run. A retried shard
-starts again from zero, as its rows do.
+It sits right after ``ReadShards`` and passes every element on unchanged. Beam runs the
+fused stages depth first, so a sample is counted as it enters the model stages; the count
+leads the labelled rows by at most the camera stage's batch (``camera.batch_size`` persons,
+flushed at each shard's end). A worker rewrites a shard's progress file (``{"shard",
+"samples", "at"}``) at most once every ``WRITE_EVERY_S`` seconds, and once at the shard's
+end: a small atomic write, so the driver, in any process or on any machine, reads live
+counts from the output folder it already sees. Once a shard's done marker exists its
+``num_samples`` takes over, and the driver removes ``_progress/`` at the end of the run. A
+retried shard counts again from zero.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 import apache_beam as beam
 
 from poselabel.io import outputs
-from poselabel.records import ShardEnd
+from poselabel.records import RawSample, ShardEnd
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +40,20 @@ class CountProgress(beam.DoFn):
     def start_bundle(self):
         self._counts: dict[str, int] = {}  # a shard is read within one bundle; a retry counts afresh
 
-    def process(self, element):
+    def process(self, element: RawSample | ShardEnd):
+        shard, now = element.shard, time.time()
         if isinstance(element, ShardEnd):
-            self._counts.pop(element.shard, None)
-            self._written.pop(element.shard, None)
+            self._write(shard, self._counts.pop(shard, 0), now)
+            self._written.pop(shard, None)
         else:
-            shard = element[0]["shard"]
-            self._counts[shard] = count = self._counts.get(shard, 0) + 1
-            now = time.time()
+            self._counts[shard] = self._counts.get(shard, 0) + 1
             if now - self._written.setdefault(shard, 0.0) >= self.write_every_s:
                 self._written[shard] = now
-                try:
-                    outputs.write_json(progress_path(self.out, shard), {"shard": shard, "samples": count, "at": now})
-                except Exception as exc:  # progress is a display: a failed write must not fail the shard
-                    log.debug("progress of %s not written: %s", shard, exc)
+                self._write(shard, self._counts[shard], now)
         yield element
+
+    def _write(self, shard: str, count: int, now: float) -> None:
+        try:
+            outputs.write_json(progress_path(self.out, shard), {"shard": shard, "samples": count, "at": now})
+        except Exception as exc:  # progress is a display: a failed write must not fail the shard
+            log.debug("progress of %s not written: %s", shard, exc)
