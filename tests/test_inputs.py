@@ -150,14 +150,14 @@ def test_count_progress_stage_writes_counts(tmp_path):
 
     from apache_beam.testing.util import assert_that, equal_to
 
-    from poselabel.records import RawSample, ShardEnd
+    from poselabel.records import ShardEnd
     from poselabel.transforms.count_progress import CountProgress
 
-    samples = [RawSample(key=str(i), shard="s", url="s.tar", members={}) for i in range(5)]
+    samples = [({"shard": "s", "key": str(i)}, []) for i in range(5)]  # ToRows' (image_row, person_rows)
     with beam.Pipeline() as p:
         counted = p | beam.Create([samples], reshuffle=False) | beam.FlatMap(lambda r: r) \
             | beam.ParDo(CountProgress(str(tmp_path), write_every_s=3600.0))
-        assert_that(counted | beam.Map(lambda s: s.key), equal_to([str(i) for i in range(5)]))
+        assert_that(counted | beam.Map(lambda s: s[0]["key"]), equal_to([str(i) for i in range(5)]))
     data = json.load(io.open(progress_path(str(tmp_path), "s")))
     assert data["samples"] == 1  # the first sample wrote; the next four fell within write_every_s
     with beam.Pipeline() as p:

@@ -47,10 +47,7 @@ def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunCon
         | "SpreadShards" >> beam.Reshuffle()
         | "ReadShards" >> beam.ParDo(ReadShard())
     )
+    rows = label_records(samples, config) | "ToRows" >> beam.ParDo(ToRows())
     if config.progress:  # live sample counts for the driver's progress (pipelines/progress.py)
-        samples = samples | "CountProgress" >> beam.ParDo(CountProgress(config.output))
-    return (
-        label_records(samples, config)
-        | "ToRows" >> beam.ParDo(ToRows())
-        | "WriteTables" >> beam.ParDo(WriteShards(config.output, run_id))
-    )
+        rows = rows | "CountProgress" >> beam.ParDo(CountProgress(config.output))
+    return rows | "WriteTables" >> beam.ParDo(WriteShards(config.output, run_id))

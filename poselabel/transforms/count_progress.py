@@ -1,9 +1,9 @@
 """Stage: count each shard's samples into ``OUT/_progress/<shard>.json`` (progress only).
 
-It sits right after ``ReadShards`` and passes every element on unchanged. Beam runs the
-fused stages depth first, so a sample is counted as it enters the model stages; the count
-leads the labelled rows by at most the camera stage's batch (``camera.batch_size`` persons,
-flushed at each shard's end). A worker rewrites a shard's progress file (``{"shard",
+It sits after ``ToRows`` (one row per labelled sample) and passes every element on
+unchanged, so it counts samples labelled, not read: the camera stage batches persons
+(``camera.batch_size``, flushed when full and at each shard's end), so counts move a batch
+at a time, and a shard smaller than a batch at its end. A worker rewrites a shard's progress file (``{"shard",
 "samples", "at"}``) at most once every ``WRITE_EVERY_S`` seconds, and once at the shard's
 end: a small atomic write, so the driver, in any process or on any machine, reads live
 counts from the output folder it already sees. Once a shard's done marker exists its
@@ -18,7 +18,7 @@ import time
 import apache_beam as beam
 
 from poselabel.io import outputs
-from poselabel.records import RawSample, ShardEnd
+from poselabel.records import ShardEnd
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ class CountProgress(beam.DoFn):
     def start_bundle(self):
         self._counts: dict[str, int] = {}  # a shard is read within one bundle; a retry counts afresh
 
-    def process(self, element: RawSample | ShardEnd):
-        shard, now = element.shard, time.time()
+    def process(self, element: tuple[dict, list] | ShardEnd):
+        """``element``: ``ToRows``' ``(image_row, person_rows)`` or a ``ShardEnd``."""
+        shard = element.shard if isinstance(element, ShardEnd) else element[0]["shard"]
+        now = time.time()
         if isinstance(element, ShardEnd):
             self._write(shard, self._counts.pop(shard, 0), now)
             self._written.pop(shard, None)
