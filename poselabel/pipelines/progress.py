@@ -140,8 +140,10 @@ class Progress:
             self.stream.flush()
 
     def _bar(self):
+        # smoothing=0: the rate is the run's average (counts arrive a camera batch at a time, so
+        # the rate between two polls says little)
         with tqdm(total=None, unit="img", desc="labelling", file=self.stream, dynamic_ncols=True,
-                  smoothing=0.1) as bar:
+                  smoothing=0) as bar:
             while True:
                 stop = self._stop.wait(TERMINAL_POLL_S)
                 samples, total = self.counts.poll()
@@ -149,5 +151,6 @@ class Progress:
                     bar.total = round(total)
                 bar.set_postfix_str(f"{len(self.counts.finished)}/{len(self.counts.todo)} shards", refresh=False)
                 bar.update(samples - bar.n)
+                bar.refresh()  # elapsed time and ETA move between counts too
                 if stop:
                     break
