@@ -3,6 +3,11 @@
 Each subcommand lives in ``poselabel/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func``. Heavy
 imports happen inside the command's function, so ``--help`` stays fast.
+
+A user's mistake (a bad option, a pattern that finds nothing, a malformed config: every
+``ConfigError``, and argparse's own errors) ends in one line on stderr that names the fix,
+and exit status 2; commands check their inputs and options before they create anything.
+stdout is for what a program reads (``--json``); people read stderr.
 """
 from __future__ import annotations
 
@@ -18,8 +23,16 @@ from poselabel.config import ConfigError
 COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "export", "bench")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's errors in one line (no usage block), pointing at ``--help``; the subcommands'
+    parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="poselabel",
         description="Label images with SMPL-X bodies and perspective cameras, at scale.",
     )
@@ -46,9 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"poselabel: configuration error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # InputError too
+        message = " ".join(str(exc).split())  # one line, whatever the message held
+        print(f"poselabel {args.command.replace('_', '-')}: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"poselabel {args.command.replace('_', '-')}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

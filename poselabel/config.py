@@ -22,7 +22,26 @@ from poselabel.models.quality.checks import QUALITY_CHECKS
 
 
 class ConfigError(ValueError):
-    """A configuration value is unknown, mistyped or out of range."""
+    """A configuration value is unknown, mistyped or out of range (the command line prints
+    its message, one line, and exits with status 2)."""
+
+
+class InputError(ConfigError, FileNotFoundError):
+    """An input or output path the command cannot use: a pattern that finds no shard, a
+    missing file or folder, an output that is a file."""
+
+
+def split_patterns(value: str) -> list[str]:
+    """``"a/*.tar,b/s-{1,2}.tar"`` -> ``["a/*.tar", "b/s-{1,2}.tar"]``: commas split patterns
+    only outside braces (inside they are brace lists)."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(value):
+        depth += (c == "{") - (c == "}")
+        if c == "," and depth == 0:
+            parts.append(value[start:i])
+            start = i + 1
+    parts.append(value[start:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 @dataclass(frozen=True)
@@ -256,7 +275,9 @@ RUNNERS = ("direct", "dask", "dataflow", "flink")
 
 @dataclass(frozen=True)
 class RunConfig:
-    input: str = ""
+    # shard patterns (folders, globs, brace ranges and lists, gs://); a string is split at
+    # commas outside braces
+    input: tuple[str, ...] = field(default=(), metadata={"split": split_patterns})
     output: str = ""
     runner: str = "direct"  # direct | dask | dataflow | flink
     workers: int = 1
@@ -265,7 +286,8 @@ class RunConfig:
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)
-    progress: bool = True
+    progress: bool = True  # a bar on a terminal, else a log line every progress_interval seconds (stderr)
+    progress_interval: float = 30.0
     torch_threads: int = 1  # per worker process (fixed: results do not depend on the worker count); 0: cores / workers
     pipeline_args: tuple[str, ...] = ()  # passed through to Beam (e.g. Dataflow options)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -289,6 +311,7 @@ class RunConfig:
                    "--environment_config=IMAGE (the worker image), or --environment_type=EXTERNAL "
                    "--environment_config=localhost:50000 (worker-pool sidecars); see infra/README.md")
         _check(self.workers >= 1, "workers must be >= 1")
+        _check(self.progress_interval > 0, "progress_interval must be > 0 seconds (--log-every)")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
@@ -304,8 +327,9 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Coerce a YAML/CLI value to the field's declared type, or raise ConfigError."""
+def _coerce(value: Any, annotation: Any, where: str, split=None) -> Any:
+    """Coerce a YAML/CLI value to the field's declared type, or raise ConfigError. ``split``:
+    how a string becomes a tuple (default: at whitespace)."""
     if isinstance(annotation, str):
         annotation = eval(annotation, {**typing.__dict__, **globals()})  # annotations are strings here
     origin = typing.get_origin(annotation)
@@ -315,10 +339,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             if type(None) in args:
                 return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
+        return _coerce(value, inner[0], where, split)
     if origin is tuple:
         if isinstance(value, str):
-            value = value.split()
+            value = split(value) if split else value.split()
+        elif not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(str(v) for v in value)
     if annotation is bool:
         if isinstance(value, bool):
@@ -349,7 +375,7 @@ def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> Any:
                 raise ConfigError(f"{where}: expected a mapping")
             changes[name] = _merge(current, value, prefix=f"{where}.")
         else:
-            changes[name] = _coerce(value, fields[name].type, where)
+            changes[name] = _coerce(value, fields[name].type, where, fields[name].metadata.get("split"))
     return dataclasses.replace(obj, **changes)
 
 
@@ -357,28 +383,54 @@ def parse_dotted(assignments: list[str]) -> dict[str, Any]:
     """``["detect.score_threshold=0.3"]`` -> ``{"detect": {"score_threshold": "0.3"}}``."""
     tree: dict[str, Any] = {}
     for item in assignments:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        dotted, value = item.split("=", 1)
-        node = tree
+        dotted, eq, value = item.partition("=")
         parts = dotted.strip().split(".")
+        if not eq or not all(parts):
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE (e.g. --set detect.score_threshold=0.5), got {item!r}")
+        node = tree
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value) if value else value
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is set twice, once as a value")
+        try:
+            node[parts[-1]] = yaml.safe_load(value) if value else value
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML; quote it "
+                              f"(--set '{dotted}=\"...\"')") from None
     return tree
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """The mapping in a YAML or JSON file (``.json``: JSON); ``ConfigError`` (one line, with the
+    line and column) when it is missing, malformed or not a mapping."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise InputError(f"--config {path}: no such file") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as exc:
+        raise ConfigError(f"--config {path}: cannot be read as text ({type(exc).__name__})") from None
+    try:
+        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed"
+        raise ConfigError(f"--config {path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: the configuration must be a mapping of keys (e.g. 'workers: 2'), "
+                          f"not a {type(data).__name__}")
+    return data
 
 
 def load_config(path: str | None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Defaults, then the file at ``path`` (YAML or JSON), then ``overrides``."""
     config = RunConfig()
     if path:
-        text = Path(path).read_text()
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the configuration must be a mapping")
-        config = _merge(config, data)
+        config = _merge(config, read_config_file(path))
     if overrides:
         config = _merge(config, overrides)
     return config

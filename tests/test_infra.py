@@ -52,7 +52,7 @@ def test_dataflow_launcher_runs_a_valid_gpu_job():
     argv = shlex.split(out)
     assert argv[:2] == ["poselabel", "run"]
     config = _job_config(argv[1:])
-    assert config.runner == "dataflow" and config.input == "gs://b/s-{000000..000009}.tar"
+    assert config.runner == "dataflow" and config.input == ("gs://b/s-{000000..000009}.tar",)
     assert config.models.share == "machine" and config.tz.backend == "geometric"
     assert f"--sdk_container_image={IMAGE}" in config.pipeline_args
     assert any("worker_accelerator=type:nvidia-l4;count:1" in a for a in config.pipeline_args)
@@ -100,7 +100,7 @@ def test_kubernetes_launcher_renders_a_gpu_cluster_and_its_client_job():
     assert client["image"] == IMAGE and client["command"][:2] == ["poselabel", "run"]
     config = _job_config(client["command"][1:] + client["args"])
     assert config.runner == "dask" and config.dask_address == "tcp://pl-scheduler:8786"
-    assert config.input == "gs://b/s-{000000..000009}.tar" and config.detect.score_threshold == 0.5
+    assert config.input == ("gs://b/s-{000000..000009}.tar",) and config.detect.score_threshold == 0.5
 
 
 def test_slurm_launcher_dry_run_prints_the_cluster_and_the_job():

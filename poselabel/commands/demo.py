@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+from poselabel.commands.filter import require_not_a_file
 
 
 def register(subparsers) -> None:
@@ -11,15 +14,18 @@ def register(subparsers) -> None:
         description="Runs the main job on the embedded default (MediaPipe's bundled models) on real photos.")
     parser.add_argument("--out", default="poselabel-demo", help="demo directory (default: ./poselabel-demo)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout (nothing else)")
     parser.set_defaults(func=main)
 
 
 def main(args) -> int:
     from poselabel.assets import demo_samples
+    from poselabel.commands.run import human_summary
     from poselabel.config import load_config
     from poselabel.io.shard_writer import write_shard
     from poselabel.pipelines.job import run_job
 
+    require_not_a_file(args.out, "--out")
     out = Path(args.out).resolve()
     (out / "shards").mkdir(parents=True, exist_ok=True)
     shard = write_shard(str(out / "shards" / "demo-000000.tar"), demo_samples())
@@ -29,10 +35,9 @@ def main(args) -> int:
     from poselabel.report import write_report
 
     write_report(str(out / "labels"), str(out / "report.html"), sample=12)
-    print(json.dumps(summary, indent=2))
-    print(f"shard:    {shard}")
-    print(f"tables:   {out / 'labels' / 'persons'}/, {out / 'labels' / 'images'}/")
-    print(f"manifest: {out / 'labels' / 'manifest.json'}")
-    print(f"summary:  {out / 'labels' / 'summary.json'}")
-    print(f"report:   {out / 'report.html'}")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    print(human_summary(summary, str(out / "labels")), file=sys.stderr)
+    print(f"shard:    {shard}", file=sys.stderr)
+    print(f"report:   {out / 'report.html'}", file=sys.stderr)
     return 0

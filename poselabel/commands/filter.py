@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 
-from poselabel.config import QualityConfig
+from poselabel.config import InputError, QualityConfig
 
 
 def quality_fields() -> list[str]:
@@ -32,7 +34,25 @@ def register(subparsers) -> None:
     for name in quality_fields():
         parser.add_argument("--" + name.replace("_", "-"), dest=f"q_{name}", metavar="VALUE",
                             help=f"quality.{name}" + (" (space-separated names)" if name == "disabled_checks" else ""))
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (nothing else)")
     parser.set_defaults(func=main)
+
+
+def require_tables(input_dir: str, flag: str = "--input") -> list[str]:
+    """The shard names of the table folder ``input_dir``; ``InputError`` (one line) when it holds
+    no persons table (a missing folder, a typo, the shards' folder instead of the labels')."""
+    from poselabel.pipelines.rejudge import list_input_shards  # Beam's file systems
+
+    shards = list_input_shards(input_dir)
+    if not shards:
+        what = "no such folder" if "://" not in input_dir and not os.path.isdir(input_dir) else "holds no persons/*.parquet"
+        raise InputError(f"{flag} {input_dir}: {what}; give the --output folder of a poselabel run (or filter)")
+    return shards
+
+
+def require_not_a_file(path: str, flag: str) -> None:
+    if "://" not in path and os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{flag} {path}: is a file; give a folder (it is created if missing)")
 
 
 def main(args) -> int:
@@ -40,10 +60,18 @@ def main(args) -> int:
     from poselabel.pipelines.rejudge import ACCEPTED, filter_tables, resolve_quality
 
     flags = {name: getattr(args, f"q_{name}") for name in quality_fields()}
+    # every check before anything is written
+    if args.input.rstrip("/") == args.output.rstrip("/"):
+        raise InputError("--output must differ from --input (the input tables are kept as they are)")
+    require_not_a_file(args.output, "--output")
+    require_tables(args.input)
     quality = resolve_quality(args.input, args.base, args.config, args.set, flags)
     summary = filter_tables(args.input, args.output, quality)
-    print(json.dumps({k: v for k, v in summary.items() if k != "per_shard"}, indent=2))
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "per_shard"}, indent=2))
     out = args.output.rstrip("/")
-    print(f"accepted: {out}/{ACCEPTED}/  (one file per shard, persons schema)")
-    print(f"re-judged tables: {out}/persons/, manifest: {out}/manifest.json")
+    print(f"{summary['accepted']} of {summary['persons']} persons accepted (before: {summary['accepted_before']}) "
+          f"in {summary['shards']} shards", file=sys.stderr)
+    print(f"accepted: {out}/{ACCEPTED}/  (one file per shard, persons schema)", file=sys.stderr)
+    print(f"re-judged tables: {out}/persons/, manifest: {out}/manifest.json", file=sys.stderr)
     return 0

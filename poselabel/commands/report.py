@@ -1,6 +1,12 @@
 """``poselabel report``: one self-contained HTML page about a table directory."""
 from __future__ import annotations
 
+import os
+import sys
+
+from poselabel.commands.filter import require_tables
+from poselabel.config import InputError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,8 +22,11 @@ def register(subparsers) -> None:
 
 
 def main(args) -> int:
+    if "://" not in args.out and os.path.isdir(args.out):
+        raise InputError(f"--out {args.out}: is a folder; give the HTML file to write, e.g. {args.out.rstrip('/')}/report.html")
+    require_tables(args.input)
     from poselabel.report import write_report
 
     path = write_report(args.input, args.out, sample=args.sample, seed=args.seed)
-    print(f"report: {path}")
+    print(f"report: {path}", file=sys.stderr)
     return 0

@@ -1,15 +1,20 @@
-"""``poselabel run``: the main labelling job."""
+"""``poselabel run``: the main labelling job.
+
+stdout carries only what a program reads (the summary JSON, with ``--json``); progress,
+the human summary and errors go to stderr.
+"""
 from __future__ import annotations
 
 import json
+import sys
 
-from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted
+from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted, split_patterns
 
 # CLI flag -> dotted config key. Flags override the config file.
 FLAG_KEYS = {
     "input": "input", "output": "output", "runner": "runner", "workers": "workers",
-    "overwrite": "overwrite", "retry_failed": "retry_failed", "body_model": "body_model", "dask_address": "dask_address",
-    "flink_master": "flink_master",
+    "overwrite": "overwrite", "retry_failed": "retry_failed", "body_model": "body_model",
+    "dask_address": "dask_address", "flink_master": "flink_master", "log_every": "progress_interval",
     "detector": "detect.backend", "yolo_weights": "detect.yolo_weights",
     "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
     "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
@@ -20,7 +25,10 @@ FLAG_KEYS = {
 
 def add_run_options(parser, *, require_io: bool = True) -> None:
     if require_io:
-        parser.add_argument("--input", required=True, help="shards: path, glob, brace range or gs:// URL (comma-separated)")
+        parser.add_argument("--input", required=True, action="append",
+                            help="shards: a folder (its *.tar, *.tar.gz), a glob, a brace range {000..099} or "
+                                 "list {a,b}, gs:// URLs; repeat --input for several (or separate by commas "
+                                 "outside braces)")
         parser.add_argument("--output", required=True, help="output directory, local or gs://")
     parser.add_argument("--config", help="YAML or JSON configuration file (flags override it)")
     parser.add_argument("--runner", choices=["direct", "dask", "dataflow", "flink"])
@@ -47,7 +55,9 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--max-pixels", type=int, help="images with more pixels become error rows")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any configuration key, e.g. --set detect.score_threshold=0.4 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no live progress line")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    parser.add_argument("--log-every", type=float, metavar="SECONDS",
+                        help="when stderr is not a terminal: a progress line every SECONDS (default 30)")
 
 
 def config_from_args(args, extra_pipeline_args: list[str] | None = None):
@@ -56,6 +66,8 @@ def config_from_args(args, extra_pipeline_args: list[str] | None = None):
         value = getattr(args, flag, None)
         if value is None:
             continue
+        if flag == "input":  # repeated --input, each split at commas outside braces
+            value = [p for v in value for p in split_patterns(v)]
         node = overrides
         parts = dotted.split(".")
         for part in parts[:-1]:
@@ -75,8 +87,29 @@ def register(subparsers) -> None:
                     "(e.g. Dataflow's --project, --region, --temp_location; Flink's --environment_type, "
                     "--environment_config).")
     add_run_options(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as JSON on stdout (nothing else goes to stdout)")
     parser.add_argument("beam_args", nargs="*", help="extra Beam pipeline options, after '--'")
     parser.set_defaults(func=main)
+
+
+def human_summary(summary: dict, output: str) -> str:
+    """The run's summary for a person (stderr), a few lines."""
+    this = summary.get("this_run", {})
+    out = output.rstrip("/")
+    lines = [f"labelled {this.get('samples', 0)} samples in {this.get('wall_s', 0):.1f} s"
+             + (f" ({this['images_per_s']:.2f} images/s)" if this.get("images_per_s") else "")
+             + f"; the output holds {summary['shards']} shards, {summary['samples']} samples, "
+             f"{summary['persons']} persons, {summary['accepted']} accepted",
+             "status: " + (", ".join(f"{k} {v}" for k, v in summary["status"].items()) or "-")]
+    if summary.get("reject_reasons"):
+        lines.append("rejected for: " + ", ".join(f"{k} {v}" for k, v in summary["reject_reasons"].items()))
+    if summary.get("ignored_files"):
+        lines.append("ignored beside the shards (not read): "
+                     + ", ".join(f"{n} {ext}" for ext, n in summary["ignored_files"].items()))
+    lines += [f"tables:   {out}/persons/, {out}/images/", f"manifest: {out}/manifest.json",
+              f"summary:  {out}/summary.json"]
+    return "\n".join(lines)
 
 
 def main(args) -> int:
@@ -84,8 +117,7 @@ def main(args) -> int:
 
     config = config_from_args(args, args.beam_args).validate()
     summary = run_job(config)
-    print(json.dumps(summary, indent=2))
-    print(f"tables:   {config.output.rstrip('/')}/persons/, {config.output.rstrip('/')}/images/")
-    print(f"manifest: {config.output.rstrip('/')}/manifest.json")
-    print(f"summary:  {config.output.rstrip('/')}/summary.json")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    print(human_summary(summary, config.output), file=sys.stderr)
     return 0

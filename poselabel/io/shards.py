@@ -1,61 +1,155 @@
-"""WebDataset shards: listing, reading and naming, over Beam's file systems.
+"""WebDataset shards: finding, reading and naming, over Beam's file systems.
 
-Reading streams each tar through ``webdataset``'s own tar iteration and key
-grouping (the key is the member's basename up to its first dot), fed from
-``apache_beam.io.filesystems.FileSystems.open``, so local paths and ``gs://``
-URLs behave the same. Nothing is ever extracted to disk.
+Finding (``find_shards``): each ``--input`` pattern is brace-expanded (``braceexpand``, as
+webdataset does: ``{000..099}`` ranges and ``{a,b}`` lists), then
+
+- a folder (local or ``gs://``, with or without a trailing ``/``) means its ``*.tar``,
+  ``*.tar.gz`` and ``*.tgz`` files; the other files beside them (img2dataset's
+  ``00000.parquet`` and ``00000_stats.json``) are ignored and counted by extension;
+- a glob keeps the shards it matches and counts the other files it matches as ignored;
+- a plain path is taken as it is (whatever its name).
+
+A pattern that finds no shard, a malformed brace pattern or a shard path that is a
+directory raises ``InputError`` (one line naming the pattern and the fix).
+
+Reading streams each tar through ``webdataset``'s own tar iteration and key grouping (the
+key is the member's basename up to its first dot), fed from
+``apache_beam.io.filesystems.FileSystems.open``, so local paths and ``gs://`` URLs behave
+the same. Nothing is ever extracted to disk.
 """
 from __future__ import annotations
 
+import collections
+import glob
+import os
 import posixpath
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+from braceexpand import UnbalancedBracesError, braceexpand
 from webdataset.tariterators import group_by_keys, tar_file_iterator
 
+from poselabel.config import InputError, split_patterns
 from poselabel.records import RawSample
+from poselabel.io.urls import to_path
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
-_BRACE = re.compile(r"\{(\d+)\.\.(\d+)\}")
+SHARD_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass
+class ShardListing:
+    """What the input patterns found: the shard paths (sorted, unique) and, by extension, the
+    files that were beside them and are not shards (``{".parquet": 3, ".json": 3}``)."""
+
+    paths: list[str] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
 
 
 def expand_braces(pattern: str) -> list[str]:
-    """Expand WebDataset brace ranges: ``shard-{000..002}.tar`` -> three names.
+    """WebDataset brace expansion: ``s-{000..002}.tar`` -> three names, ``{a,b}.tar`` -> two.
 
-    Zero padding follows the width of the range's first bound.
+    Zero padding follows the range's bounds. Raises ``InputError`` on unbalanced braces.
     """
-    match = _BRACE.search(pattern)
-    if not match:
-        return [pattern]
-    lo, hi = match.group(1), match.group(2)
-    if int(hi) < int(lo):
-        raise ValueError(f"empty brace range in {pattern!r}")
-    width = len(lo)
-    out: list[str] = []
-    for i in range(int(lo), int(hi) + 1):
-        out.extend(expand_braces(pattern[: match.start()] + str(i).zfill(width) + pattern[match.end():]))
-    return out
+    try:
+        return list(braceexpand(pattern))
+    except UnbalancedBracesError:
+        raise InputError(f"--input {pattern!r}: unbalanced braces; write ranges as {{000..099}} "
+                         "and lists as {a,b}") from None
 
 
-def list_shards(pattern: str) -> list[str]:
-    """All shard paths matching ``pattern`` (paths, globs, brace ranges, ``gs://``), sorted.
+def is_shard(path: str) -> bool:
+    return path.rstrip("/").endswith(SHARD_SUFFIXES)
 
-    Raises ``FileNotFoundError`` when a pattern matches nothing.
+
+def _extension(path: str) -> str:
+    name = posixpath.basename(path.rstrip("/"))
+    stem, dot, ext = name.rpartition(".")
+    return f".{ext}" if dot and stem else "(none)"
+
+
+def _is_dir(path: str) -> bool:
+    return os.path.isdir(path) if "://" not in path else False
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    except (BeamIOError, OSError):
+        return []
+
+
+def _folder(path: str) -> list[str] | None:
+    """The files directly in ``path`` when it is a folder (local, or a ``gs://`` prefix), else None."""
+    if "://" not in path:
+        return sorted(os.path.join(path, n) for n in os.listdir(path)) if os.path.isdir(path) else None
+    if not path.endswith("/") and _match(path):
+        return None  # an object of that exact name
+    found = _match(path.rstrip("/") + "/*")  # Beam's "*" stops at "/": direct children only
+    return found or None
+
+
+def _find_one(pattern: str, listing: ShardListing, ignored: collections.Counter) -> None:
+    files = _folder(pattern)
+    if files is not None:  # a folder: its shards; sub-folders and other files are counted
+        shards = [f for f in files if is_shard(f) and not _is_dir(f)]
+        ignored.update(_extension(f) if not _is_dir(f) else "(folder)" for f in files if f not in shards)
+        if not shards:
+            held = ", ".join(f"{n} {e}" for e, n in collections.Counter(
+                "(folder)" if _is_dir(f) else _extension(f) for f in files).most_common(4)) or "nothing"
+            raise InputError(f"--input {pattern!r}: the folder holds no .tar or .tar.gz shard (it holds {held}); "
+                             "point --input at the shards' folder or a glob such as DIR/*.tar")
+        listing.paths.extend(shards)
+        return
+    if not _GLOB_CHARS & set(pattern):  # a plain path: read it as it is
+        if not _match(pattern):
+            raise InputError(f"--input {pattern!r}: no such file or folder; check the path "
+                             "(a folder, a glob such as DIR/*.tar, a brace range DIR/s-{000..009}.tar, gs://...)")
+        listing.paths.append(pattern)
+        return
+    matched = _match(pattern)  # files only: Beam's match leaves folders out
+    shards = [f for f in matched if is_shard(f)]
+    folders = [f for f in glob.glob(pattern) if os.path.isdir(f)] if "://" not in pattern else []
+    if not shards and folders:
+        raise InputError(f"--input {pattern!r} matches folders, not shards ({folders[0]}); give the shard "
+                         "files, or one folder that holds them")
+    ignored.update(_extension(f) for f in matched if f not in shards)
+    if not shards:
+        raise InputError(f"--input {pattern!r} matches no .tar or .tar.gz shard"
+                         + (f" ({len(matched)} other files)" if matched else "")
+                         + "; check the path and the quotes around the glob")
+    listing.paths.extend(shards)
+
+
+def find_shards(patterns: str | Iterable[str]) -> ShardListing:
+    """The shards of ``patterns`` (one string, comma-separated outside braces, or several).
+
+    Raises ``InputError`` when a pattern finds no shard.
     """
-    patterns = [p for part in pattern.split(",") if part.strip() for p in expand_braces(part.strip())]
-    found: set[str] = set()
-    for result in FileSystems.match(patterns):
-        if not result.metadata_list:
-            raise FileNotFoundError(f"no shard matches {result.pattern!r}")
-        found.update(m.path for m in result.metadata_list)
-    return sorted(found)
+    if isinstance(patterns, str):
+        patterns = split_patterns(patterns)
+    listing, ignored = ShardListing(), collections.Counter()
+    for pattern in patterns:
+        for expanded in expand_braces(pattern):
+            _find_one(expanded, listing, ignored)
+    listing.paths = sorted(set(listing.paths))
+    listing.ignored = dict(sorted(ignored.items()))
+    return listing
+
+
+def list_shards(patterns: str | Iterable[str]) -> list[str]:
+    """All shard paths of ``patterns`` (see ``find_shards``), sorted. Raises ``InputError``
+    (a ``FileNotFoundError`` too) when a pattern finds no shard."""
+    return find_shards(patterns).paths
 
 
 def shard_name(path: str) -> str:
     """A shard's name: its basename without ``.tar`` (or ``.tar.gz``, ``.tgz``)."""
     name = posixpath.basename(path.rstrip("/"))
-    for suffix in (".tar.gz", ".tgz", ".tar"):
+    for suffix in SHARD_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -65,10 +159,11 @@ def iter_samples(path: str) -> Iterator[RawSample]:
     """Yield the samples of one shard, in tar order, grouped by WebDataset key.
 
     A truncated or corrupt tar raises after yielding the samples that were
-    read whole; the caller turns that into an error row for the shard.
+    read whole; the caller turns that into an error row for the shard. ``path``: a path
+    Beam opens, or a ``file://`` URL as the tables record it.
     """
     shard = shard_name(path)
-    with FileSystems.open(path) as stream:
+    with FileSystems.open(to_path(path)) as stream:
         members = tar_file_iterator(stream)
         for sample in group_by_keys(_with_url(members, path)):
             key = sample.pop("__key__")

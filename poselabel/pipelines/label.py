@@ -14,6 +14,7 @@ import apache_beam as beam
 
 from poselabel.config import RunConfig
 from poselabel.transforms.decode import Decode
+from poselabel.transforms.count_progress import CountProgress
 from poselabel.transforms.detect_people import DetectPeople
 from poselabel.transforms.estimate_tz import EstimateTz
 from poselabel.transforms.judge_quality import JudgeQuality
@@ -47,8 +48,7 @@ def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunCon
         | "SpreadShards" >> beam.Reshuffle()
         | "ReadShards" >> beam.ParDo(ReadShard())
     )
-    return (
-        label_records(samples, config)
-        | "ToRows" >> beam.ParDo(ToRows(config.decode.meta_columns))
-        | "WriteTables" >> beam.ParDo(WriteShards(config.output, run, config.decode.meta_columns))
-    )
+    rows = label_records(samples, config) | "ToRows" >> beam.ParDo(ToRows(config.decode.meta_columns))
+    if config.progress:  # live sample counts for the driver's progress (pipelines/progress.py)
+        rows = rows | "CountProgress" >> beam.ParDo(CountProgress(config.output))
+    return rows | "WriteTables" >> beam.ParDo(WriteShards(config.output, run, config.decode.meta_columns))

@@ -25,17 +25,14 @@ import collections
 import dataclasses
 import hashlib
 import io
-import json
 import logging
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from poselabel.config import ConfigError, QualityConfig, load_config, manifest_quality, parse_dotted
+from poselabel.config import ConfigError, QualityConfig, load_config, manifest_quality, parse_dotted, read_config_file
 from poselabel.io import outputs
 from poselabel.models.quality.facts import facts_from_row
 from poselabel.models.quality.fit_score import model_entry
@@ -61,9 +58,7 @@ def resolve_quality(input_dir: str, base: str = "manifest", config_file: str | N
         except Exception as exc:  # no manifest (tables from elsewhere): start from the defaults
             log.warning("no thresholds in %s/manifest.json (%s); starting from the defaults", input_dir, exc)
     if config_file:
-        text = Path(config_file).read_text()
-        data = (json.loads(text) if config_file.endswith(".json") else yaml.safe_load(text)) or {}
-        layers.append(dict(data.get("quality") or {}))
+        layers.append(dict(read_config_file(config_file).get("quality") or {}))
     dotted = parse_dotted(sets or [])
     if set(dotted) - {"quality"}:
         raise ConfigError(f"filter only takes quality.* keys, got {sorted(set(dotted) - {'quality'})}")
