@@ -284,6 +284,7 @@ def test_export_reads_and_writes_gs(labelled, gcs_bucket, tmp_path):
     import tarfile
 
     from poselabel.io.outputs import read_bytes, write_atomic
+    from poselabel.io.urls import to_path
 
     root = f"{gcs_bucket}/export-in"
     for path in sorted(labelled.rglob("*")):
@@ -295,7 +296,7 @@ def test_export_reads_and_writes_gs(labelled, gcs_bucket, tmp_path):
             table = pq.read_table(path)
             urls = [f"{gcs_bucket}/export-src/{Path(u).name}" for u in table.column("url").to_pylist()]
             for local, remote in zip(table.column("url").to_pylist(), urls):
-                write_atomic(remote, Path(local).read_bytes())
+                write_atomic(remote, Path(to_path(local)).read_bytes())
             table = table.set_column(table.schema.get_field_index("url"), "url", pa.array(urls))
             data = table_to_parquet_bytes(table)
         write_atomic(f"{root}/{rel}", data)
