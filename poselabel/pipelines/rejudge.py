@@ -25,6 +25,7 @@ import collections
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import time
 
