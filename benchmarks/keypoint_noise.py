@@ -30,7 +30,7 @@ split by MediaPipe's visibility (> 0.5: the points the camera solver weights, ``
 keypoints.body_points_for_landmarks``) and ``lr_swapped`` counts persons whose landmarks fit
 better with left and right exchanged.
 
-Usage (about 4 minutes on one core, most of it rendering)::
+Usage (about 2.5 minutes on one core, most of it rendering)::
 
     .venv/bin/python benchmarks/keypoint_noise.py [--num 160] [--seed 2026]
 
@@ -83,7 +83,8 @@ def true_points(body, persons: list[dict], camera: dict) -> tuple[np.ndarray, np
     with torch.no_grad():
         joints = body(t("betas"), t("global_orient"), t("body_pose"), t("transl")).joints[:, SMPLX_IDS].double().numpy()
     z = joints[..., 2]
-    uv = camera["focal_px"] * joints[..., :2] / np.where(z > 1e-6, z, 1.0)[..., None] + np.array([camera["cx"], camera["cy"]])
+    pp = np.array([camera["cx"], camera["cy"]])
+    uv = camera["focal_px"] * joints[..., :2] / np.where(z > 1e-6, z, 1.0)[..., None] + pp
     return uv, z
 
 
@@ -152,7 +153,8 @@ def measure_image(image: np.ndarray, meta: dict, body, stages: dict, key: str = 
             side = max(float(x1 - x0), float(y1 - y0), 1.0)
             uv, vis = landmark_points(np.asarray(kp2d, np.float64))
             gt = truth[i]
-            valid = (depth[i] > 1e-6) & (gt[:, 0] >= 0) & (gt[:, 0] < meta["width"]) & (gt[:, 1] >= 0) & (gt[:, 1] < meta["height"])
+            valid = ((depth[i] > 1e-6) & (gt[:, 0] >= 0) & (gt[:, 0] < meta["width"])
+                     & (gt[:, 1] >= 0) & (gt[:, 1] < meta["height"]))
             outward = np.zeros((15, 2))
             for k, q in PARTNER.items():
                 d = gt[k] - gt[q]
@@ -252,7 +254,8 @@ def format_table(summary: dict) -> str:
                          + pct(_mean([x["outward"] for x in b]))[1:]) if b else ""
             lines.append(f"{g:10s}{a.get('n', 0):5d}" + (pct(a["median_abs"]) + pct(a["rms"])[1:] + pct(a["outliers"])
                                                          + pct(a["spread_rms"]) if a["n"] else "")
-                         + f"{v.get('n', 0):7d}" + (pct(v["median_abs"]) + pct(v["outliers"]) + pct(v["spread_rms"]) if v["n"] else " " * 24)
+                         + f"{v.get('n', 0):7d}"
+                         + (pct(v["median_abs"]) + pct(v["outliers"]) + pct(v["spread_rms"]) if v["n"] else " " * 24)
                          + f"{h.get('n', 0):7d}" + (pct(h["median_abs"]) + pct(h["outliers"]) if h["n"] else " " * 16)
                          + bias_cols)
     lines.append("\nall figures in % of the true body-mask box's longer side, per coordinate; spread: RMS of the "
@@ -298,7 +301,8 @@ def main(argv=None) -> int:
     print(format_table(summary))
     people = [{"path": r["path"], "key": r["key"], "person": r["person"], "iou": r["iou"], "side": r["side"],
                "lr_swapped": r["lr_swapped"],
-               "points": {n: {"err": [float(x) for x in r["err"][k]], "vis": float(r["vis"][k]), "valid": bool(r["valid"][k])}
+               "points": {n: {"err": [float(x) for x in r["err"][k]], "vis": float(r["vis"][k]),
+                              "valid": bool(r["valid"][k])}
                           for k, n in enumerate(NAMES)}} for r in records]
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"images": args.num, "seed": args.seed, "seconds": seconds,
