@@ -351,3 +351,28 @@ def test_clothed_masks_need_the_outside_bound_and_keypoints():
     assert symmetric > 0.03  # the coat is read as body
     assert e_f(dataclasses.replace(SMALL, cover_weight=0.3, keypoint_weight=0.5), kp) < 0.4 * symmetric
     assert e_f(dataclasses.replace(SMALL, keypoint_weight=0.5), kp) < symmetric  # keypoints alone help too
+
+
+def test_keypoint_start_recovers_the_camera_and_survives_too_few_points():
+    """The closed-form keypoint start is exact on exact keypoints, NaN (not an error) where
+    fewer than 4 points are weighted or all lie on one spot."""
+    from poselabel.models.camera.batch import Keypoints, SolveBatch
+    from poselabel.models.camera.start import keypoint_start
+
+    _, _, _, _, joints = clothed_person()
+    focal = torch.tensor([180.0, 300.0, 240.0])
+    transl = torch.tensor([[0.1, 0.05, 3.0], [-0.15, 0.1, 2.4], [0.0, 0.0, 3.5]])
+    cam = joints[None] + transl[:, None]
+    uv = focal[:, None, None] * cam[..., :2] / cam[..., 2:] + torch.tensor([80.0, 60.0])
+    weight = torch.ones(3, joints.shape[0])
+    weight[1, 2:] = 0  # two points only
+    pts = joints[None].repeat(3, 1, 1)
+    pts[2] = 0.0  # every point on the pelvis: no scale
+    n = 3
+    batch = SolveBatch(verts=torch.zeros(n, 4, 3), masks=[torch.zeros(4, 4, dtype=torch.bool)] * n,
+                       ignore=[None] * n, cx=torch.full((n,), 80.0), cy=torch.full((n,), 60.0), f0=focal.clone(),
+                       a0=torch.zeros(n), b0=torch.zeros(n), tz0=transl[:, 2], boxes=[(0, 0, 4, 4)] * n,
+                       keypoints=Keypoints(pts, uv, weight))
+    f, a, b = keypoint_start(batch, (10.0, 1e4))
+    assert abs(float(f[0]) - 180.0) < 0.1 and abs(float(a[0]) * 3.0 - 0.1) < 1e-3 and abs(float(b[0]) * 3.0 - 0.05) < 1e-3
+    assert torch.isnan(f[1]) and torch.isnan(f[2])

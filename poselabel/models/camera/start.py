@@ -152,10 +152,16 @@ def keypoint_start(batch: SolveBatch, focal_range, min_points: int = 4):
     mat = torch.cat([a_u, a_v], dim=1) * torch.cat([w, w], dim=1).sqrt()[..., None]  # (b, 2K, 3)
     rhs = torch.cat([kp.uv[..., 0] - batch.cx[:, None], kp.uv[..., 1] - batch.cy[:, None]], dim=1)
     rhs = rhs * torch.cat([w, w], dim=1).sqrt()
-    gram = mat.transpose(1, 2) @ mat + 1e-9 * torch.eye(3, dtype=mat.dtype, device=mat.device)
-    sol = torch.linalg.solve(gram, (mat.transpose(1, 2) @ rhs[..., None]))[..., 0]  # (b, 3)
+    mat, rhs = mat.double(), rhs.double()
+    eye = torch.eye(3, dtype=mat.dtype, device=mat.device)
+    gram = mat.transpose(1, 2) @ mat
+    enough = (w > 0).sum(dim=1) >= min_points
+    # A ridge relative to the scale keeps degenerate layouts solvable; too few points: identity.
+    ridge = 1e-9 * gram.diagonal(dim1=1, dim2=2).sum(dim=1).clamp(min=1e-12)
+    gram = torch.where(enough[:, None, None], gram + ridge[:, None, None] * eye, eye)
+    sol = torch.linalg.solve(gram, mat.transpose(1, 2) @ rhs[..., None])[..., 0].to(batch.tz0.dtype)  # (b, 3)
     f = sol[:, 0]
-    ok = ((w > 0).sum(dim=1) >= min_points) & torch.isfinite(f) & (f > 0)
+    ok = enough & torch.isfinite(f) & (f > 0)
     f_safe = torch.where(ok, f, torch.ones_like(f))
     nan = torch.full_like(f, float("nan"))
     return (torch.where(ok, f.clamp(*focal_range), nan), torch.where(ok, sol[:, 1] / f_safe / batch.tz0, nan),
