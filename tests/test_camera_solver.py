@@ -35,6 +35,11 @@ def person_mesh():
     parts = [((0.16, 0.27, 0.1), (0.0, -0.22, 0.0)), ((0.09, 0.11, 0.1), (0.0, -0.62, 0.0)),
              ((0.07, 0.4, 0.07), (-0.1, 0.4, 0.02)), ((0.07, 0.4, 0.07), (0.11, 0.38, -0.03)),
              ((0.05, 0.28, 0.05), (-0.26, -0.15, 0.05)), ((0.05, 0.28, 0.05), (0.3, -0.3, 0.0))]
+    return ellipsoid_union(parts)
+
+
+def ellipsoid_union(parts):
+    """One mesh of the ellipsoids ``[(radii, centre), ...]`` (m): (V, 3) float, (F, 3) long."""
     vs, fs, off = [], [], 0
     for r, c in parts:
         v, f = ellipsoid_mesh(r, c, 10, 14)
@@ -316,15 +321,10 @@ def clothed_person():
     v, f = person_mesh()
     parts = [((0.22, 0.33, 0.15), (0.0, -0.18, 0.0)), ((0.2, 0.3, 0.14), (0.0, 0.25, 0.0)),  # coat
              ((0.12, 0.09, 0.12), (0.0, -0.72, 0.0))]  # hair
-    vs, fs, off = [], [], 0
-    for r, c in parts:
-        gv, gf = ellipsoid_mesh(r, c, 10, 14)
-        vs.append(gv)
-        fs.append(gf + off)
-        off += gv.shape[0]
+    gv, gf = ellipsoid_union(parts)
     joints = torch.tensor([(0.0, -0.22, 0.0), (0.0, -0.62, 0.0), (-0.1, 0.4, 0.02), (0.11, 0.38, -0.03),
                            (-0.26, -0.15, 0.05), (0.3, -0.3, 0.0), (-0.1, 0.75, 0.02), (0.11, 0.73, -0.03)])
-    return v, f, torch.cat(vs).float(), torch.cat(fs), joints
+    return v, f, gv, gf, joints
 
 
 def test_clothed_masks_need_the_outside_bound_and_keypoints():
