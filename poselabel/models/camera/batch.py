@@ -74,7 +74,7 @@ class SolveBatch:
     def tables(self) -> tuple[cc.MaskTables, cc.MaskTables | None, torch.Tensor]:
         """Integral tables of the masks and of the ignore masks (None if none), and the
         image sizes (b, 2) ``(H, W)``, on the solve's device; built once per batch."""
-        return mask_tables(self.masks, self.ignore, self.verts.device)
+        return mask_tables(self.masks, self.ignore, self.verts.device, self.boxes)
 
 
 def check_inputs(vertices, tz, masks, cfg: CameraSolverConfig) -> list[str | None]:
@@ -106,17 +106,16 @@ def decode_params(batch: SolveBatch, th_f, th_uv, th_z, windows_side):
     return f, torch.stack([a * tz, b * tz, tz], dim=1)
 
 
-def mask_tables(masks, ignore, device):
-    """``(MaskTables of masks, MaskTables of ignore masks or None, image sizes (b, 2) (H, W))``."""
+def mask_tables(masks, ignore, device, boxes=None):
+    """``(MaskTables of masks, MaskTables of ignore masks or None, image sizes (b, 2) (H, W))``;
+    ``boxes``: the masks' ``mask_bbox`` when the caller has them."""
     hw = torch.tensor([list(m.shape) for m in masks], dtype=torch.float64, device=device).view(-1, 2)
     ign = cc.MaskTables(ignore, device) if any(i is not None for i in ignore) else None
-    return cc.MaskTables(masks, device), ign, hw
+    return cc.MaskTables(masks, device, boxes), ign, hw
 
 
 def window_tensors(windows, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Windows ``[(x0, y0, side), ...]`` or ``(x0 (b,), y0 (b,), side (b,))`` -> three (b,) float64 tensors."""
-    if isinstance(windows, tuple) and len(windows) == 3 and torch.is_tensor(windows[0]):
-        return tuple(w.to(device=device, dtype=torch.float64) for w in windows)
+    """Windows ``[(x0, y0, side), ...]`` -> three (b,) float64 tensors."""
     w = torch.tensor([list(v) for v in windows], dtype=torch.float64, device=device).view(-1, 3)
     return w[:, 0], w[:, 1], w[:, 2]
 
@@ -124,8 +123,7 @@ def window_tensors(windows, device) -> tuple[torch.Tensor, torch.Tensor, torch.T
 def crop_targets(batch: SolveBatch, windows, res: int, device, dtype):
     """Targets and evidence weights (b, res, res): inside the image, not ignored.
 
-    ``windows``: per person ``(x0, y0, side)`` in full-image px, as a list of tuples or as
-    three (b,) tensors."""
+    ``windows``: per person ``(x0, y0, side)`` in full-image px."""
     tables, ign, hw = batch.tables
     x0, y0, side = window_tensors(windows, tables.table.device)
     target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
@@ -150,31 +148,41 @@ def tensor_like(values, like):
     return torch.tensor(values, dtype=like.dtype, device=like.device)
 
 
+def keypoint_residuals(kp: Keypoints, focal, transl, cx, cy) -> torch.Tensor:
+    """Projected body points minus their keypoints -> (B, K, 2) px; ``focal, cx, cy`` (B,) px,
+    ``transl`` (B, 3) m (depths clamped at 1 mm)."""
+    pts = kp.points + transl[:, None]
+    z = pts[..., 2].clamp(min=1e-3)
+    return torch.stack([focal[:, None] * pts[..., 0] / z + cx[:, None] - kp.uv[..., 0],
+                        focal[:, None] * pts[..., 1] / z + cy[:, None] - kp.uv[..., 1]], dim=-1)
+
+
 def keypoint_term(batch: SolveBatch, focal, transl, rows=None) -> torch.Tensor | None:
     """Weighted mean distance (px) of the projected body points to their keypoints over the
     longer side of the mask's box -> (b,) (0 where no keypoint is weighted), or None without
     keypoints. ``focal`` (b,) px, ``transl`` (b, 3) m; ``rows``: a subset of the batch."""
-    kp = batch.keypoints
-    if kp is None:
+    if batch.keypoints is None:
         return None
     rows = slice(None) if rows is None else rows
-    pts = kp.points[rows] + transl[rows, None]
-    z = pts[..., 2].clamp(min=1e-3)
-    u = focal[rows, None] * pts[..., 0] / z + batch.cx[rows, None]
-    v = focal[rows, None] * pts[..., 1] / z + batch.cy[rows, None]
-    dist = torch.sqrt((u - kp.uv[rows][..., 0]) ** 2 + (v - kp.uv[rows][..., 1]) ** 2 + 1e-6)
-    w = kp.weight[rows]
-    side = batch.box_side[rows] if isinstance(rows, torch.Tensor) else batch.box_side
-    return (w * dist).sum(dim=1) / w.sum(dim=1).clamp(min=1e-9) / side
+    kp = batch.keypoints[rows]
+    r = keypoint_residuals(kp, focal[rows], transl[rows], batch.cx[rows], batch.cy[rows])
+    dist = torch.sqrt((r ** 2).sum(dim=-1) + 1e-6)
+    return (kp.weight * dist).sum(dim=1) / kp.weight.sum(dim=1).clamp(min=1e-9) / batch.box_side[rows]
+
+
+def counts_iou(counts: torch.Tensor, cover_weight: float = 1.0) -> torch.Tensor:
+    """Hard IoU from ``full_res_counts``' (b, 3), uncovered mask weighted ``cover_weight``
+    (``windows.soft_iou``); 0 where the union is empty."""
+    inter, rendered, mask = counts.unbind(1)
+    union = rendered + cover_weight * (mask - inter)
+    return torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
 
 
 def fit_objective(batch: SolveBatch, focal, transl, counts, cfg: CameraSolverConfig) -> torch.Tensor:
     """What the descent minimises, scored hard at full resolution -> (b,) CPU float64:
     ``1 − hard IoU`` with the ``cover_weight`` of uncovered mask, plus the keypoint term.
     ``counts``: ``full_res_counts``' (b, 3)."""
-    inter, rendered, mask = counts.unbind(1)
-    union = inter + (rendered - inter) + cfg.cover_weight * (mask - inter)
-    out = 1.0 - torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+    out = 1.0 - counts_iou(counts, cfg.cover_weight)
     term = keypoint_term(batch, focal, transl)
     if term is not None and cfg.keypoint_weight > 0:
         out = out + cfg.keypoint_weight * term.detach().double().cpu()
@@ -183,10 +191,7 @@ def fit_objective(batch: SolveBatch, focal, transl, counts, cfg: CameraSolverCon
 
 def full_res_iou(batch: SolveBatch, focal, transl, faces, cfg: CameraSolverConfig) -> torch.Tensor:
     """Hard IoU with the mask over the whole image at full resolution, ignored pixels excluded."""
-    counts = full_res_counts(batch, focal, transl, faces)
-    inter, rendered, mask = counts.unbind(1)
-    union = rendered + mask - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+    return counts_iou(full_res_counts(batch, focal, transl, faces))
 
 
 def full_res_counts(batch: SolveBatch, focal, transl, faces) -> torch.Tensor:

@@ -46,6 +46,7 @@ from poselabel.models.camera.batch import (
     decode_params,
     full_res_iou,
     Keypoints,
+    counts_iou,
     fit_objective,
     full_res_counts,
     keypoint_term,
@@ -167,19 +168,17 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
         start_f = batch.f0.clone()
         start_t = transl_from_ratios(batch.tz0, batch.a0, batch.b0)
         if own_objective:
-            start_counts = full_res_counts(batch, start_f, start_t, faces)
-            start_obj = fit_objective(batch, start_f, start_t, start_counts, config)
+            start_obj = fit_objective(batch, start_f, start_t, full_res_counts(batch, start_f, start_t, faces), config)
     th, best_loss, n_it, side = _descend(batch, faces, config, fixed, render_fn)
     with torch.no_grad():
         f_b, t_b = decode_params(batch, th[0], th[1], th[2], side)
         counts = full_res_counts(batch, f_b, t_b, faces)
-        inter, rendered, mask = counts.unbind(1)
-        union = rendered + mask - inter
-        iou_b = torch.where(union > 0, inter / union.clamp(min=1e-9), torch.zeros_like(inter))
+        iou_b = counts_iou(counts)
         # The descent only sees its crop: where it lost full-resolution IoU (e.g. it
         # moved mesh into image areas outside the crop), keep the start.
         if own_objective:
-            worse = ~(fit_objective(batch, f_b, t_b, counts, config) <= start_obj)
+            end_obj = fit_objective(batch, f_b, t_b, counts, config)
+            worse = ~(end_obj <= start_obj)
         else:
             worse = ~(iou_b >= start_iou)  # on the CPU, as the IoUs are
         on_dev = worse.to(f_b.device)
@@ -187,9 +186,7 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
         t_b = torch.where(on_dev[:, None], start_t, t_b)
         iou_b = torch.where(worse, start_iou, iou_b)
         # What a second chance must beat: the descent's own objective where it has one.
-        rank = iou_b
-        if own_objective:
-            rank = -fit_objective(batch, f_b, t_b, torch.where(worse[:, None], start_counts, counts), config)
+        rank = -torch.where(worse, start_obj, end_obj) if own_objective else iou_b
     return f_b, t_b, iou_b, best_loss, n_it, rank
 
 

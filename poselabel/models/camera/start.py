@@ -28,6 +28,7 @@ from poselabel.models.camera.batch import (
     SolveBatch,
     crop_targets,
     full_res_iou,
+    keypoint_residuals,
     mask_tables,
     render_hard,
     tensor_like,
@@ -123,10 +124,7 @@ def _keypoint_penalty(keypoints, focal, transl, cx, cy, shifts):
     """(B, P, P) keypoint penalty of every shift: ``weight`` x RMS distance / box side, where
     ``shifts`` (B, P) are the full-px shifts along either axis (rows: y, columns: x)."""
     kp, side, weight = keypoints
-    pts = kp.points + transl[:, None]
-    z = pts[..., 2].clamp(min=1e-3)
-    r = torch.stack([focal[:, None] * pts[..., 0] / z + cx[:, None] - kp.uv[..., 0],
-                     focal[:, None] * pts[..., 1] / z + cy[:, None] - kp.uv[..., 1]], dim=-1)  # (B, K, 2)
+    r = keypoint_residuals(kp, focal, transl, cx, cy)  # (B, K, 2)
     w = kp.weight / kp.weight.sum(dim=1, keepdim=True).clamp(min=1e-9)
     mean = (w[..., None] * r).sum(dim=1)  # (B, 2)
     msq = (w * (r ** 2).sum(dim=-1)).sum(dim=1)  # (B,)
@@ -309,7 +307,9 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
     low = [i for i in range(iou.shape[0]) if bool(iou[i] < cfg.init_verified_below)]
     if low:  # render the measured states only where the predicted start barely overlaps
         sub = dataclasses.replace(batch, verts=batch.verts[low], masks=[batch.masks[i] for i in low],
-                                  ignore=[batch.ignore[i] for i in low], cx=batch.cx[low], cy=batch.cy[low])
+                                  ignore=[batch.ignore[i] for i in low], cx=batch.cx[low], cy=batch.cy[low],
+                                  boxes=[batch.boxes[i] for i in low],
+                                  keypoints=None if batch.keypoints is None else batch.keypoints[low])
         fv, av, bv = verified[0][low], verified[1][low], verified[2][low]
         iou_v = full_res_iou(sub, fv, transl_from_ratios(batch.tz0[low], av, bv), faces, cfg)
         for k, i in enumerate(low):

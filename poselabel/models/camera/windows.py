@@ -89,10 +89,12 @@ class MaskTables:
     Args:
         masks: b x (H_i, W_i) bool or float full-image masks, or None.
         device: where the tables live and the crops are computed.
+        boxes: the masks' ``mask_bbox`` (None for an empty one), when the caller has them.
     """
 
-    def __init__(self, masks: list[torch.Tensor | None], device):
-        boxes = [None if m is None else mask_bbox(m) for m in masks]
+    def __init__(self, masks: list[torch.Tensor | None], device, boxes=None):
+        if boxes is None:
+            boxes = [None if m is None else mask_bbox(m) for m in masks]
         boxes = [tuple(int(v) for v in bx) if bx is not None else (0, 0, 0, 0) for bx in boxes]
         hb = max([y1 - y0 for _, y0, _, y1 in boxes] + [0])
         wb = max([x1 - x0 for x0, _, x1, _ in boxes] + [0])
