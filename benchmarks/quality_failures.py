@@ -55,9 +55,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality_inputs import INJECTIONS, KEYPOINT_NOISE, add_keypoints, attach_keypoints, inject, load_persons, unlisted  # noqa: E402
+from quality_inputs import (INJECTIONS, KEYPOINT_NOISE, KEYPOINT_OUTLIERS, add_keypoints, attach_keypoints,  # noqa: E402
+                            detect_keypoints, inject, load_persons, unlisted)
 
-from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
+from poselabel.config import CHECKS_RULE, CameraConfig, QualityConfig  # noqa: E402
 from poselabel.models.masks import mask_geometry  # noqa: E402
 from poselabel.models.quality.facts import PersonFacts  # noqa: E402
 from poselabel.models.quality.rule import judge  # noqa: E402
@@ -70,7 +71,8 @@ EF_MAX = 0.25  # bad: focal length off by more than 25 %
 JOINT_2D_MAX = 0.1
 
 
-def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, solver: dict | None = None) -> list[dict]:
+def run_fits(persons: list[dict], seed: int, iters: int | None, batch_size: int = 32,
+             solver: dict | None = None) -> list[dict]:
     """Solve every (person, variant) as the pipeline does; one record per fit with its true errors.
 
     Clean fits: ``camera.scene.solve_scene`` over each image's clean people (what
@@ -84,6 +86,8 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
 
     from poselabel.models.body.model import BodyModel
     from poselabel.models.camera import scene as cs
+    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.camera.batch import Keypoints
     from poselabel.models.camera.config import CameraSolution, CameraSolverConfig
     from poselabel.models.camera.occlusion import occluder_masks
     from poselabel.models.camera.solver import solve_camera
@@ -91,8 +95,9 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
     rng = np.random.default_rng(seed)
     cfg = CameraSolverConfig(batch_size=batch_size, **(solver or {}))
     total = sum(s.iters for s in cfg.stages)
-    cfg = dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, iters=max(1, round(iters * s.iters / total)))
-                                                for s in cfg.stages))
+    if iters is not None:
+        cfg = dataclasses.replace(cfg, stages=tuple(dataclasses.replace(s, iters=max(1, round(iters * s.iters / total)))
+                                                    for s in cfg.stages))
     jobs = []
     for n, p in enumerate(persons):
         jobs.append((p, "clean", inject(p, "clean", rng, persons)))
@@ -107,6 +112,13 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
                   t("p", lambda j: j[0]["body_pose"]), t("t", lambda j: j[0]["transl"]))
     verts = fit_in.vertices - fit_in.joints[:, :1]
     faces = body.faces
+    # the detector's keypoints (detect_keypoints) against the joints of the body the solver is given
+    kp_ids = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
+    kp = Keypoints(points=(fit_in.joints[:, kp_ids] - fit_in.joints[:, :1]).double(),
+                   uv=torch.tensor(np.stack([j[0]["kp_uv"] for j in jobs])),
+                   weight=torch.tensor(np.stack([j[0]["kp_seen"] for j in jobs]), dtype=torch.float64))
+    kp = kp if cfg.keypoint_weight > 0 else None
+    sub = lambda rows: None if kp is None else kp[rows]  # noqa: E731
     tz = torch.tensor([j[2]["tz"] for j in jobs])
     masks = [torch.from_numpy(j[2]["mask"]) for j in jobs]
     extra = [torch.from_numpy(unlisted(j[0], persons)) for j in jobs]
@@ -115,7 +127,7 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
     start = time.perf_counter()
     sc, sc_ign = cs.solve_scene_with_evidence(verts[clean], faces, tz[clean], [masks[k] for k in clean],
                                               [jobs[k][0]["key"] for k in clean], cfg,
-                                              extra_ignore=[extra[k] for k in clean])
+                                              extra_ignore=[extra[k] for k in clean], keypoints=sub(clean))
     pos = {(jobs[k][0]["key"], jobs[k][0]["index"]): c for c, k in enumerate(clean)}
     # Injected fits: each in a scene of its own with its image's other people as clean context.
     entries, groups, movable = [], [], []  # entries: ("inj", job) or ("ctx", clean position)
@@ -138,24 +150,17 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
 
     ignore0 = with_extra(occluder_masks(e_masks, e_tz.tolist(), groups, cfg.occluder_depth_margin))
     inj_rows = [i for i, e in enumerate(entries) if e[0] == "inj"]
+    e_kp = sub(job_of)
     first = solve_camera(e_verts[inj_rows], faces, e_tz[inj_rows], [e_masks[i] for i in inj_rows], cfg,
-                         ignore=[ignore0[i] for i in inj_rows])
+                         ignore=[ignore0[i] for i in inj_rows], keypoints=None if kp is None else e_kp[inj_rows])
     # The scenes' solution: the injected fits' first solve, the context's clean solution.
     row_of = {i: r for r, i in enumerate(inj_rows)}
     rows = [row_of.get(i) for i in range(len(entries))]
 
-    def pick(a, b):
-        return torch.stack([a[r] if r is not None else b[e[1]] for r, e in zip(rows, entries)])
-
-    scene = CameraSolution(focal_px=pick(first.focal_px, sc.focal_px), transl=pick(first.transl, sc.transl),
-                           mask_iou=pick(first.mask_iou, sc.mask_iou),
-                           iterations=pick(first.iterations, sc.iterations),
-                           final_loss=pick(first.final_loss, sc.final_loss),
-                           reject_reasons=[first.reject_reasons[r] if r is not None else sc.reject_reasons[e[1]]
-                                           for r, e in zip(rows, entries)])
+    scene = CameraSolution.cat([first.take([r]) if r is not None else sc.take([e[1]]) for r, e in zip(rows, entries)])
     scene, ign = cs.depth_order_pass(scene, e_verts, faces, e_tz, e_masks, groups, cfg, ignore0, with_extra,
-                                     movable=movable)
-    scene = cs.peer_focal_pass(scene, e_verts, faces, e_tz, e_masks, groups, cfg, ign, movable=movable)
+                                     movable=movable, keypoints=e_kp)
+    scene = cs.peer_focal_pass(scene, e_verts, faces, e_tz, e_masks, groups, cfg, ign, movable=movable, keypoints=e_kp)
     seconds = time.perf_counter() - start
     # Per job: its solution and the no-evidence pixels it was measured with.
     result = {}
@@ -165,17 +170,12 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
         result[entries[i][1]] = (scene, i, ign[i])
     order = list(range(len(jobs)))
     border = [bool(np.asarray(mask_geometry(jobs[k][2]["mask"])[2]).any()) for k in order]
-    sol_all = CameraSolution(
-        focal_px=torch.stack([result[k][0].focal_px[result[k][1]] for k in order]),
-        transl=torch.stack([result[k][0].transl[result[k][1]] for k in order]),
-        mask_iou=torch.stack([result[k][0].mask_iou[result[k][1]] for k in order]),
-        iterations=torch.stack([result[k][0].iterations[result[k][1]] for k in order]),
-        final_loss=torch.stack([result[k][0].final_loss[result[k][1]] for k in order]),
-        reject_reasons=[result[k][0].reject_reasons[result[k][1]] for k in order])
+    sol_all = CameraSolution.cat([result[k][0].take([result[k][1]]) for k in order])
     t1 = time.perf_counter()
-    margin = cs.focal_margin(verts, faces, tz, masks, sol_all, cfg, [result[k][2] for k in order], wanted=border)
+    margin = cs.focal_margin(verts, faces, tz, masks, sol_all, cfg, [result[k][2] for k in order], wanted=border,
+                             keypoints=kp)
     t2 = time.perf_counter()
-    gain = cs.depth_gain(verts, faces, masks, sol_all, cfg, [result[k][2] for k in order])
+    gain = cs.depth_gain(verts, faces, masks, sol_all, cfg, [result[k][2] for k in order], keypoints=kp)
     print(f"{len(jobs)} fits in {seconds:.0f} s; focal margins of {sum(border)} in {t2 - t1:.0f} s; "
           f"depth gains in {time.perf_counter() - t2:.0f} s", flush=True)
     sol = sol_all
@@ -188,6 +188,7 @@ def run_fits(persons: list[dict], seed: int, iters: int, batch_size: int = 32, s
         out.append({"key": p["key"], "index": p["index"], "injection": kind, "W": p["W"], "H": p["H"],
                     "tz_gt": float(p["transl"][2]), "tz_in": v["tz"], "focal_gt": p["focal"],
                     "focal": float(sol.focal_px[k]), "transl": transl.tolist(), "mask_iou": float(sol.mask_iou[k]),
+                    "fit_iou": None if sol.fit_iou is None else float(sol.fit_iou[k]),
                     "fit_loss": float(sol.final_loss[k]), "camera_reject": sol.reject_reasons[k],
                     "focal_margin": float(margin[k]), "depth_gain": float(gain[k]),
                     "pve_mm": pve * 1000, "e_f": abs(float(sol.focal_px[k]) - p["focal"]) / p["focal"] if ok else math.inf,
@@ -221,7 +222,7 @@ def is_bad(r: dict, joint_2d_max: float | None = None) -> bool:
 # What the camera stage records per fit; absent in fits saved before the stage measured them
 # (focal_margin first, then depth_gain and keypoint_error, then keypoint_count), as a table from an older
 # run would lack them.
-MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count")
+MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count", "fit_iou")
 
 
 def _camera(r: dict) -> CameraFit:
@@ -365,7 +366,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num", type=int, default=30, help="synthetic images (about 1.9 persons each)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--iters", type=int, default=40, help="solver descent steps (default schedule: 80)")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="solver descent steps (default: the pipeline's schedule, 80)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--solver", action="append", type=_solver_option, metavar="KEY=JSON",
                         help="a CameraSolverConfig field for this run, e.g. stop_window=0 (repeatable)")
@@ -379,6 +381,8 @@ def main(argv=None) -> int:
     parser.add_argument("--from-json", nargs="+", help="re-analyse saved fits instead of solving (several files: pooled)")
     parser.add_argument("--keypoint-noise", type=float, default=KEYPOINT_NOISE,
                         help="simulated keypoint noise, fraction of the box's longer side")
+    parser.add_argument("--keypoint-outliers", type=float, default=KEYPOINT_OUTLIERS,
+                        help="share of the simulated keypoints that are gross outliers")
     parser.add_argument("--add-keypoints", action="store_true",
                         help="with --from-json: remake each file's GT from its args, (re)compute the fits' "
                              "keypoint errors and write the file back (no solving)")
@@ -390,7 +394,7 @@ def main(argv=None) -> int:
             saved = json.loads(Path(path).read_text())
             fits = saved["fits"]
             if args.add_keypoints:
-                add_keypoints(saved, args.keypoint_noise)
+                add_keypoints(saved, args.keypoint_noise, args.keypoint_outliers)
                 Path(path).write_text(json.dumps(saved, default=float))
                 print(f"keypoint errors added to {path}")
             attach_peers(fits)
@@ -411,8 +415,13 @@ def main(argv=None) -> int:
             kinds = sorted({p["mask_kind"] for p in persons})
             print(f"{args.num} images ({args.world} world), {len(persons)} persons in {time.perf_counter() - t0:.0f} s; "
                   f"fitted to the {'/'.join(kinds)} mask (--mask {args.mask})", flush=True)
-            records = run_fits(persons, args.seed, args.iters, solver=dict(args.solver or ()))
-            attach_keypoints(records, persons, args.seed, args.keypoint_noise)
+            detect_keypoints(persons, args.seed, args.keypoint_noise, args.keypoint_outliers)
+            # the pipeline's solve for these masks (CameraConfig.mask_weights), then --solver
+            cover, keypoint = CameraConfig().mask_weights(exact_masks=kinds != ["segmenter"])
+            solver = {"cover_weight": cover, "keypoint_weight": keypoint, **dict(args.solver or ())}
+            print(f"solver: {solver}", flush=True)
+            records = run_fits(persons, args.seed, args.iters, solver=solver)
+            attach_keypoints(records, persons)
             attach_peers(records)
     summary = report(records, base)
     plot(records, base, args.png)

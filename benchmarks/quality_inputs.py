@@ -3,6 +3,8 @@ injected errors, and simulated detector keypoints.
 
 ``load_persons`` reads synthetic GT shards; ``inject`` gives a person's solver inputs with one
 error (``INJECTIONS``); ``unlisted`` the pixels of people too small to be listed;
+``detect_keypoints`` simulates a landmark detector's keypoints per person (the solver's
+keypoint term and the accept rule's keypoint check read the same ones);
 ``attach_keypoints`` / ``add_keypoints`` give saved or fresh fits their ``keypoint_error``
 and ``keypoint_count``.
 """
@@ -15,14 +17,14 @@ import tempfile
 
 import numpy as np
 
+from poselabel.synth.detector_noise import KEYPOINT_NOISE, KEYPOINT_OUTLIERS, detector_keypoints
+
 INJECTIONS = ("tz_x0.6", "tz_x1.5", "pose_noise", "mask_swap", "mask_shift", "mask_erode", "box_shift")
 MIN_MASK_PX = 64
-# Simulated keypoint detector: N(0, 4 % of the box's longer side) per coordinate, the spread of
-# MediaPipe's visible landmarks (pipeline default path, gross outliers and per-joint bias removed)
-# measured on clothed renders: benchmarks/results/keypoint_noise_2026-12-04.json
-# (benchmarks/keypoint_noise.py, docs/quality.md "Keypoint noise"). Whole-person failures (5 of
-# 23 found people) are not simulated.
-KEYPOINT_NOISE = 0.04
+# Simulated keypoint detector (synth/detector_noise.py): the spread and gross outliers of
+# MediaPipe's visible landmarks measured on clothed renders (benchmarks/keypoint_noise.py,
+# docs/quality.md "Keypoint noise"). Whole-person failures (5 of 23 found people) and the
+# per-joint bias are not simulated.
 
 
 def load_persons(gt_dir: str, mask: str = "auto"):
@@ -112,15 +114,41 @@ def unlisted(p: dict, persons: list[dict]) -> np.ndarray:
     return out
 
 
-def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE) -> None:
-    """Set each fit's ``keypoint_error`` and ``keypoint_count`` (``quality.keypoint_residual``) against simulated detector
-    keypoints: the true body's joints that MediaPipe's landmarks stand for (``body.keypoints.
-    MP_TO_SMPLX`` and the head) projected by the true camera, plus N(0, ``sigma`` × the box's
-    longer side) per coordinate; seen when in front of the camera and inside the image.
+def detect_keypoints(persons: list[dict], seed: int, sigma: float = KEYPOINT_NOISE,
+                     outliers: float = KEYPOINT_OUTLIERS) -> None:
+    """Give each person what a landmark detector would find: ``kp_true`` (K, 2) px, the true
+    body's joints that MediaPipe's landmarks stand for (``body.keypoints.MP_TO_SMPLX`` and the
+    head) projected by the true camera; ``kp_uv`` (K, 2) px, those detected
+    (``synth.detector_noise.detector_keypoints``: N(0, ``sigma`` × the box's longer side), a
+    share ``outliers`` of gross outliers); ``kp_seen`` (K,) bool, in front of the camera and in
+    the image. Independent of the injected mask, box and Tz errors, as a detector's output
+    would be. ``body_model_path`` must be set on the persons."""
+    import torch
+
+    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.body.model import BodyModel
+
+    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
+    body = BodyModel(persons[0]["body_model_path"])
+    t = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        true = body(t([p["betas"] for p in persons]), t([p["global_orient"] for p in persons]),
+                    t([p["body_pose"] for p in persons]), t([p["transl"] for p in persons])).joints[:, ids].double().numpy()
+    focal = np.array([p["focal"] for p in persons])[:, None, None]
+    uv = focal * true[..., :2] / true[..., 2:] + np.array([[p["cx"], p["cy"]] for p in persons])[:, None]
+    side = np.array([max(p["bbox"][2] - p["bbox"][0], p["bbox"][3] - p["bbox"][1]) for p in persons])
+    size = np.array([[p["W"], p["H"]] for p in persons], np.float64)
+    detected, seen = detector_keypoints(uv, true[..., 2], side, size, np.random.default_rng([seed, 1]), sigma, outliers)
+    for p, u, d, s in zip(persons, uv, detected, seen):
+        p["kp_true"], p["kp_uv"], p["kp_seen"] = u, d, s
+
+
+def attach_keypoints(records: list[dict], persons: list[dict]) -> None:
+    """Set each fit's ``keypoint_error`` and ``keypoint_count`` (``quality.keypoint_residual``)
+    against its person's detected keypoints (``detect_keypoints``), and ``joint_error_2d``: the
+    same measure against the noise-free keypoints (the fit's true 2D error, for labelling).
     The fitted joints are the solver's inputs (betas, possibly noised body_pose, true global
-    orientation) placed at the solved translation. Independent of the injected mask, box and
-    Tz errors, as a keypoint detector's output would be. Also sets ``joint_error_2d``: the
-    same measure against the noise-free keypoints (the fit's true 2D error, for labelling)."""
+    orientation) placed at the solved translation."""
     import torch
 
     from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, keypoint_error, keypoint_residual
@@ -133,28 +161,22 @@ def attach_keypoints(records: list[dict], persons: list[dict], seed: int, sigma:
     body = BodyModel(persons[0]["body_model_path"])
     t = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
-        true = body(t([p["betas"] for p in ps]), t([p["global_orient"] for p in ps]), t([p["body_pose"] for p in ps]),
-                    t([p["transl"] for p in ps])).joints[:, ids].double().numpy()
         fitted = body(t([np.asarray(r["betas"]) for r in records]), t([p["global_orient"] for p in ps]),
                       t([np.asarray(r["body_pose"]) for r in records])).joints[:, ids].double().numpy()
-    rng = np.random.default_rng([seed, 1])
-    for r, p, g, j in zip(records, ps, true, fitted):
-        uv = p["focal"] * g[:, :2] / g[:, 2:] + np.array([p["cx"], p["cy"]])
-        side = max(p["bbox"][2] - p["bbox"][0], p["bbox"][3] - p["bbox"][1])
-        kp = uv + rng.normal(0.0, sigma * side, uv.shape)
-        seen = (g[:, 2] > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < p["W"]) & (uv[:, 1] >= 0) & (uv[:, 1] < p["H"])
+    for r, p, j in zip(records, ps, fitted):
+        seen = p["kp_seen"].astype(float)
         ok = not r["camera_reject"] and np.isfinite(r["transl"]).all()
         r["keypoint_error"], r["keypoint_count"] = (
-            keypoint_residual(j + np.asarray(r["transl"]), kp, seen.astype(float), r["focal"], r["W"] / 2, r["H"] / 2,
+            keypoint_residual(j + np.asarray(r["transl"]), p["kp_uv"], seen, r["focal"], r["W"] / 2, r["H"] / 2,
                               r["bbox"]) if ok else (None, 0))
         # the same, against the noise-free keypoints: the fit's true 2D joint error (a label: kept
         # on at least LEGACY_KEYPOINTS keypoints, as it was defined)
-        r["joint_error_2d"] = (keypoint_error(j + np.asarray(r["transl"]), uv, seen.astype(float), r["focal"],
+        r["joint_error_2d"] = (keypoint_error(j + np.asarray(r["transl"]), p["kp_true"], seen, r["focal"],
                                               r["W"] / 2, r["H"] / 2, r["bbox"], min_points=LEGACY_KEYPOINTS)
                                if ok else None)
 
 
-def add_keypoints(saved: dict, sigma: float) -> None:
+def add_keypoints(saved: dict, sigma: float, outliers: float = KEYPOINT_OUTLIERS) -> None:
     """``attach_keypoints`` on a saved run: its GT shards made again from its own arguments."""
     from poselabel.synth.writer import write_synthetic_shards
 
@@ -165,5 +187,6 @@ def add_keypoints(saved: dict, sigma: float) -> None:
         persons = load_persons(gt_dir, mask)
         for p in persons:
             p["body_model_path"] = os.path.join(gt_dir, p["body_model"])
-        attach_keypoints(saved["fits"], persons, seed, sigma)
-    saved["keypoint_noise"] = sigma
+        detect_keypoints(persons, seed, sigma, outliers)
+        attach_keypoints(saved["fits"], persons)
+    saved["keypoint_noise"], saved["keypoint_outliers"] = sigma, outliers

@@ -32,7 +32,7 @@ REASON_NOT_FITTED = "not_fitted"
 
 # What the camera stage measures, under the keys the persons table's ``diagnostics`` JSON
 # holds them by (``CameraFit.to_diagnostics`` / ``from_diagnostics``).
-CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count")
+CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count", "fit_iou")
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,10 @@ class CameraFit:
     - ``focal_margin``: mask IoU lost with ``f`` fixed 15 % off (people cut by the border);
     - ``depth_gain``: mask IoU gained at ``Tz`` x 0.8 or x 1.25 with ``f`` refitted;
     - ``keypoint_error`` (unitless, box sides) and ``keypoint_count``: the fitted joints,
-      projected by the solved camera, against the detector's 2D keypoints.
+      projected by the solved camera, against the detector's 2D keypoints;
+    - ``fit_iou``: the solve's own objective as a score (``CameraSolution.fit_iou``: the IoU
+      with uncovered mask down-weighted, less the keypoint term), where it is not the
+      symmetric ``mask_iou`` (segmenter masks); the probes above are in its terms.
     None: not measured. In the persons table ``cx, cy, fit_loss, fit_iters`` are columns, the
     rest keys of ``diagnostics`` (``camera_reject`` for ``reject``).
     """
@@ -109,6 +112,7 @@ class CameraFit:
     depth_gain: float | None = None
     keypoint_error: float | None = None
     keypoint_count: int | None = None
+    fit_iou: float | None = None
 
     def to_diagnostics(self) -> dict[str, Any]:
         """The measures the ``diagnostics`` JSON holds (absent: not measured)."""

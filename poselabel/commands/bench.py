@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                      help="give the solver 2D keypoints: the GT joints paired with MediaPipe's landmarks, "
                           "projected by the GT camera, plus Gaussian noise of REL x the mask box's longer side "
                           "(default: no keypoints)")
+    cam.add_argument("--keypoint-outliers", type=float, default=0.0, metavar="SHARE",
+                     help="with --keypoint-noise, this share of the keypoints are gross outliers, thrown "
+                          "20-60 %% of the box side (MediaPipe on renders: 0.15, synth/detector_noise.py)")
     cam.add_argument("--solver", action="append", default=[], metavar="KEY=JSON",
                      help="override a CameraSolverConfig field, e.g. --solver cover_weight=0.3 (repeatable)")
     cam.add_argument("--mask", default="auto", choices=("auto", "segmenter", "body"),
@@ -269,11 +272,7 @@ def _solve_all(verts, faces, tz, masks, groups, cfg, fixed, pp, extra, workers: 
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_solve_chunk, jobs, chunksize=1)
     sols = [p[0] for p in parts]
-    sol = CameraSolution(
-        focal_px=torch.cat([p.focal_px for p in sols]), transl=torch.cat([p.transl for p in sols]),
-        mask_iou=torch.cat([p.mask_iou for p in sols]), iterations=torch.cat([p.iterations for p in sols]),
-        final_loss=torch.cat([p.final_loss for p in sols]),
-        reject_reasons=[r for p in sols for r in p.reject_reasons])
+    sol = CameraSolution.cat(sols)
     return (sol, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]), sum(p[3] for p in parts),
             sum(p[4] for p in parts))
 
@@ -301,14 +300,15 @@ def body_iou(gt: GTPersons, focal, transl, pp) -> "torch.Tensor":
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
                  principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True,
-                 keypoint_noise: float | None = None, solver: dict | None = None) -> dict:
+                 keypoint_noise: float | None = None, solver: dict | None = None,
+                 keypoint_outliers: float = 0.0) -> dict:
     """Run the methods on ``gt``; returns the JSON-ready results (see the module docstring).
 
     ``workers > 1`` solves batches of ``batch_size`` persons in that many forked processes
     (CPU; the result is the same as with one). ``scene`` False: one pass per person, the
     pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0). ``probes`` False: the
     solver without the focal-margin and depth-gain probes the camera stage runs.
-    ``keypoint_noise``: give every method 2D keypoints (``gt_keypoints``); ``solver``:
+    ``keypoint_noise``, ``keypoint_outliers``: give every method 2D keypoints (``gt_keypoints``); ``solver``:
     ``CameraSolverConfig`` fields to override.
 
     Cost per method: ``persons_per_s`` (wall), ``cpu_s_per_person`` (CPU time of the solving
@@ -322,14 +322,14 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
     cfg = dataclasses.replace(scaled_config(iters, batch_size), **(solver or {}))
-    kp = None if keypoint_noise is None else gt_keypoints(gt, keypoint_noise, seed)
+    kp = None if keypoint_noise is None else gt_keypoints(gt, keypoint_noise, seed, keypoint_outliers)
     if not scene:
         cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
     extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
-                     "keypoint_noise": keypoint_noise, "solver": solver or {}, "mask": gt.mask_used,
+                     "keypoint_noise": keypoint_noise, "keypoint_outliers": keypoint_outliers, "solver": solver or {}, "mask": gt.mask_used,
                      "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
@@ -365,26 +365,28 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     return results
 
 
-def gt_keypoints(gt: GTPersons, noise: float, seed: int = 0):
+def gt_keypoints(gt: GTPersons, noise: float, seed: int = 0, outliers: float = 0.0):
     """2D keypoints as a detector would give them (``camera.batch.Keypoints``): the GT joints
-    paired with MediaPipe's landmarks (``body.keypoints``), projected by the GT camera, plus
-    Gaussian noise of ``noise`` x the longer side of the person's mask box per coordinate;
-    weight 1 where the point lies in the image, else 0."""
+    paired with MediaPipe's landmarks (``body.keypoints``), projected by the GT camera, through
+    ``synth.detector_noise.detector_keypoints`` (Gaussian noise of ``noise`` x the longer side of
+    the person's mask box per coordinate, a share ``outliers`` of gross outliers); weight 1
+    where the true point lies in the image, else 0."""
+    import numpy as np
     import torch
 
     from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
     from poselabel.models.camera.batch import Keypoints
+    from poselabel.synth.detector_noise import detector_keypoints
 
     ids = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
     pts = gt.joints[:, ids].double()  # (N, K, 3), the meshes' frame
     cam = pts + gt.transl[:, None]
     uv = gt.focal[:, None, None] * cam[..., :2] / cam[..., 2:].clamp(min=1e-3) + gt.pp[:, None]
-    side = torch.tensor([max(1.0, float(r.max() - r.min() + 1), float(c.max() - c.min() + 1))
-                         for r, c in (torch.nonzero(m, as_tuple=True) for m in gt.masks)], dtype=torch.float64)
-    gen = torch.Generator().manual_seed(10_000 + seed)
-    uv = uv + noise * side[:, None, None] * torch.randn(uv.shape, generator=gen, dtype=torch.float64)
-    inside = (uv[..., 0] >= 0) & (uv[..., 0] < gt.size[:, None, 0]) & (uv[..., 1] >= 0) & (uv[..., 1] < gt.size[:, None, 1])
-    return Keypoints(points=pts, uv=uv, weight=inside.double())
+    side = [max(1.0, float(r.max() - r.min() + 1), float(c.max() - c.min() + 1))
+            for r, c in (torch.nonzero(m, as_tuple=True) for m in gt.masks)]
+    uv, seen = detector_keypoints(uv.numpy(), cam[..., 2].numpy(), np.asarray(side), gt.size.double().numpy(),
+                                  np.random.default_rng([10_000, seed]), noise, outliers)
+    return Keypoints(points=pts, uv=torch.from_numpy(uv), weight=torch.from_numpy(seen.astype(np.float64)))
 
 
 def format_table(results: dict, subset: str | None = None) -> str:
@@ -437,7 +439,7 @@ def run_camera(args: argparse.Namespace) -> int:
         solver[key.strip()] = json.loads(value)
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
                            args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes,
-                           args.keypoint_noise, solver)
+                           args.keypoint_noise, solver, args.keypoint_outliers)
     print(format_table(results))
     count = next(iter(results["methods"].values()))["unoccluded"]["count"]
     print(f"\nunoccluded persons only ({count}; GT mesh fully visible):")

@@ -31,9 +31,11 @@ from poselabel.models.render.silhouette import make_silhouette_rasterizer
 from poselabel.records import CameraFit, ImageRecord, Person, replace
 
 
-def solver_config(camera_config) -> CameraSolverConfig:
-    """``CameraSolverConfig`` from the run's ``CameraConfig``."""
+def solver_config(camera_config, exact_masks: bool = False) -> CameraSolverConfig:
+    """``CameraSolverConfig`` from the run's ``CameraConfig``; ``exact_masks``: the masks are
+    body silhouettes (the oracle segmenter), not a segmenter's (``CameraConfig.mask_weights``)."""
     base = CameraSolverConfig()
+    cover_weight, keypoint_weight = camera_config.mask_weights(exact_masks)
 
     def scaled(stages):
         return tuple(dataclasses.replace(s, iters=max(1, round(s.iters * camera_config.iterations_scale)))
@@ -43,8 +45,8 @@ def solver_config(camera_config) -> CameraSolverConfig:
                                refine_tz=camera_config.refine_tz, tz_prior_sigma=camera_config.tz_prior_sigma,
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,
-                               depth_order=camera_config.depth_order, cover_weight=camera_config.cover_weight,
-                               keypoint_weight=camera_config.keypoint_weight)
+                               depth_order=camera_config.depth_order, cover_weight=cover_weight,
+                               keypoint_weight=keypoint_weight)
 
 
 def person_keypoint_residual(person: Person, joints_cam: np.ndarray, focal_px: float, cx: float,
@@ -138,7 +140,8 @@ class SolverCamera:
             fit = CameraFit(cx=cx, cy=cy, fit_loss=float(sol.final_loss[j]), fit_iters=int(sol.iterations[j]),
                             focal_margin=_finite_or_none(margin[j]), depth_gain=_finite_or_none(gain[j]),
                             keypoint_error=None if kp_error is None else round(kp_error, 5),
-                            keypoint_count=None if kp_error is None else kp_count)
+                            keypoint_count=None if kp_error is None else kp_count,
+                            fit_iou=None if sol.fit_iou is None else _finite_or_none(round(float(sol.fit_iou[j]), 5)))
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
                                                       camera=fit)
@@ -158,7 +161,7 @@ def make_backend(config):
     if camera.backend == "oracle":
         return OracleCamera()
     if camera.backend == "solver":
-        cfg = solver_config(camera)
+        cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle")
         body = BodyModel(config.body_model, device=camera.device)
         render = make_silhouette_rasterizer(cfg.backend, torch.device(camera.device), near=1e-3)
         return SolverCamera(body, cfg, render, with_focal_margin=camera.focal_margin,

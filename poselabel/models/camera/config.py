@@ -99,6 +99,11 @@ class CameraSolverConfig:
         kept = self.stages[min(self.warm_skip, len(self.stages) - 1):]
         return tuple(replace(s, iters=max(1, round(s.iters * self.warm_iters_scale))) for s in kept)
 
+    def own_objective(self, keypoints) -> bool:
+        """Whether the solve's objective differs from ``1 −`` the symmetric IoU: an uncovered-mask
+        weight below 1, or the keypoint term with ``keypoints`` given (see ``CameraSolution.fit_iou``)."""
+        return self.cover_weight != 1.0 or (keypoints is not None and self.keypoint_weight > 0)
+
     def __post_init__(self):
         if not self.stages or any(s.res < 8 or s.iters < 0 or s.lr < 0 or s.blur < 0 for s in self.stages):
             raise ValueError("camera solver stages need res >= 8, iters >= 0, lr >= 0, blur >= 0")
@@ -124,6 +129,11 @@ class CameraSolution:
       best iterate in the last stage (plus the Tz prior term when refining Tz).
     - ``reject_reasons``: per person None or a reason (``empty_mask``, ``small_mask``,
       ``behind_camera``, ``nan``, ``no_overlap``). Rejected persons carry NaN results.
+    - ``fit_iou`` (B,) float64 or None: the solve's own objective as a score, ``1 −
+      fit_objective`` at full resolution (the IoU with uncovered mask weighted
+      ``cover_weight``, minus ``keypoint_weight`` × the keypoint term); None where it is the
+      symmetric ``mask_iou`` (no ``cover_weight``, no keypoints). Read it as
+      :attr:`objective_iou`: what the scene passes and the probes compare.
     """
 
     focal_px: torch.Tensor
@@ -132,3 +142,25 @@ class CameraSolution:
     iterations: torch.Tensor
     final_loss: torch.Tensor
     reject_reasons: list[str | None] = field(default_factory=list)
+    fit_iou: torch.Tensor | None = None
+
+    @property
+    def objective_iou(self) -> torch.Tensor:
+        """(B,) float64: ``fit_iou`` where the solve had its own objective, else ``mask_iou``."""
+        return self.mask_iou if self.fit_iou is None else self.fit_iou
+
+    @classmethod
+    def cat(cls, sols: list["CameraSolution"]) -> "CameraSolution":
+        """The persons of several solutions, in order."""
+        fit = None if all(s.fit_iou is None for s in sols) else torch.cat([s.objective_iou for s in sols])
+        return cls(focal_px=torch.cat([s.focal_px for s in sols]), transl=torch.cat([s.transl for s in sols]),
+                   mask_iou=torch.cat([s.mask_iou for s in sols]), iterations=torch.cat([s.iterations for s in sols]),
+                   final_loss=torch.cat([s.final_loss for s in sols]),
+                   reject_reasons=[r for s in sols for r in s.reject_reasons], fit_iou=fit)
+
+    def take(self, rows: list[int]) -> "CameraSolution":
+        """The persons ``rows`` (indices into this solution), in that order."""
+        return CameraSolution(focal_px=self.focal_px[rows], transl=self.transl[rows], mask_iou=self.mask_iou[rows],
+                              iterations=self.iterations[rows], final_loss=self.final_loss[rows],
+                              reject_reasons=[self.reject_reasons[r] for r in rows],
+                              fit_iou=None if self.fit_iou is None else self.fit_iou[rows])

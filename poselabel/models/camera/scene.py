@@ -20,7 +20,10 @@ scores an IoU below 1. So, per image:
    there; the better of its results is kept.
 
 Every person's reported ``mask_iou`` is measured under the evidence it was last solved
-with. Pure torch, no Beam.
+with. The gates and comparisons (trusted fits, "still below", "better") and the probes read
+``CameraSolution.objective_iou``: the symmetric IoU, or with a clothed-mask objective
+(``cover_weight`` < 1, keypoints) that objective's own score, so that a body correctly inside
+a bigger clothed mask is not taken for a poor fit. Pure torch, no Beam.
 """
 from __future__ import annotations
 
@@ -123,14 +126,18 @@ def _subset(principal_point, idx):
 def _merge(sol: CameraSolution, idx: list[int], sub: CameraSolution, keep) -> CameraSolution:
     """``sol`` with person ``idx[k]`` replaced by ``sub``'s ``k``-th where ``keep(k, i)``;
     ``sub``'s iterations are added either way."""
+    own = sol.fit_iou is not None or sub.fit_iou is not None
     out = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), transl=sol.transl.clone(),
                               mask_iou=sol.mask_iou.clone(), iterations=sol.iterations.clone(),
-                              final_loss=sol.final_loss.clone(), reject_reasons=list(sol.reject_reasons))
+                              final_loss=sol.final_loss.clone(), reject_reasons=list(sol.reject_reasons),
+                              fit_iou=sol.objective_iou.clone() if own else None)
     for k, i in enumerate(idx):
         out.iterations[i] += sub.iterations[k]
         if keep(k, i):
             out.focal_px[i], out.transl[i], out.mask_iou[i] = sub.focal_px[k], sub.transl[k], sub.mask_iou[k]
             out.final_loss[i], out.reject_reasons[i] = sub.final_loss[k], sub.reject_reasons[k]
+            if own:
+                out.fit_iou[i] = sub.objective_iou[k]
     return out
 
 
@@ -149,7 +156,7 @@ def depth_order_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, co
           if principal_point is None else principal_point.double().cpu())
     depths = fitted_depths(vertices, faces, sol.focal_px, sol.transl, pp, [m.shape for m in masks],
                            [count[g] > 1 for g in groups])
-    trusted = [bool(iou >= config.depth_order_min_iou) for iou in sol.mask_iou]
+    trusted = [bool(iou >= config.depth_order_min_iou) for iou in sol.objective_iou]
     ignore1 = with_extra(depth_ordered_occluders(masks, depths, [float(t) for t in tz], groups,
                                                  config.occluder_depth_margin, trusted))
     redo = [i for i, s in enumerate(shared) if s and not torch.equal(ignore0[i], ignore1[i])]
@@ -175,10 +182,10 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
     for i, g in enumerate(groups):
         if movable is not None and not movable[i]:
             continue
-        if not (ok[i] or sol.reject_reasons[i] == REJECT_NO_OVERLAP) or bool(sol.mask_iou[i] >= config.retry_below_iou):
+        if not (ok[i] or sol.reject_reasons[i] == REJECT_NO_OVERLAP) or bool(sol.objective_iou[i] >= config.retry_below_iou):
             continue
         peers = [float(sol.focal_px[j]) for j, h in enumerate(groups)
-                 if j != i and h == g and ok[j] and bool(sol.mask_iou[j] >= config.peer_min_iou)]
+                 if j != i and h == g and ok[j] and bool(sol.objective_iou[j] >= config.peer_min_iou)]
         if peers:
             poor.append(i)
             f_peer.append(float(torch.tensor(peers).median()))
@@ -200,13 +207,13 @@ def peer_focal_pass(sol: CameraSolution, vertices, faces, tz, masks, groups, con
                         keypoints=_subset(keypoints, idx))
     free.iterations += at_peer.iterations[solved]
     return _merge(sol, idx, free, lambda k, i: free.reject_reasons[k] is None
-                  and not bool(free.mask_iou[k] <= sol.mask_iou[i]))
+                  and not bool(free.objective_iou[k] <= sol.objective_iou[i]))
 
 
 def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, principal_point, render_fn, wanted,
                 probes, keypoints=None) -> tuple[list[int], torch.Tensor]:
     """The solved persons wanted (``idx``) and, per person, the best full-resolution IoU of
-    the warm-started re-solves ``probes``: callables ``idx -> (tz (b,), start, fixed_focal)``."""
+    the warm-started re-solves ``probes`` (``objective_iou``): callables ``idx -> (tz (b,), start, fixed_focal)``."""
     idx = [i for i in range(vertices.shape[0]) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
     best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
     for probe in probes if idx else ():
@@ -215,7 +222,7 @@ def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, pri
                            ignore=None if ignore is None else [ignore[i] for i in idx], fixed_focal=fixed,
                            principal_point=_subset(principal_point, idx), render_fn=render_fn, start=start,
                            keypoints=_subset(keypoints, idx))
-        best = torch.maximum(best, torch.nan_to_num(alt.mask_iou, nan=0.0).double())
+        best = torch.maximum(best, torch.nan_to_num(alt.objective_iou, nan=0.0).double())
     return idx, best
 
 
@@ -223,7 +230,7 @@ def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, 
                  sol: CameraSolution, config: CameraSolverConfig, ignore: Sequence | None = None, *,
                  scales: tuple[float, ...] = (0.85, 1.18), principal_point: torch.Tensor | None = None,
                  render_fn=None, wanted: Sequence[bool] | None = None, keypoints=None) -> torch.Tensor:
-    """How firmly the mask pins the focal length: ``mask_iou`` minus the best IoU reached with
+    """How firmly the mask pins the focal length: ``objective_iou`` minus the best one reached with
     ``f`` fixed at each ``f · scale`` (``Tx, Ty`` descended again from the solution).
 
     A person cut by the border may show a part that fits many cameras (a torso filling the
@@ -241,7 +248,7 @@ def focal_margin(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, 
     idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
                             [probe(s) for s in scales], keypoints)
     if idx:
-        out[idx] = sol.mask_iou[idx].double() - best
+        out[idx] = sol.objective_iou[idx].double() - best
     return out
 
 
@@ -254,7 +261,7 @@ def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol
     For each ``scale`` the person is placed at ``Tz · scale`` and the solver descends again,
     ``f, Tx, Ty`` free, from ``f · scale`` and the same ``Tx, Ty`` (the pelvis projects to the
     same pixel and the body keeps its size: the same silhouette under weak perspective).
-    Returns the best such IoU minus ``mask_iou``, (B,) float64, NaN where not measured or not
+    Returns the best such ``objective_iou`` minus the solution's, (B,) float64, NaN where not measured or not
     solved. Far away the silhouette barely changes with depth at a fixed size, so the gain
     is about 0. Close up, a wrong ``Tz`` is absorbed into ``f`` only up to perspective:
     moving toward the true depth gains IoU. Args as :func:`focal_margin`; ``Tz`` is the
@@ -271,7 +278,7 @@ def depth_gain(vertices: torch.Tensor, faces: torch.Tensor, masks: Sequence, sol
     idx, best = _best_probe(vertices, faces, masks, sol, config, ignore, principal_point, render_fn, wanted,
                             [probe(s) for s in scales], keypoints)
     if idx:
-        out[idx] = best - sol.mask_iou[idx].double()
+        out[idx] = best - sol.objective_iou[idx].double()
     return out
 
 

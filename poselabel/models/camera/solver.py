@@ -25,7 +25,7 @@ Schedule (per batch of persons, all steps batched):
 3. The final mesh is rasterised hard over the whole image at full resolution and compared
    with the mask (ignored pixels excluded): ``mask_iou``. If the descent lowered it below
    the start's (it sees only its crop), the start is kept.
-4. Second chance: persons whose ``mask_iou`` is below ``retry_below_iou`` run 1-3 again
+4. Second chance: persons whose ``objective_iou`` (``mask_iou`` with the symmetric objective) is below ``retry_below_iou`` run 1-3 again
    with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
    kept (``iterations`` counts both descents).
 """
@@ -146,7 +146,8 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
     that translation instead of the global search; ``short_descent``: from there on
     ``config.warm_schedule()``.
     Returns ``(focal (b,), transl (b, 3), mask_iou (b,), best_loss (b,), iterations (b,) long,
-    rank (b,))``, ``rank`` higher for the better fit (the IoU, or minus ``fit_objective``).
+    score (b,))``, ``score`` higher for the better fit: ``1 − fit_objective`` with an own
+    objective (``CameraSolution.fit_iou``), else the symmetric IoU.
     """
     dev, dt = verts.device, verts.dtype
     zero = torch.zeros(len(masks), dtype=dt, device=dev)
@@ -157,7 +158,7 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
                    orientation=orientation, keypoints=None if keypoints is None else keypoints.to(dev, dt))
     # The descent's own objective (asymmetric IoU, keypoint term) decides whether it beat its
     # start; with neither, the symmetric full-resolution IoU does (bit-identical).
-    own_objective = config.cover_weight != 1.0 or (batch.keypoints is not None and config.keypoint_weight > 0)
+    own_objective = config.own_objective(batch.keypoints)
     if warm is not None and short_descent:
         config = dataclasses.replace(config, stages=config.warm_schedule())
     with torch.no_grad():
@@ -186,8 +187,8 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
         t_b = torch.where(on_dev[:, None], start_t, t_b)
         iou_b = torch.where(worse, start_iou, iou_b)
         # What a second chance must beat: the descent's own objective where it has one.
-        rank = -torch.where(worse, start_obj, end_obj) if own_objective else iou_b
-    return f_b, t_b, iou_b, best_loss, n_it, rank
+        score = 1.0 - torch.where(worse, start_obj, end_obj) if own_objective else iou_b
+    return f_b, t_b, iou_b, best_loss, n_it, score
 
 
 def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
@@ -235,6 +236,8 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
     iou = torch.full((n,), float("nan"), dtype=torch.float64)
     loss = torch.full((n,), float("nan"), dtype=torch.float64)
     iters = torch.zeros(n, dtype=torch.long)
+    fit = torch.full((n,), float("nan"), dtype=torch.float64)
+    own_objective = config.own_objective(keypoints)
     masks = [torch.as_tensor(m).bool() for m in masks]
     if len(masks) != n:
         raise ValueError(f"{n} meshes but {len(masks)} masks")
@@ -261,24 +264,24 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
         ign = [None if ignore is None or ignore[i] is None else torch.as_tensor(ignore[i]).bool() for i in idx]
         args = (vertices[idx], ms, ign, f_start, pp, tz[idx])
         kp = None if keypoints is None else keypoints[idx]
-        f_b, t_b, iou_b, best_loss, n_it, rank = _solve_batch(*args, faces, config, fixed, render_fn, orientation, warm,
-                                                        short_descent, kp)
-        again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(iou_b[j] >= config.retry_below_iou)]
+        f_b, t_b, iou_b, best_loss, n_it, score = _solve_batch(*args, faces, config, fixed, render_fn, orientation,
+                                                         warm, short_descent, kp)
+        again = [j for j in range(len(idx)) if retry_cfg is not None and not bool(score[j] >= config.retry_below_iou)]
         if again:
             sub = [[a[j] for j in again] if isinstance(a, list) else a[again] for a in args]
             r = _solve_batch(*sub, faces, retry_cfg, fixed, render_fn, orientation,
                              keypoints=None if kp is None else kp[again])
             for k, j in enumerate(again):
                 n_it[j] += r[4][k]
-                if bool(r[5][k] > rank[j]):
-                    f_b[j], t_b[j], iou_b[j], best_loss[j] = r[0][k], r[1][k], r[2][k], r[3][k]
+                if bool(r[5][k] > score[j]):
+                    f_b[j], t_b[j], iou_b[j], best_loss[j], score[j] = r[0][k], r[1][k], r[2][k], r[3][k], r[5][k]
         for j, i in enumerate(idx):
             if not (torch.isfinite(f_b[j]) and torch.isfinite(t_b[j]).all()):
                 reasons[i] = REJECT_NAN
                 continue
-            focal[i], transl[i], iou[i] = float(f_b[j]), t_b[j].double().cpu(), iou_b[j]
+            focal[i], transl[i], iou[i], fit[i] = float(f_b[j]), t_b[j].double().cpu(), iou_b[j], float(score[j])
             loss[i], iters[i] = float(best_loss[j]), int(n_it[j])
             if iou_b[j] <= 0:
                 reasons[i] = REJECT_NO_OVERLAP
     return CameraSolution(focal_px=focal, transl=transl, mask_iou=iou, iterations=iters,
-                          final_loss=loss, reject_reasons=reasons)
+                          final_loss=loss, reject_reasons=reasons, fit_iou=fit if own_objective else None)

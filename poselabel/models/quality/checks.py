@@ -116,7 +116,7 @@ def truncated(f: PersonFacts, ev: Evidence, config) -> Reason:
     (``evidence.focal_pinned``)."""
     sides, cut = truncation(f, config)
     vouched = config.truncated_ok_with_peers and ev.disagrees is False
-    vouched = vouched or (ev.fitted and bool(focal_pinned(f.camera.focal_margin, f.mask_iou, config)))
+    vouched = vouched or (ev.fitted and bool(focal_pinned(f.camera.focal_margin, f.objective_iou, config)))
     cut_off = sides >= config.max_border_sides or cut >= config.max_border_cut
     return "truncated" if cut_off and not vouched else None
 
@@ -135,7 +135,7 @@ def low_mask_iou(f: PersonFacts, ev: Evidence, config) -> Reason:
     if (ev.independent and ev.kp_count >= config.min_keypoints_vouch and ev.kp_error is not None
             and ev.kp_error <= config.keypoint_vouch_error):
         floor = min(floor, config.min_mask_iou_vouched)
-    return "low_mask_iou" if finite(f.mask_iou) and f.mask_iou < floor else None
+    return "low_mask_iou" if finite(f.objective_iou) and f.objective_iou < floor else None
 
 
 def _keypoints_missed(ev: Evidence, config) -> bool:
@@ -163,7 +163,7 @@ def depth_inconsistent_check(f: PersonFacts, ev: Evidence, config) -> Reason:
     perspective."""
     if not ev.fitted:
         return None
-    bad = depth_inconsistent(f.camera.depth_gain, f.mask_iou, config, f.camera.focal_margin)
+    bad = depth_inconsistent(f.camera.depth_gain, f.objective_iou, config, f.camera.focal_margin)
     return "depth_inconsistent" if bad else None
 
 

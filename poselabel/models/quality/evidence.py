@@ -88,7 +88,7 @@ def focal_votes(f: PersonFacts, config) -> tuple[int, int] | None:
         return None
     peers = [(p[0], p[1], p[2] if len(p) > 2 else math.nan) for p in f.peers]  # (focal, iou, margin)
     peers = [p for p in peers if finite(p[0]) and p[0] > 0 and finite(p[1]) and p[1] >= config.min_peer_mask_iou]
-    own = focal_pinned(f.camera.focal_margin, f.mask_iou, config)
+    own = focal_pinned(f.camera.focal_margin, f.objective_iou, config)
     if config.pinned_hears_pinned and config.min_focal_margin > 0 and own is not False:
         peers = [p for p in peers if focal_pinned(p[2], p[1], config) is not False]
     if not peers:
@@ -114,7 +114,7 @@ def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:
         if not is_fitted(f):
             return None
         margin = f.camera.focal_margin
-        return (float(f.focal_px), float(f.mask_iou) if finite(f.mask_iou) else math.nan,
+        return (float(f.focal_px), float(f.objective_iou) if finite(f.objective_iou) else math.nan,
                 float(margin) if finite(margin) else math.nan)
 
     fitted = [peer(f) for f in facts]

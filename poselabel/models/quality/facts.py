@@ -60,6 +60,13 @@ class PersonFacts:
     def fit_loss(self) -> float | None:
         return self.camera.fit_loss
 
+    @property
+    def objective_iou(self) -> float | None:
+        """The fit's IoU as its solve measured it: ``camera.fit_iou`` where the solve had its own
+        objective (segmenter masks: uncovered mask down-weighted, keypoints), else ``mask_iou``.
+        What the accept rule reads; the probes are in its terms."""
+        return self.camera.fit_iou if finite(self.camera.fit_iou) else self.mask_iou
+
 
 def finite(x) -> bool:
     """Whether ``x`` is given and every value of it is finite."""

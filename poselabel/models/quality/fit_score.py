@@ -68,7 +68,8 @@ def features(f, config) -> np.ndarray:
     """The (len(FEATURES),) float64 features of one person (``facts.PersonFacts``; peers set
     by ``evidence.with_peers``) under a ``QualityConfig``; nan where a measure is missing.
 
-    - ``mask_iou``: hard IoU of the fitted silhouette with the mask; ``fit_loss``: the solver's
+    - ``mask_iou``: hard IoU of the fitted silhouette with the mask, as the solve measured it
+      (``PersonFacts.objective_iou``: with segmenter masks the clothed-mask objective's); ``fit_loss``: the solver's
       final ``1 - soft IoU``;
     - ``depth_gain``: ``camera.depth_gain`` (mask IoU gained at another depth);
       ``depth_gain_ratio``: the same over the residual ``max(1 - mask_iou, 0.001)``;
@@ -86,7 +87,7 @@ def features(f, config) -> np.ndarray:
     """
     cam = f.camera
     nan = math.nan
-    iou = float(f.mask_iou) if finite(f.mask_iou) else nan
+    iou = float(f.objective_iou) if finite(f.objective_iou) else nan
     residual = max(1.0 - iou, 1e-3) if iou == iou else nan
     gain = float(cam.depth_gain) if finite(cam.depth_gain) else nan
     sides, cut = truncation(f, config)
