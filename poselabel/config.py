@@ -149,6 +149,9 @@ class CameraConfig:
     # SEGMENTER_MASK_WEIGHTS, the oracle segmenter's exact body silhouettes EXACT_MASK_WEIGHTS.
     cover_weight: float | None = None
     keypoint_weight: float | None = None
+    # After the solve, refine each person's pose against its MediaPipe landmarks under the
+    # solved camera (BLADE's solver descends the pose too; poselabel/models/body/refine.py)
+    refine_pose: bool = True
 
     def mask_weights(self, exact_masks: bool) -> tuple[float, float]:
         """``(cover_weight, keypoint_weight)`` of the solve: the given ones, else the defaults of

@@ -13,6 +13,9 @@ per person, over batches of records, with what the solve measured (``records.Cam
   by the image border (``scene.focal_margin``, ``camera.focal_margin``), ``depth_gain`` for
   every solved person (``scene.depth_gain``, ``camera.depth_gain``), and the keypoint
   residual against the detector's 2D landmarks (``body.keypoints.keypoint_residual``).
+  Last, with ``camera.refine_pose``, the pose of each solved person with landmarks is
+  refined against them under the solved camera (``body.refine``); the camera's measures
+  (``mask_iou``, the probes, the keypoint residual) are those of the solve, before it.
 """
 from __future__ import annotations
 
@@ -21,14 +24,18 @@ import dataclasses
 import numpy as np
 import torch
 
-from poselabel.models.body.keypoints import body_points_for_landmarks, keypoint_residual
+from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, body_points_for_landmarks, keypoint_residual
+from poselabel.models.body.landmark_fit import SkeletonModel, fitted_to_landmarks
 from poselabel.models.body.model import BodyModel
+from poselabel.models.body.refine import RefineConfig, refine_pose
 from poselabel.models.camera.batch import Keypoints
 from poselabel.models.camera.config import CameraSolverConfig
 from poselabel.models.camera.scene import solve_scene_with_probes
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.models.render.silhouette import make_silhouette_rasterizer
 from poselabel.records import CameraFit, ImageRecord, Person, replace
+
+REFINE_JOINTS = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]  # the joints body_points_for_landmarks pairs
 
 
 def solver_config(camera_config, exact_masks: bool = False) -> CameraSolverConfig:
@@ -97,9 +104,27 @@ class SolverCamera:
     """All ready persons (mask, Tz and pose) of a batch of records in one solver call."""
 
     def __init__(self, body: BodyModel, config: CameraSolverConfig, render, *, with_focal_margin: bool,
-                 with_depth_gain: bool):
+                 with_depth_gain: bool, refine: RefineConfig | None = None):
         self.body, self.config, self.render = body, config, render
         self.with_focal_margin, self.with_depth_gain = with_focal_margin, with_depth_gain
+        self.refine = refine
+        self.skeleton = SkeletonModel(body).to(body.device) if refine is not None else None
+
+    def refined_poses(self, ready, sol, joints) -> dict[int, tuple[np.ndarray, np.ndarray, float, float]]:
+        """Row ``j`` of ``ready`` -> ``(global_orient (3,), body_pose (63,), keypoint loss before,
+        after)`` for the solved persons with MediaPipe landmarks (``models/body/refine.py``)."""
+        rows = [j for j, (_, p) in enumerate(ready) if sol.reject_reasons[j] is None and p.keypoints_2d is not None]
+        if self.refine is None or not rows:
+            return {}
+        _, uv, weight = body_points_for_landmarks(joints[rows], np.stack([ready[j][1].keypoints_2d for j in rows]))
+        ps = [ready[j] for j in rows]
+        side = [max(float(p.bbox_xyxy[2] - p.bbox_xyxy[0]), float(p.bbox_xyxy[3] - p.bbox_xyxy[1]), 1.0) for _, p in ps]
+        out = refine_pose(self.skeleton, np.stack([p.betas for _, p in ps]), np.stack([p.global_orient for _, p in ps]),
+                          np.stack([p.body_pose for _, p in ps]), sol.focal_px[rows], sol.transl[rows],
+                          np.array([[r.width / 2.0, r.height / 2.0] for r, _ in ps]), REFINE_JOINTS, uv, weight,
+                          np.asarray(side), self.refine)
+        return {j: (out.global_orient[k].numpy().astype(np.float32), out.body_pose[k].numpy().astype(np.float32),
+                    float(out.loss_before[k]), float(out.loss_after[k])) for k, j in enumerate(rows)}
 
     def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
         body, cfg, render = self.body, self.config, self.render
@@ -128,6 +153,7 @@ class SolverCamera:
             verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra, render_fn=render,
             with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain, keypoints=kp)
         margin, gain = margin.tolist(), gain.tolist()
+        refined = self.refined_poses(ready, sol, joints)
         solved = {}
         for j, (r, p) in enumerate(ready):
             cx, cy = r.width / 2.0, r.height / 2.0
@@ -142,9 +168,15 @@ class SolverCamera:
                             keypoint_error=None if kp_error is None else round(kp_error, 5),
                             keypoint_count=None if kp_error is None else kp_count,
                             fit_iou=None if sol.fit_iou is None else _finite_or_none(round(float(sol.fit_iou[j]), 5)))
+            pose = {}
+            if j in refined:  # the pose refined against the landmarks: they no longer vouch for it
+                orient, body_pose, before, after = refined[j]
+                pose = {"global_orient": orient, "body_pose": body_pose,
+                        "fitted_to_landmarks": fitted_to_landmarks(p, "pose"),
+                        "diagnostics": {**p.diagnostics, "pose_refine_loss": [round(before, 5), round(after, 5)]}}
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
-                                                      camera=fit)
+                                                      camera=fit, **pose)
         return [replace(r, persons=tuple(solved.get((id(r), p.person_index), p) for p in r.persons))
                 for r in records]
 
@@ -165,5 +197,5 @@ def make_backend(config):
         body = BodyModel(config.body_model, device=camera.device)
         render = make_silhouette_rasterizer(cfg.backend, torch.device(camera.device), near=1e-3)
         return SolverCamera(body, cfg, render, with_focal_margin=camera.focal_margin,
-                            with_depth_gain=camera.depth_gain)
+                            with_depth_gain=camera.depth_gain, refine=RefineConfig() if camera.refine_pose else None)
     raise ValueError(f"unknown camera backend {camera.backend!r}")
