@@ -18,8 +18,9 @@ parses, but is too deep to serialise again inside the pipeline), ``surrogate_jso
 member whose strings hold lone UTF-16 surrogates, ``"\\ud800"``), ``portrait_64mp`` (a real
 portrait, matplotlib's ``grace_hopper.jpg``, upscaled to 6,928 x 9,237 = 64.0 MP: the person
 fills the image), ``eps_as_jpg`` (a PostScript file named ``.jpg``), ``memory_error`` (a 40 MP
-PNG decoded by a job whose data segment is limited to ~1 GiB above what a job of ordinary photos
-uses (``RLIMIT_DATA``), so that decoding it raises ``MemoryError``).
+PNG, 120 MB once decoded, in a job whose data segment (``RLIMIT_DATA``) is limited to the least
+that a job of the ordinary photo alone needs, in steps of 0.5 GiB: decoding it raises
+``MemoryError``, as in a worker short of memory).
 """
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ from poselabel.io.shard_writer import write_shard
 
 PORTRAIT_SIZE = (6928, 9237)  # 63,993,936 px: just under decode.max_pixels' default of 64,000,000
 BIG_PNG_SIZE = (8000, 5000)  # 40 MP: 120 MB of RGB once decoded
-MEMORY_HEADROOM = 1 << 30  # RLIMIT_DATA above the ordinary job's peak data segment
 
 
 def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
@@ -140,16 +140,17 @@ def read_rows(out: str) -> list[dict]:
 
 
 def data_segment_limit(repo: str, work: str, timeout: float) -> int:
-    """``RLIMIT_DATA`` for the memory_error case: the ordinary job's peak RSS plus the headroom
-    (the data segment also counts untouched reservations, so it is measured, not guessed, by
-    running the ordinary sample alone under growing limits)."""
+    """``RLIMIT_DATA`` for the memory_error case: the smallest, in steps of 0.5 GiB, under which a
+    job of the ordinary photo alone runs (measured, not guessed: the data segment also counts
+    reservations never touched, which RSS does not show)."""
     shard = os.path.join(work, "calibrate-000000.tar")
     write_shard(shard, hostile_samples("memory_error")[1:])
-    for limit_gib in (2, 3, 4, 6, 8, 12, 16):
-        out = os.path.join(work, f"calibrate-{limit_gib}")
-        result = run_job(repo, shard, out, timeout, data_limit=limit_gib << 30)
+    for half_gib in range(3, 33):
+        out = os.path.join(work, f"calibrate-{half_gib}")
+        result = run_job(repo, shard, out, timeout, data_limit=half_gib << 29)
         if result["exit"] == "0" and len(read_rows(out)) == 1:
-            return (limit_gib << 30) + MEMORY_HEADROOM - (1 << 30)
+            print(f"memory_error: RLIMIT_DATA {half_gib / 2:g} GiB", file=sys.stderr)
+            return half_gib << 29
     raise RuntimeError("no data-segment limit under 16 GiB lets an ordinary job run")
 
 
