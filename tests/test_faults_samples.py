@@ -85,6 +85,14 @@ def test_formats_we_do_not_decode_and_undecodable_messages(members, match):
     assert record.failed and record.error.startswith(match)
 
 
+def test_an_instance_mask_member_is_png_only():
+    from poselabel.models.segment.segmenters import OracleSegmenter
+
+    image = np.zeros((12, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="not a PNG image; it starts with b'%!PS-Adobe"):
+        OracleSegmenter().segment(image, {"mask.png": _eps()}, np.array([[0, 0, 8, 8]], np.float32))
+
+
 def _recurse(n):
     return _recurse(n + 1) + 1
 

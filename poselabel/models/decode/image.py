@@ -72,3 +72,17 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
         image = Image.alpha_composite(background, rgba)
     arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def decode_png(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """A PNG member that is not the sample's image (an instance mask: ``mask.png``) -> its array
+    as stored (``(H, W)`` or ``(H, W, C)``), PNG only and at most ``max_pixels`` (checked before
+    the pixels are decoded); raises :class:`DecodeError` / :class:`ImageTooLarge`."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=("PNG",))
+    except UnidentifiedImageError:
+        raise DecodeError(f"not a PNG image; it starts with {data[:16]!r}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"PNG of {width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
+    return np.asarray(image)
