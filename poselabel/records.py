@@ -23,6 +23,7 @@ STATUS_NO_PERSON = "no_person"
 STATUS_ERROR = "error"
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+MAX_ERROR_CHARS = 2000  # an error row's message, characters (longer ones are cut, ending in "…")
 
 # Key of the error sample a shard that cannot be read (whole) gives, after its samples read whole.
 SHARD_ERROR_KEY = "__shard__"
@@ -207,15 +208,32 @@ class ImageRecord:
         return self.status == STATUS_ERROR
 
     def fail(self, stage: str, exc: BaseException | str) -> "ImageRecord":
-        """Return this record marked failed at ``stage``; the image is released."""
-        message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-        message = _ADDRESS.sub("", message)  # object addresses would make reruns differ
+        """Return this record marked failed at ``stage``; the image is released. The message
+        is ``error_message(exc)``: at most ``MAX_ERROR_CHARS`` characters, always UTF-8."""
         return dataclasses.replace(
-            self, status=STATUS_ERROR, error=f"{stage}: {message}", image=None, persons=()
+            self, status=STATUS_ERROR, error=f"{stage}: {error_message(exc)}", image=None, persons=()
         )
 
     def with_timing(self, stage: str, seconds: float) -> "ImageRecord":
         return dataclasses.replace(self, timings={**self.timings, stage: seconds})
+
+
+def error_message(exc: BaseException | str) -> str:
+    """An exception (or a message) as the text of an error row: ``"<Type>: <message>"`` (the
+    type alone when the message is empty or cannot be rendered), object addresses removed (they
+    would make reruns differ), characters UTF-8 cannot hold (lone surrogates) escaped, and at
+    most ``MAX_ERROR_CHARS`` characters (a message can quote a whole input)."""
+    if isinstance(exc, str):
+        message = exc
+    else:
+        try:
+            text = str(exc)
+        except Exception:  # an exception whose __str__ fails still gets its row
+            text = ""
+        message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    message = _ADDRESS.sub("", message[:4 * MAX_ERROR_CHARS])
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return message if len(message) <= MAX_ERROR_CHARS else message[:MAX_ERROR_CHARS - 1] + "\u2026"
 
 
 def replace(obj, **changes):

@@ -35,9 +35,7 @@ def test_modes_become_rgb8(mode):
         assert img.mode.startswith("I;16")
     else:
         img = base.convert(mode)
-    fmt = "JPEG" if mode == "CMYK" else "PNG"
-    if mode == "CMYK":
-        fmt = "TIFF"
+    fmt = "JPEG" if mode == "CMYK" else "PNG"  # CMYK: Adobe's CMYK JPEG
     out = decode_image(_encode(img, fmt), max_pixels=BIG)
     assert out.dtype == np.uint8 and out.shape == (12, 16, 3)
     if mode == "I;16":

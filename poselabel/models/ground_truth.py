@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from poselabel.models.decode.guard import MAX_DERIVED_PIXELS
+from poselabel.models.decode.image import decode_png
 from poselabel.models.masks import box_iou
 
 
@@ -43,13 +45,13 @@ def encode_person_masks(masks: list[np.ndarray]) -> bytes:
 
 def decode_person_masks(png: bytes, count: int) -> list[np.ndarray]:
     """The ``count`` (H, W) bool masks of :func:`encode_person_masks`'s PNG."""
-    bits = np.asarray(Image.open(io.BytesIO(png))).astype(np.int64)
+    bits = decode_png(png, max_pixels=MAX_DERIVED_PIXELS).astype(np.int64)
     return [(bits >> i) & 1 == 1 for i in range(count)]
 
 
 def decode_instances(png: bytes) -> np.ndarray:
     """(H, W) uint8 instance mask of a ``mask.png`` member (first channel if it has several)."""
-    inst = np.asarray(Image.open(io.BytesIO(png)))
+    inst = decode_png(png, max_pixels=MAX_DERIVED_PIXELS)
     return inst[..., 0] if inst.ndim == 3 else inst
 
 

@@ -2,8 +2,10 @@
 
 A stage builds its backend in ``setup()`` (once per worker), passes failed
 samples through untouched, and turns an exception into a failed sample
-(``status="error"``, ``error="<stage>: <message>"``) that still reaches the
-writer. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
+(``status="error"``, ``error="<stage>: <message>"``, ``records.error_message``: bounded,
+UTF-8) that still reaches the writer. Any ``Exception`` counts, ``RecursionError`` and
+``MemoryError`` included; a crash of native code is prevented upstream (the pixel guard of
+derived buffers, ``models/decode/guard.py``), not caught. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
 stages whose network is shared (``share``; ``transforms/shared_models.py``).
 """
 from __future__ import annotations
@@ -73,14 +75,15 @@ class SampleStage(beam.DoFn):
             return
         start = time.perf_counter()
         try:
-            out = self.apply(record)
-        except Exception as exc:  # a sample's failure is data, never a crash
-            log.warning("%s failed on %s/%s: %s", self.stage, record.shard, record.key, exc)
+            out = self.apply(record).with_timing(self.stage, time.perf_counter() - start)
+        except Exception as exc:  # a sample's failure is data, never a crash (RecursionError, MemoryError too)
+            failed = record.fail(self.stage, exc)
+            log.warning("%s failed on %s/%s: %s", self.stage, record.shard, record.key, failed.error)
             self._errors.inc()
-            yield record.fail(self.stage, exc)
+            yield failed
             return
         self._ok.inc()
-        yield out.with_timing(self.stage, time.perf_counter() - start)
+        yield out
 
 
 class BatchedSampleStage(SampleStage):
@@ -130,13 +133,16 @@ class BatchedSampleStage(SampleStage):
             return
         start = time.perf_counter()
         try:
-            outs = self.apply_batch(records)
+            outs = list(self.apply_batch(records))
+            if len(outs) != len(records):
+                raise RuntimeError(f"{len(outs)} results for a batch of {len(records)} samples")
+            share = (time.perf_counter() - start) / len(records)
+            outs = [out.with_timing(self.stage, share) for out in outs]
         except Exception as exc:  # isolate the culprit
             log.warning("%s batch of %d failed (%s); retrying one by one", self.stage, len(records), exc)
             for record in records:
                 yield from super().process(record)
             return
-        share = (time.perf_counter() - start) / len(records)
         for out in outs:
             self._ok.inc()
-            yield out.with_timing(self.stage, share)
+            yield out

@@ -7,13 +7,13 @@ only where a later backend needs them (``mask.png`` for the oracle segmenter).
 """
 from __future__ import annotations
 
-import json
 import time
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from poselabel.models.decode.image import IMAGE_EXTS, decode_image
+from poselabel.models.decode.meta import InvalidJson, parse_meta
 from poselabel.records import ImageRecord, RawSample, ShardEnd, replace
 
 KEPT_MEMBERS = ("mask.png",)
@@ -21,6 +21,9 @@ CAPTION_MEMBER = "txt"
 
 
 class Decode(beam.DoFn):
+    """Every sample leaves as one record: decoded, or failed with ``"decode: <message>"`` whatever
+    it raised (``RecursionError``, ``MemoryError``, an encoding error, ...)."""
+
     stage = "decode"
 
     def __init__(self, config):
@@ -38,36 +41,40 @@ class Decode(beam.DoFn):
         record = ImageRecord(key=sample.key, shard=sample.shard, url=sample.url, member_exts=exts)
         if "__error__" in sample.members:
             self._errors.inc()
-            yield record.fail("read", sample.members["__error__"].decode())
+            yield record.fail("read", sample.members["__error__"].decode("utf-8", "replace"))
             return
-        image_ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
         self._non_image.inc(sum(1 for e in exts if e not in IMAGE_EXTS and e not in ("json", CAPTION_MEMBER)))
-        caption = sample.members[CAPTION_MEMBER].decode("utf-8", "replace") if CAPTION_MEMBER in sample.members else None
         try:
-            meta = json.loads(sample.members["json"]) if "json" in sample.members else {}
-            if not isinstance(meta, dict):
-                meta = {"value": meta}
-        except (ValueError, UnicodeDecodeError) as exc:
-            meta = {}
-            record = replace(record, caption=caption).fail(self.stage, f"invalid json member: {exc}")
+            record = with_members(record, sample.members)
+            if not record.failed:
+                record = with_image(record, sample.members, self.config.decode.max_pixels)
+        except Exception as exc:  # one sample's failure, of any kind, is its error row
+            record = record.fail(self.stage, exc)
         if record.failed:
             self._errors.inc()
             yield record
             return
-        record = ImageRecord(key=sample.key, shard=sample.shard, url=sample.url, member_exts=exts, meta=meta,
-                             caption=caption, extra_members={k: v for k, v in sample.members.items() if k in KEPT_MEMBERS})
-        if image_ext is None:
-            self._errors.inc()
-            yield record.fail(self.stage, f"no image member (members: {', '.join(exts) or 'none'})")
-            return
-        try:
-            image = decode_image(sample.members[image_ext], max_pixels=self.config.decode.max_pixels)
-        except Exception as exc:
-            self._errors.inc()
-            yield record.fail(self.stage, exc if str(exc) else type(exc).__name__)
-            return
         self._ok.inc()
-        height, width = image.shape[:2]
-        yield ImageRecord(key=sample.key, shard=sample.shard, url=sample.url, width=width, height=height,
-                          image=image, meta=meta, caption=caption, extra_members=record.extra_members, member_exts=exts,
-                          timings={self.stage: time.perf_counter() - start})
+        yield record.with_timing(self.stage, time.perf_counter() - start)
+
+
+def with_members(record: ImageRecord, members: dict[str, bytes]) -> ImageRecord:
+    """``record`` with the caption, the parsed json and the kept members (failed: invalid json)."""
+    caption = members[CAPTION_MEMBER].decode("utf-8", "replace") if CAPTION_MEMBER in members else None
+    record = replace(record, caption=caption,
+                     extra_members={k: v for k, v in members.items() if k in KEPT_MEMBERS})
+    try:
+        meta = parse_meta(members["json"]) if "json" in members else {}
+    except InvalidJson as exc:
+        return record.fail(Decode.stage, f"invalid json member: {exc}")
+    return replace(record, meta=meta)
+
+
+def with_image(record: ImageRecord, members: dict[str, bytes], max_pixels: int) -> ImageRecord:
+    """``record`` with its decoded image (failed: no image member, or one that does not decode)."""
+    image_ext = next((e for e in IMAGE_EXTS if e in members), None)
+    if image_ext is None:
+        return record.fail(Decode.stage, f"no image member (members: {', '.join(record.member_exts) or 'none'})")
+    image = decode_image(members[image_ext], max_pixels=max_pixels)
+    height, width = image.shape[:2]
+    return replace(record, image=image, width=width, height=height)

@@ -23,12 +23,16 @@ from apache_beam.metrics import Metrics
 
 from poselabel import tables
 from poselabel.io import outputs
-from poselabel.records import SHARD_ERROR_KEY, ImageRecord, ShardEnd
+from poselabel.records import SHARD_ERROR_KEY, ImageRecord, ShardEnd, replace
 
 
 class ToRows(beam.DoFn):
     """``ImageRecord`` -> ``(image_row, person_rows)``; the image is dropped here.
-    ``meta_columns``: the json keys given ``meta_<key>`` columns (``decode.meta_columns``)."""
+    ``meta_columns``: the json keys given ``meta_<key>`` columns (``decode.meta_columns``).
+
+    A record whose rows cannot be made becomes its error row (``rows: <message>``, no persons),
+    and text that UTF-8 cannot hold (lone surrogates) is escaped (``\\udc80``): the shard's
+    Parquet write must not fail for one sample."""
 
     def __init__(self, meta_columns: tuple[str, ...] = ()):
         self.meta_columns = tuple(meta_columns)
@@ -38,9 +42,29 @@ class ToRows(beam.DoFn):
             yield record
             return
         start = time.perf_counter()
-        person_rows = [tables.person_row(record, p) for p in record.persons]
-        record = record.with_timing("rows", time.perf_counter() - start)
-        yield tables.image_row(record, self.meta_columns), person_rows
+        try:
+            person_rows = [tables.person_row(record, p) for p in record.persons]
+            record = record.with_timing("rows", time.perf_counter() - start)
+            image_row = tables.image_row(record, self.meta_columns)
+        except Exception as exc:  # a sample's failure is its row, never the shard's
+            record = replace(record.fail("rows", exc), meta={}, caption=None)
+            person_rows, image_row = [], tables.image_row(record, self.meta_columns)
+        yield _utf8(image_row), [_utf8(row) for row in person_rows]
+
+
+def _utf8(row: dict) -> dict:
+    """``row`` with each text cell (and text in list cells) UTF-8 can encode (lone surrogates
+    backslash-escaped)."""
+    return {k: _escaped(v) if isinstance(v, str) else [_escaped(x) if isinstance(x, str) else x for x in v]
+            if isinstance(v, list) else v for k, v in row.items()}
+
+
+def _escaped(text: str) -> str:
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class WriteShards(beam.DoFn):

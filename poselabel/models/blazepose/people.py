@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from poselabel.models.decode.guard import MAX_DERIVED_PIXELS, square_region
 from poselabel.models.masks import box_iou, mask_bbox, nms
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class MediaPipePeople:
 
     def __init__(self, *, candidate_score: float = 0.5, score_threshold: float = 0.6,
                  nms_iou: float = 0.5, max_persons: int = 8, mask_threshold: float = 0.2,
-                 model_complexity: int = 1, region_scale: float = 1.25):
+                 model_complexity: int = 1, region_scale: float = 1.25,
+                 max_region_pixels: int = MAX_DERIVED_PIXELS):
         import mediapipe as mp
         from mediapipe.python.solution_base import SolutionBase
 
@@ -99,6 +101,7 @@ class MediaPipePeople:
         self.max_persons = max_persons
         self.mask_threshold = mask_threshold
         self.region_scale = region_scale
+        self.max_region_pixels = max_region_pixels
         self._detector = SolutionBase(graph_config=_detector_graph(), outputs=["detections"])
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=True, model_complexity=model_complexity, enable_segmentation=True,
@@ -137,31 +140,24 @@ class MediaPipePeople:
 
     # -- stage 2: landmarks and mask in a region -------------------------------
     def estimate_in_region(self, image: np.ndarray, center: tuple[float, float], side: float):
-        """Run ``Pose`` on the square region ``center ± side/2`` (padded with grey outside the image).
+        """Run ``Pose`` on the square region ``center ± side/2`` (padded with grey outside the image;
+        downsampled where larger than ``max_region_pixels``: ``models/decode/guard.py``).
 
         Returns ``(mask (H, W) bool, keypoints_2d (33, 3), keypoints_3d (33, 3))``
         in image coordinates, or None when no pose is found.
         """
-        height, width = image.shape[:2]
-        side = int(max(round(side), 32))
-        x0 = int(round(center[0] - side / 2))
-        y0 = int(round(center[1] - side / 2))
-        region = np.full((side, side, 3), 127, np.uint8)
-        sx0, sy0 = max(x0, 0), max(y0, 0)
-        sx1, sy1 = min(x0 + side, width), min(y0 + side, height)
-        if sx1 <= sx0 or sy1 <= sy0:
+        region = square_region(image, center, side, max_pixels=self.max_region_pixels)  # the pixel guard
+        if region is None:
             return None
-        region[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-        result = self._pose.process(region)
+        result = self._pose.process(region.pixels)
         if result.pose_landmarks is None or result.segmentation_mask is None:
             return None
+        side, x0, y0 = region.side, region.x0, region.y0
         lm = result.pose_landmarks.landmark
         kp2d = np.array([[p.x * side + x0, p.y * side + y0, p.visibility] for p in lm], np.float32)
         world = result.pose_world_landmarks.landmark
         kp3d = np.array([[p.x, p.y, p.z] for p in world], np.float32)
-        mask = np.zeros((height, width), bool)
-        seg = result.segmentation_mask > self.mask_threshold
-        mask[sy0:sy1, sx0:sx1] = seg[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+        mask = region.paste_mask(result.segmentation_mask > self.mask_threshold, image.shape[:2])
         return mask, kp2d, kp3d
 
     # -- the whole thing -------------------------------------------------------

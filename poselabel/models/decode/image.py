@@ -1,5 +1,9 @@
 """Image decoding: bytes -> RGB uint8 ``(H, W, 3)`` after EXIF orientation.
 
+Only JPEG (MPO, cameras' multi-picture JPEG, included), PNG and WebP are opened
+(``FORMATS``): Pillow would otherwise open any format it knows from the bytes alone, whatever
+the member's name, and an EPS/PS file named ``.jpg`` would start Ghostscript. Other bytes raise
+:class:`DecodeError` naming what was expected and the first bytes seen.
 Grayscale, palette, CMYK, RGBA (composited on white), 16-bit and float images
 all become 8-bit RGB. Images over ``max_pixels`` raise
 :class:`ImageTooLarge` before any pixel is decoded.
@@ -10,9 +14,10 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+FORMATS = ("JPEG", "PNG", "WEBP")  # Pillow's names of the formats opened (its JPEG opener reads MPO too)
 
 
 class DecodeError(ValueError):
@@ -30,7 +35,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"image of {width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
@@ -39,6 +44,8 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(str(exc)) from None
+    except UnidentifiedImageError:
+        raise DecodeError(f"not a JPEG, PNG or WebP image (the formats decoded); it starts with {data[:16]!r}") from None
     except Exception as exc:  # PIL raises many types for corrupt data
         raise DecodeError(f"cannot decode image: {type(exc).__name__}: {exc}") from None
     image = ImageOps.exif_transpose(image)
@@ -65,3 +72,17 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
         image = Image.alpha_composite(background, rgba)
     arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def decode_png(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """A PNG member that is not the sample's image (an instance mask: ``mask.png``) -> its array
+    as stored (``(H, W)`` or ``(H, W, C)``), PNG only and at most ``max_pixels`` (checked before
+    the pixels are decoded); raises :class:`DecodeError` / :class:`ImageTooLarge`."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=("PNG",))
+    except UnidentifiedImageError:
+        raise DecodeError(f"not a PNG image; it starts with {data[:16]!r}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"PNG of {width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
+    return np.asarray(image)

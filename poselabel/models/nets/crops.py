@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+
+from poselabel.models.decode.guard import window_pixels
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -100,12 +101,10 @@ def cut_window(image: np.ndarray, window, size: int) -> np.ndarray:
     """Resample one window of an RGB uint8 (H, W, 3) image to (size, size, 3) uint8.
 
     The window is rounded to whole pixels (``x0, y0`` and ``side``, at most half a
-    pixel each); outside the image is black. Downscaling is antialiased (PIL).
+    pixel each); outside the image is black. Downscaling is antialiased (PIL). A window
+    over the pixel guard is never built whole (``models/decode/guard.py``).
     """
-    x0, y0, side = (int(round(v)) for v in window)
-    side = max(side, 1)
-    pil = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(pil.crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.BILINEAR))
+    return window_pixels(image, window, size)
 
 
 def normalise(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:

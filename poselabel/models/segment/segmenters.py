@@ -12,13 +12,13 @@ for a box it could not segment. Masks are in image coordinates.
 """
 from __future__ import annotations
 
-import io
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
 
 from poselabel.models.blazepose.people import MediaPipePeople
+from poselabel.models.decode.guard import MAX_DERIVED_PIXELS
+from poselabel.models.decode.image import decode_png
 from poselabel.models.masks import box_iou, mask_bbox
 
 SegmentResult = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
@@ -48,7 +48,7 @@ class OracleSegmenter:
     def segment(self, image, members, boxes):
         if self.MEMBER not in members:
             raise ValueError(f"oracle segmenter needs a '{self.MEMBER}' member")
-        instances = np.asarray(Image.open(io.BytesIO(members[self.MEMBER])))
+        instances = decode_png(members[self.MEMBER], max_pixels=MAX_DERIVED_PIXELS)
         if instances.ndim == 3:
             instances = instances[..., 0]
         if instances.shape != image.shape[:2]:
