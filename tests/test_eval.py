@@ -14,6 +14,7 @@ from poselabel.cli import main
 from poselabel.config import load_config
 from poselabel.evaluation.match import match_masks
 from poselabel.evaluation.metrics import procrustes_align
+from poselabel.io.shard_writer import write_shard
 from poselabel.models.geometry import axis_angle_to_matrix
 from poselabel.pipelines.job import run_job
 from poselabel.synth.writer import write_synthetic_shards
@@ -88,12 +89,14 @@ def test_oracle_labels_score_perfectly_and_a_wrong_focal_length_shows(labelled, 
     assert m["E_f_pct"]["mean"] == pytest.approx(50.0, abs=0.01) and m["PVE_mm"]["mean"] < 1e-3
     assert m["mIoU_pct"]["mean"] < 90
     a = report["accept_rule"]
-    assert a["good"] == 0 and a["recall"] != a["recall"]  # no good label: recall undefined (NaN)
+    assert a["good"] == 0 and a["recall"] is None  # no good label: recall undefined (null)
     assert a["precision"] == 0.0 or a["accepted"] == 0
 
 
 def test_eval_errors_are_one_line(labelled, tmp_path, capsys):
+    write_shard(str(tmp_path / "plain-000000.tar"), [("a", {"txt": b"no ground truth"})])
     cases = [(["--pred", str(tmp_path / "nothing"), "--gt", str(labelled / "gt")], "--pred"),
+             (["--pred", str(labelled / "pred"), "--gt", str(tmp_path / "plain-000000.tar")], "--gt"),
              (["--pred", str(labelled / "pred"), "--gt", str(labelled / "pred")], "--gt"),
              (["--pred", str(labelled / "pred"), "--gt", str(tmp_path / "none-*.tar")], "--gt")]
     for argv, flag in cases:

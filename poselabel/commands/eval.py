@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import posixpath
 import sys
 
@@ -67,6 +68,15 @@ def read_ground_truth(pattern: str, mask: str) -> list:
     return images
 
 
+def finite_or_null(value):
+    """``value`` with every NaN or infinite float replaced by None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -101,6 +111,6 @@ def main(args: argparse.Namespace) -> int:
     print(format_report(report), flush=True)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=2)
+            json.dump(finite_or_null(report), fh, indent=2)
         print(f"report: {args.json}", file=sys.stderr)
     return 0

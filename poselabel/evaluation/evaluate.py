@@ -216,17 +216,17 @@ def format_report(report: dict) -> str:
              f"accepted {c['accepted']} ({c['accepted_matched']} matched, {c['accepted_false_positives']} false "
              f"positives); fitted (camera and body) {c['fitted']} of {c['matched']} matched", ""]
     m = report["metrics"]
-    n_all, n_acc = c["matched"], c["accepted_matched"]
-    lines.append(f"{'metric':12s}{'all (' + str(n_all) + ') mean':>18s}{'median':>10s}"
-                 f"{'accepted (' + str(n_acc) + ') mean':>24s}{'median':>10s}")
+    lines.append(f"{'':12s}{'all matched (' + str(c['matched']) + ')':>28s}"
+                 f"{'accepted (' + str(c['accepted_matched']) + ')':>28s}")
+    lines.append(f"{'metric':12s}" + f"{'n':>6s}{'mean':>11s}{'median':>11s}" * 2)
     for name in ORDER:
         key, label, _ = DISPLAY[name]
+        digits = 3 if name in ("E_Tz", "E_inv_Tz", "E_Txy") else 1
         cells = ""
-        for subset, width in (("all", 18), ("accepted", 24)):
+        for subset in ("all", "accepted"):
             s = m[subset][key]
-            digits = 3 if name in ("E_Tz", "E_inv_Tz", "E_Txy") else 1
-            cells += "".join(f"{v:{w}.{digits}f}" if math.isfinite(v) else f"{'-':>{w}s}"
-                             for v, w in ((s["mean"], width), (s["median"], 10)))
+            cells += f"{s['n']:6d}" + "".join(f"{v:11.{digits}f}" if math.isfinite(v) else f"{'-':>11s}"
+                                              for v in (s["mean"], s["median"]))
         lines.append(f"{label:12s}{cells}")
     lines += ["", f"good label: {a['good_label']}: {a['good']} of {a['matched']} matched",
               f"accept rule: precision {_pct(a['precision'])} ({a['accepted_good']} of {a['accepted']} accepted "
