@@ -95,9 +95,11 @@ def test_oracle_labels_score_perfectly_and_a_wrong_focal_length_shows(labelled, 
 
 def test_eval_errors_are_one_line(labelled, tmp_path, capsys):
     write_shard(str(tmp_path / "plain-000000.tar"), [("a", {"txt": b"no ground truth"})])
+    shutil.copy(labelled / "gt" / "synth-000000.tar", tmp_path / "renamed-000000.tar")  # not what --pred labelled
     cases = [(["--pred", str(tmp_path / "nothing"), "--gt", str(labelled / "gt")], "--pred"),
              (["--pred", str(labelled / "pred"), "--gt", str(tmp_path / "plain-000000.tar")], "--gt"),
              (["--pred", str(labelled / "pred"), "--gt", str(labelled / "pred")], "--gt"),
+             (["--pred", str(labelled / "pred"), "--gt", str(tmp_path / "renamed-000000.tar")], "--gt"),
              (["--pred", str(labelled / "pred"), "--gt", str(tmp_path / "none-*.tar")], "--gt")]
     for argv, flag in cases:
         assert main(["eval", *argv]) == 2

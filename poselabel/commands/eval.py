@@ -13,6 +13,7 @@ import logging
 import math
 import posixpath
 import sys
+from collections.abc import Iterator
 
 from poselabel.config import InputError
 from poselabel.evaluation import MATCH_MASKS
@@ -45,27 +46,31 @@ def register(subparsers) -> None:
     parser.set_defaults(func=main)
 
 
-def read_ground_truth(pattern: str, mask: str) -> list:
-    """Every sample of the ``--gt`` shards as an ``evaluate.GTImage`` (``InputError`` when a
-    pattern finds nothing or a sample carries no ground truth)."""
-    from poselabel.evaluation.evaluate import gt_image
-    from poselabel.io.shards import iter_samples, list_shards
+def gt_shards(pattern: str) -> list[str]:
+    """The ``--gt`` shards (``InputError`` naming ``--gt`` when the pattern finds none)."""
+    from poselabel.io.shards import list_shards
 
     try:
-        shards = list_shards(pattern)
+        return list_shards(pattern)
     except InputError as exc:
-        text = str(exc)
-        raise InputError("--gt" + text[len("--input"):] if text.startswith("--input") else text) from None
-    images = []
+        raise InputError(str(exc).replace("--input", "--gt")) from None
+
+
+def iter_ground_truth(shards: list[str], mask: str, body_models: set) -> Iterator:
+    """Every sample of ``shards`` as an ``evaluate.GTImage``, streamed (one image's masks in
+    memory at a time); the body model files the samples name are added to ``body_models``.
+    ``InputError`` at the first sample that carries no ground truth."""
+    from poselabel.evaluation.evaluate import gt_image
+    from poselabel.io.shards import iter_samples
+
     for shard in shards:
         for sample in iter_samples(shard):
             try:
-                images.append(gt_image(sample.shard, sample.key, sample.members, mask))
+                image = gt_image(sample.shard, sample.key, sample.members, mask)
             except (ValueError, KeyError) as exc:
                 raise InputError(f"--gt {shard}: {exc}; give shards that poselabel synth wrote") from None
-    if not images:
-        raise InputError(f"--gt {pattern!r}: the shards hold no sample")
-    return images
+            body_models.add(image.body_model)
+            yield image
 
 
 def finite_or_null(value):
@@ -82,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
 
     from poselabel.commands.filter import require_tables
     from poselabel.evaluation.evaluate import GoodLabel, evaluate, format_report
+    from poselabel.io.shards import shard_name
+    from poselabel.io.urls import to_url
     from poselabel.models.body.model import BodyModel
     from poselabel.report.data import body_model_path, load_tables
 
@@ -90,23 +97,31 @@ def main(args: argparse.Namespace) -> int:
     if args.good_pve_frac <= 0 or args.good_ef <= 0:
         raise InputError("--good-pve-frac and --good-ef must be positive")
     require_tables(args.pred, "--pred")
-    images = read_ground_truth(args.gt, args.mask)
+    shards = gt_shards(args.gt)
     tables = load_tables(args.pred)
     labelled = {(r["shard"], r["key"]) for r in tables.images}
-    if not labelled & {(g.shard, g.key) for g in images}:
-        raise InputError(f"--pred {args.pred} labels none of the --gt samples (shards {sorted({g.shard for g in images})[:3]}); "
-                         "give the output of a run over those shards")
     persons: dict = {}
     for row in tables.persons:
         persons.setdefault((row["shard"], row["key"]), []).append(row)
     body_path = args.body_model or body_model_path(tables.manifest)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
     body = BodyModel(body_path)
-    truth_models = {g.body_model for g in images} - {None}
-    if body_path and truth_models and posixpath.basename(body_path) not in truth_models:
-        log.warning("the ground truth names body model(s) %s; evaluating with %s", sorted(truth_models), body_path)
-    report = evaluate(images, persons, labelled, body, args.min_iou,
+    labelled_urls = {r["shard"]: r["url"] for r in tables.images}
+    for path in shards:
+        url = labelled_urls.get(shard_name(path))
+        if url is not None and url != to_url(path):
+            log.warning("--gt %s is not the shard --pred labelled (%s): people are matched by shard name and key",
+                        path, url)
+    named: set = set()
+    report = evaluate(iter_ground_truth(shards, args.mask, named), persons, labelled, body, args.min_iou,
                       GoodLabel(max_pve_cam_frac=args.good_pve_frac, max_e_f=args.good_ef))
+    if not report["counts"]["gt_images"]:
+        what = "hold no sample" if not report["counts"]["gt_images_not_labelled"] else "were not labelled by --pred"
+        raise InputError(f"--gt {args.gt}: the shards {what} (--pred {args.pred} holds "
+                         f"{sorted({s for s, _ in labelled})[:3]}); give the output of a run over those shards")
+    named.discard(None)
+    if body_path and named and posixpath.basename(body_path) not in named:
+        log.warning("the ground truth names body model(s) %s; evaluated with %s", sorted(named), body_path)
     report = {"pred": args.pred, "gt": args.gt, "body_model": body_path or "procedural", **report}
     print(format_report(report), flush=True)
     if args.json:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -162,7 +162,8 @@ def evaluate(images: Iterable[GTImage], persons: dict[tuple[str, str], list[dict
         counts["false_positives"] += len(m.false_positives)
         counts["accepted"] += sum(bool(r["accepted"]) for r in rows)
         counts["accepted_false_positives"] += sum(bool(rows[i]["accepted"]) for i in m.false_positives)
-        pairs += [(rows[p], img, g, iou) for p, g, iou in m.pairs]
+        light = replace(img, match_masks=())  # the masks are not needed past matching
+        pairs += [(rows[p], light, g, iou) for p, g, iou in m.pairs]
     counts["matched"] = len(pairs)
     counts["detection_recall"] = len(pairs) / counts["gt_people"] if counts["gt_people"] else float("nan")
     people = []
