@@ -20,7 +20,7 @@ import warnings
 
 from poselabel.config import ConfigError
 
-COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "export", "bench")
+COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "export", "bench", "eval")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -316,6 +316,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     rasterisers: ``render.rasterize.render_count``)."""
     import torch
 
+    from poselabel.evaluation.metrics import camera_errors
     from poselabel.models.camera.focal_heuristics import HEURISTICS
 
     n = gt.verts.shape[0]
@@ -338,13 +339,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
                                                      extra, workers, probes, kp)
         seconds = time.perf_counter() - start
         t_hat = sol.transl
-        metrics = {
-            "E_f": (sol.focal_px - gt.focal).abs() / gt.focal,
-            "E_Txy": (t_hat[:, :2] - gt.transl[:, :2]).norm(dim=1),
-            "E_Tz": (t_hat[:, 2] - gt.transl[:, 2]).abs(),
-            "E_inv_Tz": (1.0 / t_hat[:, 2] - 1.0 / gt.transl[:, 2]).abs(),
-            "mIoU": sol.mask_iou,
-        }
+        errors = camera_errors(sol.focal_px, t_hat, gt.focal, gt.transl)
+        metrics = {**{m: errors[m] for m in ("E_f", "E_Txy", "E_Tz", "E_inv_Tz")}, "mIoU": sol.mask_iou}
         if gt.body_masks:
             metrics["mIoU_body"] = body_iou(gt, sol.focal_px, t_hat, pp)
         entry = {k: _summary(v) for k, v in metrics.items()}

@@ -20,6 +20,7 @@ import math
 import numpy as np
 import torch
 
+from poselabel.evaluation.metrics import aligned_errors
 from poselabel.models.body.model import BodyModel
 from poselabel.models.geometry import axis_angle_to_matrix
 from poselabel.models.nets.checkpoints import load_checkpoint, load_tz_predictor
@@ -29,7 +30,6 @@ from poselabel.training.data import PersonSet, load_persons, make_batch
 from poselabel.training.loop import TrainSettings, step_rng, train
 
 LOSS_WEIGHTS = {"shape": 1.0, "pose": 1.0, "joint": 5.0, "vert": 5.0}
-NUM_BODY_JOINTS_EVAL = 22  # MPJPE over SMPL-X joints 0..21 (pelvis + 21 body joints)
 
 
 def gt_rotmats(global_orient: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,8 @@ def pose_errors(body: BodyModel, pred: dict, gt: dict) -> dict[str, np.ndarray]:
     """Per-person PVE and MPJPE (mm), both pelvis-aligned (pelvis at the origin).
 
     ``pred``/``gt``: ``betas`` (N, 10), ``global_orient`` (N, 3), ``body_pose`` (N, 63).
-    MPJPE is over SMPL-X joints 0..21. Returns (N,) arrays ``pve_mm``, ``mpjpe_mm``.
+    MPJPE is over SMPL-X joints 0..21 (``evaluation.metrics.aligned_errors``). Returns (N,)
+    arrays ``pve_mm``, ``mpjpe_mm``.
     """
     t = lambda d, k: torch.as_tensor(np.asarray(d[k]), dtype=torch.float32)  # noqa: E731
     pves, mpjpes = [], []
@@ -74,9 +75,9 @@ def pose_errors(body: BodyModel, pred: dict, gt: dict) -> dict[str, np.ndarray]:
         sl = slice(s, min(s + 64, n))
         a = body(t(pred, "betas")[sl], t(pred, "global_orient")[sl], t(pred, "body_pose")[sl])
         b = body(t(gt, "betas")[sl], t(gt, "global_orient")[sl], t(gt, "body_pose")[sl])
-        pves.append((a.vertices - b.vertices).norm(dim=-1).mean(1) * 1000)
-        j = slice(0, NUM_BODY_JOINTS_EVAL)
-        mpjpes.append((a.joints[:, j] - b.joints[:, j]).norm(dim=-1).mean(1) * 1000)
+        err = aligned_errors(a.vertices, a.joints, b.vertices, b.joints)
+        pves.append(err["PVE"])
+        mpjpes.append(err["MPJPE"])
     return {"pve_mm": torch.cat(pves).numpy(), "mpjpe_mm": torch.cat(mpjpes).numpy()}
 
 
