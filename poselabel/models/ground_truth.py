@@ -37,7 +37,8 @@ def encode_person_masks(masks: list[np.ndarray]) -> bytes:
     bits = np.zeros(masks[0].shape, np.uint16)
     for i, m in enumerate(masks):
         bits |= (np.asarray(m, bool).astype(np.uint16) << i)
-    img = Image.fromarray(bits.astype(np.uint8)) if len(masks) <= 8 else Image.fromarray(bits, mode="I;16")
+    # a little-endian uint16 array is Pillow's "I;16" (Pillow 13 refuses the mode argument)
+    img = Image.fromarray(bits.astype(np.uint8)) if len(masks) <= 8 else Image.fromarray(bits.astype("<u2"))
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
