@@ -204,6 +204,10 @@ class QualityConfig:
     accept_rule: str = "score"
     min_fit_score: float = 0.52  # lower 90 % bound of out-of-fold precision 0.95 on the benchmark: benchmarks/fit_score.py
     fit_score_model: str = ""  # local or gs:// JSON; "": the packaged poselabel/models/quality/fit_score.json
+    # Fits of segmenter masks (solved with their own objective: diagnostics fit_iou) have their
+    # own model, fitted on the clothed+segmenter world, and threshold (docs/quality.md)
+    min_fit_score_segmenter: float = 0.52
+    fit_score_model_segmenter: str = ""  # "": the packaged fit_score_segmenter.json
     # hard IoU of the fitted silhouette with the mask, under either rule: below it no score or
     # keypoint saves a fit (0.5: the fit score's floor; the checks rule wants 0.8, CHECKS_RULE)
     min_mask_iou: float = 0.5
@@ -285,6 +289,7 @@ class QualityConfig:
                "quality keypoint counts (min_keypoints_vouch, min_keypoints_mismatch) must be >= 1")
         _check(self.accept_rule in ACCEPT_RULES, f"quality.accept_rule must be one of {ACCEPT_RULES}")
         _check(0.0 <= self.min_fit_score <= 1.0, "quality.min_fit_score must be in [0, 1]")
+        _check(0.0 <= self.min_fit_score_segmenter <= 1.0, "quality.min_fit_score_segmenter must be in [0, 1]")
         unknown = [c for c in self.disabled_checks if c not in QUALITY_CHECKS]
         _check(not unknown, f"quality.disabled_checks: unknown {unknown} (known: {', '.join(QUALITY_CHECKS)})")
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from poselabel.commands import filter as filter_cmd
+from poselabel.config import QualityConfig
 from poselabel.pipelines import rejudge
 from poselabel.tables import PERSONS_SCHEMA
 
@@ -123,8 +124,8 @@ def test_manifests_name_the_fit_score_model_and_filter_says_when_it_changed(labe
 
     from poselabel.models.quality import fit_score
 
-    packaged = fit_score.model_entry("")
-    assert len(packaged["sha256"]) == 64
+    packaged = fit_score.model_entries(QualityConfig())
+    assert len(packaged["exact"]["sha256"]) == 64 and packaged["segmenter"]["sha256"] != packaged["exact"]["sha256"]
     assert run_filter(["--input", str(labelled), "--output", str(tmp_path / "a")]) == 0
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["fit_score"] == packaged
     other = tmp_path / "other.json"  # the same model, with one step moved
@@ -138,5 +139,5 @@ def test_manifests_name_the_fit_score_model_and_filter_says_when_it_changed(labe
     (run / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level(logging.WARNING):
         assert run_filter(["--input", str(run), "--output", str(tmp_path / "b"), "--fit-score-model", str(other)]) == 0
-    assert "fit-score model differs" in caplog.text
-    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["fit_score"]["path"] == str(other)
+    assert "exact-mask fit-score model differs" in caplog.text
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["fit_score"]["exact"]["path"] == str(other)

@@ -22,10 +22,12 @@ def diag(**d) -> str:
     return json.dumps(d)
 
 
-def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
-    model = fs.load_model()
+@pytest.mark.parametrize("path,threshold", [(fs.DEFAULT_MODEL, Q.min_fit_score),
+                                            (fs.SEGMENTER_MODEL, Q.min_fit_score_segmenter)])
+def test_packaged_models_are_monotone_and_carry_their_thresholds(path, threshold):
+    model = fs.load_model(path)
     assert model.names == fs.FEATURES and set(fs.LABELS) == set(fs.FEATURES)
-    assert 0.0 < Q.min_fit_score < 1.0 and model.meta["min_fit_score"] == Q.min_fit_score
+    assert 0.0 < threshold < 1.0 and model.meta["min_fit_score"] == threshold
     # fitted on the fits that the defaults' hard checks admit (the score knows nothing of the others)
     for floor in ("min_mask_area_px", "min_box_side_px", "min_mask_iou", "min_mask_box_iou"):
         assert model.meta["quality"][floor] == getattr(Q, floor), floor
@@ -33,6 +35,10 @@ def test_packaged_model_is_monotone_where_the_evidence_has_a_direction():
         assert v.shape == (t.size + 1,) and np.all(np.diff(t) > 0)
         if fs.MONOTONE[name]:
             assert np.all(fs.MONOTONE[name] * np.diff(v) >= 0), name
+
+
+def test_the_exact_mask_model_scores_these_rows():
+    model = fs.load_model()
     # the evidence moves the score the way it should
     x = fs.features(facts_from_row(good_row(diagnostics=diag(depth_gain=-0.01, keypoint_error=0.03,
                                                              keypoint_count=8))), Q)

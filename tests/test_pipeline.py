@@ -98,9 +98,10 @@ def test_embedded_default_fits_every_detected_person(mixed_run):
     # each has a fit score, and it alone decides low_fit_score.
     from poselabel.config import QualityConfig
 
-    floor = QualityConfig().min_fit_score
+    q = QualityConfig()
     for p, d in zip(persons, diags):
         assert "depth_gain" in d and 0 < p["fit_score"] < 1
+        floor = q.min_fit_score_segmenter if "fit_iou" in d else q.min_fit_score  # segmenter masks: their own model
         assert ("low_fit_score" in p["reject_reasons"]) == (p["fit_score"] < floor)
 
 
@@ -133,7 +134,9 @@ def test_manifest_records_config_and_versions(mixed_run):
     assert manifest["config"]["decode"]["max_pixels"] > 0
     assert manifest["versions"]["apache-beam"]
     assert manifest["summary"]["samples"] == len(MIXED_STATUS)
-    from poselabel.models.quality.fit_score import model_entry
+    from poselabel.models.quality.fit_score import model_entries
 
     assert manifest["config"]["quality"]["accept_rule"] == "score"
-    assert manifest["fit_score"] == model_entry("")  # which model judged the run
+    from poselabel.config import QualityConfig
+
+    assert manifest["fit_score"] == model_entries(QualityConfig())  # which models judged the run

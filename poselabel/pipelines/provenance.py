@@ -142,7 +142,7 @@ def run_record(config: RunConfig, run_id: str, shards: list, todo: list) -> dict
         "shards": {"total": len(shards), "todo": len(todo), "skipped_done": len(shards) - len(todo)},
         "body_model": body_model_identity(config.body_model),
         "models": checkpoints(config),
-        "fit_score": fit_score.model_entry(config.quality.fit_score_model),  # which model judged
+        "fit_score": fit_score.model_entries(config.quality),  # which models judged (by the masks' kind)
         "argv": sys.argv,
     }
 

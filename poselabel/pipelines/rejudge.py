@@ -36,7 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from poselabel.config import ConfigError, QualityConfig, load_config, manifest_quality, parse_dotted, read_config_file
 from poselabel.io import outputs
 from poselabel.models.quality.facts import facts_from_row
-from poselabel.models.quality.fit_score import model_entry
+from poselabel.models.quality.fit_score import model_entries
 from poselabel.models.quality.rule import assess_image
 from poselabel.tables import package_version, read_file_metadata, table_to_parquet_bytes
 
@@ -170,11 +170,15 @@ def filter_tables(input_dir: str, output_dir: str, quality: QualityConfig) -> di
     if len(run.get("config_sha256s") or []) > 1:
         log.warning("%s was labelled by runs of %d configurations; thresholds start from the latest run's",
                     input_dir, len(run["config_sha256s"]))
-    model = model_entry(quality.fit_score_model)
-    judged_by = (run.get("fit_score") or {}).get("sha256")
-    if quality.accept_rule == "score" and judged_by and judged_by != model["sha256"]:
-        log.warning("the fit-score model differs from the one that judged %s (sha256 %s..., now %s...): "
-                    "verdicts may change at the same thresholds", input_dir, judged_by[:12], model["sha256"][:12])
+    model = model_entries(quality)
+    judged_by = run.get("fit_score") or {}
+    if "sha256" in judged_by:  # manifests before the segmenter-mask model: one model
+        judged_by = {"exact": judged_by}
+    for kind, entry in model.items():
+        before = (judged_by.get(kind) or {}).get("sha256")
+        if quality.accept_rule == "score" and before and before != entry["sha256"]:
+            log.warning("the %s-mask fit-score model differs from the one that judged %s (sha256 %s..., now %s...): "
+                        "verdicts may change at the same thresholds", kind, input_dir, before[:12], entry["sha256"][:12])
     manifest = {"command": "filter", "input": input_dir, "output": output_dir, "finished_at": time.time(),
                 "config": {"quality": dataclasses.asdict(quality), "body_model": (run.get("config") or {}).get("body_model")},
                 "fit_score": model, "quality_sha256": filtered["poselabel.filter_quality_sha256"],

@@ -39,6 +39,10 @@ from poselabel.models.quality.evidence import focal_votes, truncation
 from poselabel.models.quality.facts import LEGACY_KEYPOINTS, finite
 
 DEFAULT_MODEL = str(Path(__file__).with_name("fit_score.json"))
+# fits of segmenter masks (their solve's own objective, ``camera.fit_iou``): clothes, hair and
+# segmenter errors make their measures mean other things (benchmarks/fit_score.py on the
+# clothed+segmenter world)
+SEGMENTER_MODEL = str(Path(__file__).with_name("fit_score_segmenter.json"))
 
 # Features, in model order; what each measures is in features().
 FEATURES = ("mask_iou", "depth_gain", "depth_gain_ratio", "focal_margin", "focal_margin_ratio",
@@ -204,10 +208,34 @@ def load_model(path: str = "") -> FitScoreModel:
     return FitScoreModel.from_json(read_file(path or DEFAULT_MODEL))
 
 
-def model_entry(path: str = "") -> dict[str, str]:
-    """``{"path", "sha256"}`` of the model file at ``path`` ("": the packaged one), for run
+def segmenter_fit(f) -> bool:
+    """Whether the fit was solved with a segmenter mask's own objective (``camera.fit_iou``)."""
+    return finite(f.camera.fit_iou)
+
+
+def model_path(f, config) -> str:
+    """The model that scores fit ``f`` under a ``QualityConfig``: the segmenter-mask model for
+    :func:`segmenter_fit` fits, else the exact-mask one ("" names none: the packaged ones)."""
+    if segmenter_fit(f):
+        return config.fit_score_model_segmenter or SEGMENTER_MODEL
+    return config.fit_score_model or DEFAULT_MODEL
+
+
+def min_score(f, config) -> float:
+    """The threshold of :func:`model_path`'s model for fit ``f``."""
+    return config.min_fit_score_segmenter if segmenter_fit(f) else config.min_fit_score
+
+
+def model_entry(path: str = "", default: str = DEFAULT_MODEL) -> dict[str, str]:
+    """``{"path", "sha256"}`` of the model file at ``path`` ("": the packaged ``default``), for run
     manifests: the thresholds alone do not say which model judged a run."""
-    return {"path": path, "sha256": hashlib.sha256(read_file(path or DEFAULT_MODEL)).hexdigest()}
+    return {"path": path, "sha256": hashlib.sha256(read_file(path or default)).hexdigest()}
+
+
+def model_entries(config) -> dict[str, dict[str, str]]:
+    """:func:`model_entry` of both models a ``QualityConfig`` judges with, by the masks' kind."""
+    return {"exact": model_entry(config.fit_score_model),
+            "segmenter": model_entry(config.fit_score_model_segmenter, SEGMENTER_MODEL)}
 
 
 def fit_stumps(x: np.ndarray, y: np.ndarray, names=FEATURES, rounds: int = 300, learning_rate: float = 0.05,

@@ -8,7 +8,8 @@ and in ``poselabel filter`` (on persons-table rows): both build
 
 Two rules (``accept_rule``): "score" (the default) weighs the evidence checks
 (``checks.SCORED_CHECKS``) of a fitted person together in its fit score (``fit_score.py``):
-below ``min_fit_score`` it gets ``low_fit_score``, followed by the evidence checks that fired,
+below ``min_fit_score`` (``min_fit_score_segmenter`` for fits of segmenter masks, scored by
+their own model: ``fit_score.model_path``) it gets ``low_fit_score``, followed by the evidence checks that fired,
 which never reject alone. A fitted person without a score (a measure missing) is judged by
 the checks, its IoU floor raised to ``min_mask_iou_unscored``. Under "checks" each check
 rejects alone and ``low_fit_score`` never fires. docs/quality.md says how the defaults were
@@ -36,13 +37,13 @@ def judge(f: PersonFacts, config, *, score: Any = _UNSET) -> tuple[str, ...]:
         score = fit_score(f, config) if config.accept_rule == "score" and is_fitted(f) else None
     scored = config.accept_rule == "score" and is_fitted(f) and score is not None
     reasons, evidence = run_checks(f, Evidence.of(f, config, scored), config)
-    if scored and REASON_LOW_FIT_SCORE not in config.disabled_checks and score < config.min_fit_score:
+    if scored and REASON_LOW_FIT_SCORE not in config.disabled_checks and score < fs.min_score(f, config):
         reasons += [REASON_LOW_FIT_SCORE, *evidence]
     return tuple(reasons)
 
 
 def fit_score(f: PersonFacts, config) -> float | None:
-    """The fit score of one person (model ``config.fit_score_model``), in (0, 1): the
+    """The fit score of one person (``fit_score.model_path``: by the masks' kind), in (0, 1): the
     benchmark's share of good fits among fits with this evidence. None when a measure the
     score needs is missing (``fit_score.scorable``: no mask IoU, no depth probe, or no focal
     margin for a mask on the border). Set ``f.peers`` first (``evidence.with_peers``) where
@@ -65,7 +66,7 @@ def explained_fit_score(f: PersonFacts, config) -> tuple[float, list[tuple[str, 
 def _score_inputs(f: PersonFacts, config):
     """``(model, features (F,))`` of one person, or None when it is not scorable."""
     x = fs.features(f, config)
-    return (fs.load_model(config.fit_score_model), x) if fs.scorable(x) else None
+    return (fs.load_model(fs.model_path(f, config)), x) if fs.scorable(x) else None
 
 
 def judge_image(facts: list[PersonFacts], config) -> list[tuple[str, ...]]:
