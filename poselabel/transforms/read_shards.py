@@ -16,12 +16,14 @@ gives (``read_shard``; docs/errors.md):
   after the samples already sent; a permission, not-found or is-a-folder error is not tried
   again within the run. If it still fails, ``ShardEnd.unread`` holds the error and the writer
   drops the shard's rows and writes no done marker: the next run reads it again. Once one
-  shard has used its tries, a process gives the next shards one try each for
-  ``OUTAGE_S`` seconds (an outage does not cost every shard its back-off).
+  shard has used its tries, a process gives the next shards one try each, with a retry
+  deadline of ``OUTAGE_TRY_S``, until a shard is read or ``OUTAGE_S`` s have passed (an
+  outage does not cost every shard its back-off and deadline).
 """
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import logging
 import time
@@ -37,6 +39,7 @@ from poselabel.records import SHARD_ERROR_KEY, RawSample, ShardEnd, replace
 log = logging.getLogger(__name__)
 
 OUTAGE_S = 60.0
+OUTAGE_TRY_S = 2.0
 _NOT_NOW = (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EISDIR, errno.ENOTDIR)
 _outage = {"until": 0.0}  # this process's last storage outage: until when shards get one try
 
@@ -57,8 +60,11 @@ def read_shard(url: str, options: ReadOptions = ReadOptions(), sleep=time.sleep)
     for attempt in range(1, options.attempts + 1):
         counts: collections.Counter = collections.Counter()
         seen = 0
+        outage = time.monotonic() < _outage["until"]
+        try_options = dataclasses.replace(options, storage_timeout_s=min(options.storage_timeout_s, OUTAGE_TRY_S)) \
+            if outage else options
         try:
-            for sample in iter_samples(to_path(url), options, counts):
+            for sample in iter_samples(to_path(url), try_options, counts):
                 seen += 1
                 if seen > sent:  # a retry resumes after the samples already sent
                     sent += 1
@@ -74,8 +80,7 @@ def read_shard(url: str, options: ReadOptions = ReadOptions(), sleep=time.sleep)
                 yield ShardEnd(shard=shard, path=url, num_samples=sent + 1, read_error=message, attempts=attempt,
                                members_skipped=dict(counts))
                 return
-            last = (attempt == options.attempts or not retry_now(exc.cause)
-                    or time.monotonic() < _outage["until"])
+            last = attempt == options.attempts or not retry_now(exc.cause) or outage
             log.warning("reading %s failed (try %d of %d): %s", url, attempt, options.attempts, message)
             if last:
                 if retry_now(exc.cause):
