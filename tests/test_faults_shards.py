@@ -117,6 +117,12 @@ def test_a_truncated_tar_keeps_its_whole_samples_and_is_done_with_its_error(tmp_
     assert samples[0].members["jpg"] == b"1" * 4000
     assert "breaks off in this sample" in _errors(samples)["b"]
     assert end.read_error and "ReadError" in end.read_error and end.unread is None
+    gz = _tar(tmp_path / "t.tar.gz", [(f"k{i}.bin", os.urandom(30000)) for i in range(3)], mode="w:gz")
+    data = open(gz, "rb").read()
+    (tmp_path / "t.tar.gz").write_bytes(data[: len(data) * 3 // 4])  # breaks off inside k2
+    samples, end = _read(tmp_path / "t.tar.gz")
+    assert [s.key for s in samples] == ["k0", "k1", "k2", SHARD_ERROR_KEY] and "k2" in _errors(samples)
+    assert "EOFError" in end.read_error
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
