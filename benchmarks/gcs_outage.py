@@ -2,7 +2,7 @@
 
     python benchmarks/gcs_outage.py --work /tmp/outage [--tree /tmp/before] [--shards 8]
 
-Shards of the three demo photos (keys suffixed by shard) are put in a bucket of
+Shards of the 4 demo samples (keys suffixed by shard) are put in a bucket of
 ``gcp-storage-emulator`` (its own process, stored on disk under ``--work``); ``poselabel run``
 (``--tree``'s package, default this checkout; MediaPipe detection and segmentation, later
 stages off; output local) starts, the emulator is killed once the first done marker appears,
