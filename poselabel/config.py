@@ -306,7 +306,17 @@ class RunConfig:
     runner: str = "direct"  # direct | dask | dataflow | flink
     workers: int = 1
     overwrite: bool = False
-    retry_failed: bool = False  # also redo done shards whose marker has a read_error
+    retry_failed: bool = False  # also redo done shards whose marker has a read_error, and failed shards
+    # Reading (docs/errors.md, "Shards that cannot be read"): a member larger than max_member_mb is
+    # not read (its sample is an error row); a shard whose storage fails is tried read_attempts
+    # times (read_backoff_s * 4**k s apart; read_timeout_s: one gs:// request's retry deadline),
+    # then left not done for the next run; after read_failures_max runs it is "failed" and
+    # skipped until --retry-failed.
+    max_member_mb: float = 256.0
+    read_attempts: int = 3
+    read_backoff_s: float = 2.0
+    read_timeout_s: float = 20.0
+    read_failures_max: int = 3
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)
@@ -336,6 +346,9 @@ class RunConfig:
                    "--environment_config=localhost:50000 (worker-pool sidecars); see infra/README.md")
         _check(self.workers >= 1, "workers must be >= 1")
         _check(self.progress_interval > 0, "progress_interval must be > 0 seconds (--log-every)")
+        _check(self.max_member_mb > 0, "max_member_mb must be > 0")
+        _check(self.read_attempts >= 1 and self.read_failures_max >= 1, "read_attempts and read_failures_max must be >= 1")
+        _check(self.read_backoff_s >= 0 and self.read_timeout_s > 0, "read_backoff_s must be >= 0, read_timeout_s > 0")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):

@@ -27,6 +27,14 @@ MAX_ERROR_CHARS = 2000  # an error row's message, characters (longer ones are cu
 
 # Key of the error sample a shard that cannot be read (whole) gives, after its samples read whole.
 SHARD_ERROR_KEY = "__shard__"
+# Keys and member names of the form ``__name__`` are the pipeline's (``__shard__``, ``__error__``,
+# WebDataset's ``__key__``); the reader escapes data that takes that form (``io/tar_stream.py``).
+_RESERVED = re.compile(r"^__[^/]*__$")
+
+
+def is_reserved_name(name: str) -> bool:
+    """True for a key or member extension of the reserved ``__name__`` form."""
+    return bool(_RESERVED.match(name))
 
 # Reject reason carried by persons whose later stages have not run.
 REASON_NOT_FITTED = "not_fitted"
@@ -61,6 +69,13 @@ class ShardEnd:
     shard: str
     path: str  # the shard's absolute URL
     num_samples: int
+    # the archive broke off (truncated, corrupt: permanent); its samples read whole have rows
+    read_error: str | None = None
+    # the storage failed (permission, I/O, network) after ``attempts`` tries: the shard is not
+    # done; its ``num_samples`` rows so far are dropped and the next run reads it again
+    unread: str | None = None
+    attempts: int = 1
+    members_skipped: dict[str, int] = field(default_factory=dict)  # io/tar_stream.py's kinds
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ import sys
 
 from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted, split_patterns
 
+EXIT_UNREAD = 3  # some input shards could not be read and are not done (docs/errors.md)
+
 # CLI flag -> dotted config key. Flags override the config file.
 FLAG_KEYS = {
     "input": "input", "output": "output", "runner": "runner", "workers": "workers",
@@ -104,6 +106,14 @@ def human_summary(summary: dict, output: str) -> str:
              "status: " + (", ".join(f"{k} {v}" for k, v in summary["status"].items()) or "-")]
     if summary.get("reject_reasons"):
         lines.append("rejected for: " + ", ".join(f"{k} {v}" for k, v in summary["reject_reasons"].items()))
+    if summary.get("members_skipped"):
+        lines.append("tar members not read: " + ", ".join(f"{k} {v}" for k, v in summary["members_skipped"].items()))
+    if summary.get("unread"):
+        failed = set(summary.get("failed", ()))
+        lines.append(f"NOT DONE, could not be read ({len(summary['unread'])} shards; a rerun reads them again"
+                     + (f", {len(failed)} failed: --retry-failed" if failed else "") + "): "
+                     + "; ".join(f"{n}{' (failed)' if n in failed else ''}: {e}"
+                                 for n, e in list(summary["unread"].items())[:3]))
     if summary.get("ignored_files"):
         lines.append("ignored beside the shards (not read): "
                      + ", ".join(f"{n} {ext}" for ext, n in summary["ignored_files"].items()))
@@ -120,4 +130,4 @@ def main(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     print(human_summary(summary, config.output), file=sys.stderr)
-    return 0
+    return EXIT_UNREAD if summary.get("unread") else 0

@@ -12,10 +12,13 @@ webdataset does: ``{000..099}`` ranges and ``{a,b}`` lists), then
 A pattern that finds no shard, a malformed brace pattern or a shard path that is a
 directory raises ``InputError`` (one line naming the pattern and the fix).
 
-Reading streams each tar through ``webdataset``'s own tar iteration and key grouping (the
-key is the member's basename up to its first dot), fed from
-``apache_beam.io.filesystems.FileSystems.open``, so local paths and ``gs://`` URLs behave
-the same. Nothing is ever extracted to disk.
+Reading (``iter_samples``) streams each tar through ``io/tar_stream.py`` (WebDataset's keys,
+every member accounted for, a size cap per member), fed from Beam's file systems with no
+decompression of their own (``tarfile`` tells gzip, bzip2, xz by their bytes), so local paths
+and ``gs://`` URLs behave the same. ``gs://`` objects are read through the Cloud Storage
+client with its retry deadline capped at ``ReadOptions.storage_timeout_s`` (the client's own
+default, and Beam's, is 120 s of retries per request: a stopped storage cost 120 s per shard).
+Nothing is ever extracted to disk.
 """
 from __future__ import annotations
 
@@ -29,9 +32,10 @@ from dataclasses import dataclass, field
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from braceexpand import UnbalancedBracesError, braceexpand
-from webdataset.tariterators import group_by_keys, tar_file_iterator
+from apache_beam.io.filesystem import CompressionTypes
 
-from poselabel.config import InputError, split_patterns
+from poselabel.config import InputError, RunConfig, split_patterns
+from poselabel.io.tar_stream import MemberCounts, TarBreak, iter_tar
 from poselabel.records import RawSample
 from poselabel.io.urls import to_path
 
@@ -155,25 +159,55 @@ def shard_name(path: str) -> str:
     return name
 
 
-def iter_samples(path: str) -> Iterator[RawSample]:
-    """Yield the samples of one shard, in tar order, grouped by WebDataset key.
+@dataclass(frozen=True)
+class ReadOptions:
+    """How shards are read: ``max_member_bytes`` (a larger member is not read: its sample is an
+    error row), ``attempts`` and ``backoff_s`` (tries of a shard whose storage fails, within a
+    run, with ``backoff_s * 4**k`` s between), ``storage_timeout_s`` (the retry deadline of one
+    ``gs://`` request, and its HTTP timeout)."""
 
-    A truncated or corrupt tar raises after yielding the samples that were
-    read whole; the caller turns that into an error row for the shard. ``path``: a path
-    Beam opens, or a ``file://`` URL as the tables record it.
+    max_member_bytes: int = 256 << 20
+    attempts: int = 3
+    backoff_s: float = 2.0
+    storage_timeout_s: float = 20.0
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> "ReadOptions":
+        return cls(int(config.max_member_mb * 2**20), config.read_attempts, config.read_backoff_s,
+                   config.read_timeout_s)
+
+
+def open_shard(path: str, storage_timeout_s: float = ReadOptions.storage_timeout_s):
+    """A binary stream of the shard's bytes as stored. ``path``: as Beam opens it (not a ``file://`` URL)."""
+    if path.startswith("gs://"):
+        return _open_gcs(path, storage_timeout_s)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _open_gcs(path: str, timeout_s: float):
+    from apache_beam.io.gcp import gcsio
+    from google.cloud.storage.fileio import BlobReader
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    bucket, name = gcsio.parse_gcs_path(path)
+    client = FileSystems.get_filesystem(path)._gcsIO().client  # Beam's client: its credentials and options
+    return BlobReader(client.bucket(bucket).blob(name), chunk_size=8 << 20, retry=DEFAULT_RETRY.with_timeout(timeout_s),
+                      raw_download=True, timeout=timeout_s)
+
+
+def iter_samples(path: str, options: ReadOptions = ReadOptions(),
+                 counts: MemberCounts | None = None) -> Iterator[RawSample]:
+    """Yield the samples of one shard, in tar order, each once (``io/tar_stream.py``: keys,
+    duplicates, members not read, counted by kind into ``counts``).
+
+    Raises ``tar_stream.TarBreak`` where reading stops, after the samples read whole: its
+    ``corrupt`` tells a bad archive (permanent) from a storage failure (read it again).
+    ``path``: a path Beam opens, or a ``file://`` URL as the tables record it.
     """
     shard = shard_name(path)
-    with FileSystems.open(to_path(path)) as stream:
-        members = tar_file_iterator(stream)
-        for sample in group_by_keys(_with_url(members, path)):
-            key = sample.pop("__key__")
-            url = sample.pop("__url__", path)
-            sample.pop("__local_path__", None)
-            yield RawSample(key=key, shard=shard, url=url,
-                            members={k: v for k, v in sample.items() if not k.startswith("__")})
-
-
-def _with_url(members, url: str):
-    for member in members:
-        member["__url__"] = url
-        yield member
+    try:
+        stream = open_shard(to_path(path), options.storage_timeout_s)
+    except Exception as exc:
+        raise TarBreak(exc, None) from exc
+    with stream:
+        yield from iter_tar(stream, shard, path, options.max_member_bytes, counts)

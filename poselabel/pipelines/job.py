@@ -2,9 +2,13 @@
 
 ``run_job(config)`` lists the input shards, skips those whose done marker
 exists (unless ``overwrite``; with ``retry_failed``, shards whose marker has a
-read error are redone), runs the Beam pipeline on the rest, writes the run's
-record, the manifest and the summary (``pipelines/provenance.py``), and returns
-the summary.
+read error are redone) and those whose storage failed in ``read_failures_max``
+runs (``_unread/``, "failed"; ``retry_failed`` reads them again), runs the Beam
+pipeline on the rest, writes the run's record, the manifest and the summary
+(``pipelines/provenance.py``), and returns the summary. The summary's ``unread``
+names the input shards left without a done marker (read again by the next run;
+``failed`` those skipped until ``--retry-failed``); ``poselabel run`` then exits
+with status 3.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class Plan(NamedTuple):
     shards: list[tuple[str, str]]  # every input shard, [(name, path)]
     todo: list[tuple[str, str]]  # those to label this run
     ignored: dict[str, int]  # files found beside the shards and not read, by extension
+    failed: list[tuple[str, str]] = []  # not done, their storage failed read_failures_max runs
 
 
 def check_paths(config: RunConfig) -> None:
@@ -63,15 +68,22 @@ def plan(config: RunConfig) -> Plan:
         raise ConfigError(f"input shards share names, their outputs would collide: {', '.join(clashes[:5])}; "
                           "label them into separate --output folders")
     done = {} if config.overwrite else outputs.done_shards(config.output)
-    todo = [(n, p) for n, p in shards if n not in done]
-    return Plan(shards, todo, listing.ignored)
+    unread = provenance.unread_shards(config.output)
+    failed = [(n, p) for n, p in shards
+              if n not in done and unread.get(n, {}).get("failures", 0) >= config.read_failures_max]
+    skip = set(done) | (set() if config.retry_failed or config.overwrite else {n for n, _ in failed})
+    todo = [(n, p) for n, p in shards if n not in skip]
+    return Plan(shards, todo, listing.ignored, failed)
 
 
 def run_job(config: RunConfig) -> dict[str, Any]:
     """Run the job described by ``config``; returns the summary (also written to ``summary.json``
     when the run labelled a shard; what is recorded where: ``pipelines/provenance.py``)."""
     config.validate()
-    shards, todo, ignored = plan(config)  # checks every input and path before anything is created
+    shards, todo, ignored, failed = plan(config)  # checks every input and path before anything is created
+    if failed and not (config.retry_failed or config.overwrite):
+        log.warning("%d shards could not be read in %d runs and are skipped (--retry-failed reads them again): %s",
+                    len(failed), config.read_failures_max, ", ".join(n for n, _ in failed[:5]))
     outputs.ensure_dirs(config.output)
     redo = config.overwrite
     if config.retry_failed:
@@ -102,11 +114,18 @@ def run_job(config: RunConfig) -> dict[str, Any]:
     wall = time.time() - start
     markers = outputs.done_shards(config.output)
     names = {n for n, _ in shards}
+    unread = provenance.unread_shards(config.output)
+    outputs.delete_if_exists([provenance.unread_path(config.output, n) for n in unread if n in markers])
+    queued = {n for n, _ in todo}
     missing = sorted(n for n, _ in shards if n not in markers)
-    if missing:
-        raise RuntimeError(f"{len(missing)} shards have no done marker after the run: {missing[:5]}")
-    run_samples = sum(markers[n].get("num_samples", 0) for n, _ in todo)
+    # a shard read this run has its record of this run; one skipped as failed, an earlier one
+    lost = [n for n in missing if (unread.get(n, {}).get("run_id") != run_id if n in queued else n not in unread)]
+    if lost:
+        raise RuntimeError(f"{len(lost)} shards have no done marker after the run: {lost[:5]}")
+    run_samples = sum(markers[n].get("num_samples", 0) for n, _ in todo if n in markers)
     summary = provenance.summarise([m for n, m in markers.items() if n in names], run_samples, wall)
     summary["ignored_files"] = ignored  # beside the shards, not read (img2dataset's .parquet, _stats.json)
+    summary["unread"] = {n: unread[n].get("unread") for n in missing}  # not done: the next run reads them
+    summary["failed"] = [n for n in missing if unread[n].get("failures", 0) >= config.read_failures_max]
     provenance.finish(config.output, run, markers, summary, counters, labelled=bool(todo))
     return summary

@@ -13,6 +13,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from poselabel.config import RunConfig
+from poselabel.io.shards import ReadOptions
 from poselabel.transforms.decode import Decode
 from poselabel.transforms.count_progress import CountProgress
 from poselabel.transforms.detect_people import DetectPeople
@@ -46,7 +47,7 @@ def build(pipeline: beam.Pipeline, shards: list[tuple[str, str]], config: RunCon
         pipeline
         | "Shards" >> beam.Create([path for _, path in shards])
         | "SpreadShards" >> beam.Reshuffle()
-        | "ReadShards" >> beam.ParDo(ReadShard())
+        | "ReadShards" >> beam.ParDo(ReadShard(ReadOptions.from_config(config)))
     )
     rows = label_records(samples, config) | "ToRows" >> beam.ParDo(ToRows(config.decode.meta_columns))
     if config.progress:  # live sample counts for the driver's progress (pipelines/progress.py)

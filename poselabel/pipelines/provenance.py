@@ -5,6 +5,8 @@ OUT/_runs/<run>.json   one per invocation of `run` (written at its start, comple
                        argv, input, full config, config hash, versions, body model, checkpoints,
                        fit-score model, the shards it was to do and those it made, Beam counters
 OUT/_done/<shard>.json the shard's counts and the run that made it (``marker_fields``)
+OUT/_unread/<shard>.json a shard not done because its storage failed: the error, the runs that
+                       failed it (``record_unread``); deleted once the shard is done
 OUT/manifest.json      derived from the markers and the run records: per run that made a shard
                        still in the tables, that run's record and its shards (``build_manifest``)
 OUT/summary.json       counts over all done shards; the labelling run's throughput
@@ -56,6 +58,7 @@ RUN_FIELDS = ("run_id", "started_at", "finished_at", "input", "argv", "config", 
               "models", "body_model", "fit_score", "counters")
 MANIFEST_VERSION = 2
 RUNS = "_runs"
+UNREAD = "_unread"
 
 
 def new_run_id() -> str:
@@ -163,12 +166,51 @@ def read_failed(markers: dict[str, dict], shards: list[tuple[str, str]]) -> list
     return [(n, p) for n, p in shards if (markers.get(n) or {}).get("read_error")]
 
 
+def unread_path(out: str, shard: str) -> str:
+    return outputs.join(out, UNREAD, f"{shard}.json")
+
+
+def record_unread(out: str, end, run_id: str | None) -> dict[str, Any]:
+    """Write (and return) ``_unread/<shard>.json`` for a ``ShardEnd`` whose storage failed:
+    ``failures`` counts the runs that failed it in a row (a bundle retried within one run counts
+    once), ``errors`` their last 5 messages."""
+    path = unread_path(out, end.shard)
+    try:
+        previous = outputs.read_json(path) if FileSystems.exists(path) else {}
+    except Exception:  # an unreadable record counts from zero
+        previous = {}
+    same_run = previous.get("run_id") == run_id
+    errors = previous.get("errors", [])[: -1 if same_run else None][-4:] + [
+        {"run_id": run_id, "error": end.unread, "attempts": end.attempts, "at": time.time()}]
+    record = {"shard": end.shard, "url": end.path, "unread": end.unread, "run_id": run_id,
+              "failures": previous.get("failures", 0) + (0 if same_run else 1), "errors": errors}
+    outputs.write_json(path, record)
+    return record
+
+
+def unread_shards(out: str) -> dict[str, dict]:
+    """The ``_unread`` records in ``out``: shard name -> record (unreadable records are left out)."""
+    try:
+        found = FileSystems.match([outputs.join(out, UNREAD, "*.json")])[0].metadata_list
+    except Exception:
+        return {}
+    records = {}
+    for m in found:
+        try:
+            records[m.path.rsplit("/", 1)[-1][: -len(".json")]] = outputs.read_json(m.path)
+        except Exception:
+            continue
+    return records
+
+
 def summarise(markers: list[dict], run_samples: int, wall_s: float) -> dict[str, Any]:
     status: collections.Counter = collections.Counter()
     reasons: collections.Counter = collections.Counter()
+    skipped: collections.Counter = collections.Counter()
     for m in markers:
         status.update(m.get("status", {}))
         reasons.update(m.get("reject_reasons", {}))
+        skipped.update(m.get("members_skipped", {}))
     return {
         "shards": len(markers),
         "samples": sum(m.get("num_samples", 0) for m in markers),
@@ -177,6 +219,7 @@ def summarise(markers: list[dict], run_samples: int, wall_s: float) -> dict[str,
         "read_errors": sum(1 for m in markers if m.get("read_error")),
         "status": dict(sorted(status.items())),
         "reject_reasons": dict(sorted(reasons.items())),
+        "members_skipped": dict(sorted(skipped.items())),
         "this_run": {"samples": run_samples, "wall_s": round(wall_s, 3),
                      "images_per_s": round(run_samples / wall_s, 3) if wall_s > 0 else None},
     }

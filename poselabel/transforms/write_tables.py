@@ -9,8 +9,10 @@ retries it) rather than writing part of a shard.
 
 The done marker records the shard's counts and the run that made it (run id, config
 hash, versions, checkpoints, body model: ``pipelines/provenance.py``), the shard's
-absolute URL, and ``read_error`` when the shard could not be read whole (what
-``run --retry-failed`` redoes). Both tables carry the run id and config hash as
+absolute URL, the tar members not read by kind (``members_skipped``, ``io/tar_stream.py``),
+and ``read_error`` when the archive broke off (what ``run --retry-failed`` redoes). A shard
+whose storage failed (``ShardEnd.unread``) gets neither tables nor a done marker: its rows
+are dropped and ``_unread/<shard>.json`` records the failure (``provenance.record_unread``). Both tables carry the run id and config hash as
 Parquet key-value metadata (``tables.file_metadata``).
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from apache_beam.metrics import Metrics
 
 from poselabel import tables
 from poselabel.io import outputs
+from poselabel.pipelines import provenance
 from poselabel.records import SHARD_ERROR_KEY, ImageRecord, ShardEnd, replace
 
 
@@ -92,8 +95,12 @@ class WriteShards(beam.DoFn):
             self._rows[shard].append(element)
         end = self._ends.get(shard)
         if end is not None and len(self._rows[shard]) == end.num_samples:
-            yield self._write(end, self._rows.pop(shard, []))
+            rows = self._rows.pop(shard, [])
             del self._ends[shard]
+            if end.unread:  # not done: nothing written but the failure, read again by the next run
+                yield provenance.record_unread(self.out, end, self.run.get("run_id"))
+            else:
+                yield self._write(end, rows)
 
     def finish_bundle(self):
         pending = sorted(set(self._rows) | set(self._ends))
@@ -118,16 +125,18 @@ class WriteShards(beam.DoFn):
 
 def shard_marker(end: ShardEnd, image_rows, person_rows, run: dict) -> dict:
     """The done marker of one shard: ``run``'s fields (``provenance.marker_fields``), the shard's
-    name and absolute ``url``, counts by status and reject reason, and ``read_error`` (the
-    shard-level read failure's message, None when it was read whole)."""
+    name and absolute ``url``, counts by status and reject reason, ``members_skipped`` (tar
+    members not read, by kind), ``read_attempts``, and ``read_error`` (the message of the
+    archive's break, None when it was read whole)."""
     status = collections.Counter(r["status"] for r in image_rows)
     reasons = collections.Counter(reason for r in person_rows for reason in r["reject_reasons"])
     keys = collections.Counter(r["key"] for r in image_rows)
-    read_error = next((r["error"] for r in image_rows if r["key"] == SHARD_ERROR_KEY), None)
+    read_error = end.read_error or next((r["error"] for r in image_rows if r["key"] == SHARD_ERROR_KEY), None)
     return {
         **run, "shard": end.shard, "url": end.path, "finished_at": time.time(), "read_error": read_error,
         "num_samples": len(image_rows), "num_persons": len(person_rows),
         "num_accepted": sum(1 for r in person_rows if r["accepted"]),
         "status": dict(sorted(status.items())), "reject_reasons": dict(sorted(reasons.items())),
         "duplicate_keys": sorted(k for k, n in keys.items() if n > 1),
+        "members_skipped": dict(sorted(end.members_skipped.items())), "read_attempts": end.attempts,
     }
