@@ -241,11 +241,7 @@ def facts_of(r: dict) -> PersonFacts:
                        transl=None if r["camera_reject"] else np.asarray(r["transl"]),
                        betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
                        mask_iou=r["mask_iou"], camera=_camera(r),
-                       peers=tuple(tuple(x) for x in r.get("peers", ())),
-                       # a segmenter-mask fit (its solve's own objective, with the keypoints): the
-                       # pipeline then refines the pose on those keypoints (camera.refine_pose), so
-                       # they no longer vouch for the fit, as for a landmark-fitted pose
-                       fitted_to_landmarks=("pose",) if r.get("fit_iou") is not None else ())
+                       peers=tuple(tuple(x) for x in r.get("peers", ())))
 
 
 def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:

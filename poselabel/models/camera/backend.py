@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, body_points_for_landmarks, keypoint_residual
-from poselabel.models.body.landmark_fit import SkeletonModel, fitted_to_landmarks
+from poselabel.models.body.landmark_fit import SkeletonModel
 from poselabel.models.body.model import BodyModel
 from poselabel.models.body.refine import RefineConfig, refine_pose
 from poselabel.models.camera.batch import Keypoints
@@ -169,10 +169,9 @@ class SolverCamera:
                             keypoint_count=None if kp_error is None else kp_count,
                             fit_iou=None if sol.fit_iou is None else _finite_or_none(round(float(sol.fit_iou[j]), 5)))
             pose = {}
-            if j in refined:  # the pose refined against the landmarks: they no longer vouch for it
+            if j in refined:  # the keypoint residual above is the solve's, before the refinement
                 orient, body_pose, before, after = refined[j]
                 pose = {"global_orient": orient, "body_pose": body_pose,
-                        "fitted_to_landmarks": fitted_to_landmarks(p, "pose"),
                         "diagnostics": {**p.diagnostics, "pose_refine_loss": [round(before, 5), round(after, 5)]}}
             solved[(id(r), p.person_index)] = replace(p, focal_px=float(sol.focal_px[j]), transl=transl,
                                                       tz=float(transl[2]), mask_iou=float(sol.mask_iou[j]),
