@@ -283,6 +283,10 @@ class RunConfig:
     workers: int = 1
     overwrite: bool = False
     retry_failed: bool = False  # also redo done shards whose marker has a read_error
+    # one run writes to an output at a time (OUT/_lease.json, poselabel/io/lease.py): a lease whose
+    # heartbeat is older than lease_stale_s is taken over; take_over takes a live one (--take-over)
+    lease_stale_s: float = 600.0
+    take_over: bool = False
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)
@@ -312,6 +316,7 @@ class RunConfig:
                    "--environment_config=localhost:50000 (worker-pool sidecars); see infra/README.md")
         _check(self.workers >= 1, "workers must be >= 1")
         _check(self.progress_interval > 0, "progress_interval must be > 0 seconds (--log-every)")
+        _check(self.lease_stale_s > 0, "lease_stale_s must be > 0 seconds")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
