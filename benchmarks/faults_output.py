@@ -1,10 +1,11 @@
 """Reproduce the output-side faults of issue #22 against a poselabel source tree (this one, or
 an older commit's, e.g. ``git archive bccc1b8 | tar -x -C /tmp/base``) and print what happens.
 
-    python benchmarks/faults_output.py --root /tmp/base --shards DIR --work /tmp/w writes body-model two-runs sigint gs
+    python benchmarks/faults_output.py --root /tmp/base --shards DIR --work /tmp/w writes body-model \
+        two-runs overwrite-kill sigint gs
 
 ``--shards``: a folder of a few small shards (``poselabel synth --out DIR --num 8 --seed 1
---shard-size 2``). Each case prints one ``case: ...`` line; the results of 2026-12-06 are in
+--shard-size 2``); ``overwrite-kill`` needs ``two-runs`` before it. Each case prints one ``case: ...`` line; the results of 2026-12-06 are in
 ``docs/errors.md`` ("Faults").
 """
 from __future__ import annotations
@@ -132,6 +133,25 @@ def two_runs(root: str, work: str, shards: str) -> str:
             f"{len(runs)} run(s), {rows} image rows, {len(glob.glob(os.path.join(out, '_runs', '*.json')))} run records")
 
 
+def overwrite_kill(root: str, work: str, shards: str) -> str:
+    """``--overwrite`` on the done output of ``two-runs``, SIGKILLed once its run record is written."""
+    import pyarrow.parquet as pq
+
+    out = os.path.join(work, "two")
+    before = len(glob.glob(os.path.join(out, "_runs", "*.json")))
+    job = _run(root, shards, out, "--overwrite")
+    deadline = time.time() + 300
+    while len(glob.glob(os.path.join(out, "_runs", "*.json"))) <= before and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    markers = glob.glob(os.path.join(out, "_done", "*.json"))
+    tables = [p for t in ("images", "persons") for p in glob.glob(os.path.join(out, t, "*.parquet"))]
+    readable = sum(pq.read_table(p) is not None for p in tables)
+    return f"overwrite-kill: after SIGKILL {len(markers)} of 4 shards still done, {readable} of {len(tables)} tables readable"
+
+
 def sigint(root: str, work: str, shards: str) -> str:
     """SIGINT to the process group of ``poselabel run --workers 2`` once its first shard is done
     (what a terminal's Ctrl-C does: every process of the foreground group gets it)."""
@@ -150,6 +170,8 @@ def sigint(root: str, work: str, shards: str) -> str:
     drain.join()
     after = _useful("".join(ln for t, ln in stamped if t >= t0))
     text = "".join(ln for _, ln in stamped)
+    with open(os.path.join(work, "sigint.stderr"), "w") as f:
+        f.writelines(f"{t - t0:+8.2f} {ln}" for t, ln in stamped)
     return (f"sigint: exit {job.returncode} {time.time() - t0:.1f} s after SIGINT; {len(after)} stderr lines after "
             f"it, {text.count('Traceback')} tracebacks, 'terminate called' {'terminate called' in text}, "
             f"'Aborted' {'Aborted' in text}; last: {after[-1].strip() if after else ''!r}")
@@ -173,7 +195,8 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="the poselabel source tree to test")
     parser.add_argument("--shards", required=True)
     parser.add_argument("--work", required=True, help="an empty scratch folder")
-    parser.add_argument("cases", nargs="+", choices=["writes", "body-model", "two-runs", "sigint", "gs"])
+    parser.add_argument("cases", nargs="+",
+                        choices=["writes", "body-model", "two-runs", "overwrite-kill", "sigint", "gs"])
     args = parser.parse_args()
     sys.path.insert(0, os.path.abspath(args.root))
     os.makedirs(args.work, exist_ok=True)
@@ -181,7 +204,8 @@ def main() -> None:
         if case in ("writes", "body-model"):
             line = {"writes": writes, "body-model": body_model}[case](args.root, args.work)
         else:
-            line = {"two-runs": two_runs, "sigint": sigint, "gs": gs}[case](args.root, args.work, args.shards)
+            line = {"two-runs": two_runs, "overwrite-kill": overwrite_kill, "sigint": sigint,
+                    "gs": gs}[case](args.root, args.work, args.shards)
         print(line, flush=True)
 
 

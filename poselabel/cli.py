@@ -49,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_third_party() -> None:
-    """Silence start-up chatter that says nothing about the job (inherited by worker processes)."""
+    """Silence start-up chatter that says nothing about the job, and load YOLO checkpoints safely
+    (inherited by worker processes)."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe / absl C++ logs
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # YOLO .pt: weights_only=True (pipelines/user_files.py)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 

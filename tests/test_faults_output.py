@@ -4,8 +4,10 @@ user files that cannot run code, a fast credentials error, a clean stop on SIGIN
 Real file systems, real numpy/smplx loading, a real subprocess for the stop; no mocks."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from poselabel.io.shard_writer import write_shard
 from poselabel.models.body.model import BodyModel
 from poselabel.models.body.model_file import check_body_model
 from poselabel.models.body.procedural import default_body_model_path
+from poselabel.pipelines.user_files import check_yolo_weights
 from poselabel.transforms import shared_models
 
 
@@ -56,6 +59,16 @@ def test_stale_lease_is_taken_over_and_a_live_one_only_when_asked(tmp_path):
         with Lease(out, "run-d", take_over=True):
             assert read_lease(out).run_id == "run-d"
     assert read_lease(out) is None or read_lease(out).run_id == "run-d"  # b did not remove d's lease
+
+
+def test_lease_of_a_dead_process_on_this_host_is_taken_at_once(tmp_path):
+    out = str(tmp_path / "out")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    now = time.time()
+    _write(out, LeaseRecord("run-killed", "me", socket.gethostname(), gone.pid, now, now))
+    with Lease(out, "run-next"):  # a fresh heartbeat, but its process is gone (SIGKILL)
+        assert read_lease(out).run_id == "run-next"
 
 
 def test_heartbeat_renews_and_notices_a_takeover(tmp_path):
@@ -171,6 +184,20 @@ def test_unused_object_members_are_left_out_unread(tmp_path):
     assert model.num_vertices == arrays["v_template"].shape[0] and not marker.exists()
 
 
+def test_malicious_yolo_checkpoint_refused_and_nothing_runs(tmp_path, person_everywhere_yolo):
+    import torch
+
+    marker = tmp_path / "PWNED"
+    checkpoint = torch.load(person_everywhere_yolo, weights_only=False)  # the test's own file
+    checkpoint["extra"] = _Touch(marker)
+    evil = str(tmp_path / "evil.pt")
+    torch.save(checkpoint, evil)
+    with pytest.raises(InputError, match="--yolo-weights .*evil.pt: not loadable with torch.load"):
+        check_yolo_weights(evil)
+    assert not marker.exists()
+    check_yolo_weights(person_everywhere_yolo)  # an Ultralytics checkpoint passes
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("v_template", np.zeros((10, 2), np.float32), r"'v_template' has shape \(10, 2\), expected \(10, 3\)"),
     ("weights", np.zeros((5, 55), np.float32), "'weights' has shape"),
@@ -215,8 +242,8 @@ def test_machine_sharing_server_refuses_beams_fixed_key(monkeypatch):
     served = shared_models.acquire("machine", key, lambda: {"x": 1})
     assert served.get("x") == 1
     authkey = shared_models.share_authkey()
-    folder = shared_models.share_folder()
-    assert os.stat(folder).st_mode & 0o077 == 0
+    assert os.stat(shared_models.share_folder()).st_mode & 0o077 == 0
+    folder = os.path.join(shared_models.share_folder(), hashlib.sha256(authkey).hexdigest()[:16])
     (address_file,) = [f for f in os.listdir(folder) if f.startswith(key) and f.endswith(".address")]
     host, port = open(os.path.join(folder, address_file)).read().split(":")
     with pytest.raises(AuthenticationError):

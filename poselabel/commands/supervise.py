@@ -57,14 +57,24 @@ def run_supervised(work: Callable[[], int], output: str, command: str = "run") -
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL process ``pid`` and its descendants (found in ``/proc``; twice, for any started
-    meanwhile)."""
+    """SIGKILL process ``pid`` and its descendants (found in ``/proc``). All are stopped first
+    (SIGSTOP, parents first, twice for any started meanwhile), so that none sees another die
+    and prints about it before its own end."""
+    tree: list[int] = []
     for _ in range(2):
-        for p in reversed(_descendants(pid)):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass  # it had ended
+        for p in _descendants(pid):
+            if p not in tree:
+                tree.append(p)
+                _signal(p, signal.SIGSTOP)
+    for p in tree:
+        _signal(p, signal.SIGKILL)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # it had ended
 
 
 def _descendants(pid: int) -> list[int]:

@@ -5,7 +5,8 @@ A run holds the lease from after its plan until it ends. The lease records who h
 since the epoch) that a thread rewrites every ``stale_s / 10`` seconds (at most every 30 s).
 A second run on the same output is refused (``LeaseHeld``, one line naming the holder and
 how to take over) while the lease's heartbeat is younger than ``stale_s``; an older lease
-(its run was killed, its machine lost) is taken over, and ``take_over`` takes a live one.
+(its run was killed, its machine lost) is taken over, as is a lease held by a process of this
+host that no longer exists (a run killed with SIGKILL); ``take_over`` takes a live one.
 
 Claiming is write-then-confirm: the claimant writes its record (locally: created
 exclusively when no lease exists), waits ``SETTLE_S`` (remote) and reads the lease back;
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+from google.api_core.exceptions import NotFound  # what Beam's GCS file system raises for a missing object
 
 from poselabel.config import InputError
 from poselabel.io import files, outputs
@@ -62,11 +64,14 @@ def lease_path(out: str) -> str:
 
 def read_lease(out: str) -> LeaseRecord | None:
     """The output's lease, or None when there is none (or it is unreadable: being replaced)."""
+    path = lease_path(out)
     try:
-        data = json.loads(outputs.read_bytes(lease_path(out)))
+        if not FileSystems.exists(path):
+            return None
+        data = json.loads(outputs.read_bytes(path))
         return LeaseRecord(**{f.name: data[f.name] for f in dataclasses.fields(LeaseRecord)})
-    except (OSError, BeamIOError, ValueError, KeyError, TypeError):
-        return None
+    except (OSError, BeamIOError, NotFound, ValueError, KeyError, TypeError):
+        return None  # gone between the two calls, or half-written by another file system
 
 
 def _write(out: str, record: LeaseRecord) -> None:
@@ -129,7 +134,7 @@ class Lease:
         holder = read_lease(self.out)
         if holder is not None and holder.run_id != self.record.run_id:
             age = time.time() - holder.heartbeat_at
-            if age < self.stale_s and not self.take_over:
+            if age < self.stale_s and not self.take_over and not _dead_here(holder):
                 raise LeaseHeld(_held_message(self.out, holder, self.stale_s))
             log.warning("taking over the lease of %s on %s", holder.describe(time.time()), self.out)
         _write(self.out, self.record)
@@ -166,9 +171,22 @@ def release_if_held_by(out: str, *, run_id: str | None = None, pid: int | None =
         return False
     try:
         FileSystems.delete([lease_path(out)])
-    except (OSError, BeamIOError):
+    except (OSError, BeamIOError, NotFound):
         return False
     return True
+
+
+def _dead_here(holder: LeaseRecord) -> bool:
+    """True when ``holder`` ran on this host and its process is gone."""
+    if holder.host != socket.gethostname():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def _user() -> str:

@@ -22,10 +22,10 @@ from poselabel.io import files, outputs
 from poselabel.io.lease import Lease
 from poselabel.io.shards import find_shards, shard_name
 from poselabel.io.urls import to_url
-from poselabel.models.body.model_file import check_body_model
 from poselabel.pipelines import label, provenance
 from poselabel.pipelines.progress import Progress
 from poselabel.pipelines.runners import pipeline_options
+from poselabel.pipelines.user_files import check_user_files
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run_job(config: RunConfig) -> dict[str, Any]:
     run on the same output is refused (``LeaseHeld``) while this one lives."""
     config.validate()
     planned = plan(config)  # checks every input and path before anything is created
-    check_body_model(config.body_model)  # read without unpickling, before any worker meets it
+    check_user_files(config)  # model files read without unpickling, before any worker meets them
     run_id = provenance.new_run_id()
     with Lease(config.output, run_id, stale_s=config.lease_stale_s, take_over=config.take_over):
         return _run_planned(config, planned, run_id)

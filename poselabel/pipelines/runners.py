@@ -32,6 +32,7 @@ def pipeline_options(config: RunConfig):
     """Yield the ``PipelineOptions`` for ``config``, with any local cluster running meanwhile, and
     a fresh ``POSELABEL_SHARE_AUTHKEY`` in the environment of the worker processes started here
     (the secret of ``models.share=machine``'s servers, ``transforms/shared_models.py``)."""
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # YOLO .pt loads: weights_only=True (user_files.py)
     previous = os.environ.get(AUTHKEY_ENV)
     os.environ[AUTHKEY_ENV] = secrets.token_hex(32)
     try:

@@ -22,8 +22,8 @@ network (the ultralytics detector, the Tz and pose networks):
   sets for the worker processes it starts (direct runner, local Dask cluster); elsewhere
   (Dataflow, Flink, an existing Dask cluster) a random key of the user's, kept in a folder
   only they can read (``<tmp>/poselabel-share-<uid>/authkey``), shared by their processes on
-  the machine. The servers' address files live in that folder too, named with a digest of
-  the key, so runs with different keys never meet.
+  the machine. The servers' address and lock files live in that folder too, in a subfolder
+  named by a digest of the key, so runs with different keys never meet.
 
 Beam's ``Shared`` is not used for ``process``: it keeps only the most recently
 acquired object of a process alive once its DoFns let go, so on the Dask runner
@@ -154,12 +154,13 @@ class _Served:
 
     def _connect(self):
         authkey = share_authkey()
-        tag = f"{self._key}-{hashlib.sha256(authkey).hexdigest()[:12]}"
+        folder = os.path.join(share_folder(), hashlib.sha256(authkey).hexdigest()[:16])  # one per key
+        os.makedirs(folder, mode=0o700, exist_ok=True)
         with _authkey_lock:  # Beam reads its module's AUTH_KEY when it connects or serves: ours, not b"mps"
             multi_process_shared.AUTH_KEY = authkey
             # always_proxy: the serving process goes through the proxy too, so every process sees one
             # interface (methods only) and only the serving process's threads touch the network.
-            return multi_process_shared.MultiProcessShared(self._loader, tag=tag, path=share_folder(),
+            return multi_process_shared.MultiProcessShared(self._loader, tag=self._key, path=folder,
                                                            always_proxy=True).acquire()
 
     def __getattr__(self, name: str):
