@@ -48,6 +48,15 @@ def test_second_run_refused_in_one_line_while_a_live_lease_exists(tmp_path, shar
     assert not os.path.exists(lease_path(str(out)))  # released when the holder ended
 
 
+def test_lease_on_gcs_refuses_a_second_claim(gcs_bucket):
+    out = f"{gcs_bucket}/faults-lease"
+    assert read_lease(out) is None  # a missing object reads as no lease
+    with Lease(out, "run-a"):
+        with pytest.raises(LeaseHeld, match="is in use by run run-a"):
+            Lease(out, "run-b").claim()
+    assert read_lease(out) is None
+
+
 def test_stale_lease_is_taken_over_and_a_live_one_only_when_asked(tmp_path):
     out = str(tmp_path / "out")
     old = time.time() - 1000
