@@ -8,6 +8,10 @@ A user's mistake (a bad option, a pattern that finds nothing, a malformed config
 ``ConfigError``, and argparse's own errors) ends in one line on stderr that names the fix,
 and exit status 2; commands check their inputs and options before they create anything.
 stdout is for what a program reads (``--json``); people read stderr.
+
+``poselabel run`` started from a shell runs its job in a child process
+(``commands/supervise.py``): Ctrl-C ends it and its workers with one line saying what was
+done and how to resume (status 130), never a traceback.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import os
 import sys
 import warnings
 
+from poselabel.commands.supervise import run_supervised
 from poselabel.config import ConfigError
 
 COMMANDS = ("run", "demo", "body_model", "synth", "train", "filter", "report", "export", "bench", "eval")
@@ -44,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def quiet_third_party() -> None:
-    """Silence start-up chatter that says nothing about the job (inherited by worker processes)."""
+    """Silence start-up chatter that says nothing about the job, and load YOLO checkpoints safely
+    (inherited by worker processes)."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe / absl C++ logs
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # YOLO .pt: weights_only=True (pipelines/user_files.py)
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
@@ -57,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if argv is None and args.command == "run" and hasattr(os, "fork"):  # a shell's command, not a test's call
+        return run_supervised(lambda: _call(args), args.output)
+    return _call(args)
+
+
+def _call(args) -> int:
+    """The command's exit status; a ``ConfigError`` printed as one line (status 2)."""
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:  # InputError too

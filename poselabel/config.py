@@ -317,6 +317,10 @@ class RunConfig:
     read_backoff_s: float = 2.0
     read_timeout_s: float = 20.0
     read_failures_max: int = 3
+    # one run writes to an output at a time (OUT/_lease.json, poselabel/io/lease.py): a lease whose
+    # heartbeat is older than lease_stale_s is taken over; take_over takes a live one (--take-over)
+    lease_stale_s: float = 600.0
+    take_over: bool = False
     body_model: str | None = None  # SMPL-X format file; None: the procedural default
     dask_address: str | None = None
     flink_master: str | None = None  # HOST:PORT of the Flink REST endpoint (runner flink)

@@ -9,6 +9,7 @@ import json
 import sys
 
 from poselabel.config import MODEL_SHARE_MODES, load_config, parse_dotted, split_patterns
+from poselabel.io.files import check_credentials
 
 EXIT_UNREAD = 3  # some input shards could not be read and are not done (docs/errors.md)
 
@@ -21,7 +22,7 @@ FLAG_KEYS = {
     "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
     "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
     "rasterizer": "camera.rasterizer", "device": "camera.device", "max_pixels": "decode.max_pixels",
-    "share_models": "models.share",
+    "share_models": "models.share", "take_over": "take_over",
 }
 
 
@@ -38,6 +39,9 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--overwrite", action="store_true", default=None, help="redo shards that are already done")
     parser.add_argument("--retry-failed", action="store_true", default=None,
                         help="also redo done shards that could not be read (their marker has a read_error)")
+    parser.add_argument("--take-over", action="store_true", default=None,
+                        help="take the output's lease from a run that holds it (only when that run is dead; "
+                             "a lease without a heartbeat for lease_stale_s, default 600 s, is taken by itself)")
     parser.add_argument("--dask-address", help="scheduler of an existing dask cluster (default: start a local one)")
     parser.add_argument("--flink-master", help="Flink REST endpoint HOST:PORT (with --runner flink)")
     parser.add_argument("--body-model", help="SMPL-X format body model file (default: the procedural one)")
@@ -126,6 +130,8 @@ def main(args) -> int:
     from poselabel.pipelines.job import run_job
 
     config = config_from_args(args, args.beam_args).validate()
+    check_credentials([*config.input, config.output, config.body_model, config.tz.model, config.pose.model,
+                       config.quality.fit_score_model])  # seconds, not Beam's minute and a half of retries
     summary = run_job(config)
     if args.json:
         print(json.dumps(summary, indent=2))

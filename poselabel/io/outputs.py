@@ -8,9 +8,11 @@ OUT/_runs/<run>.json          one record per run
 OUT/manifest.json             what made the tables: the runs of the done shards
 OUT/summary.json              counts over all done shards
 ```
-Every file is written under a temporary name and renamed, so a killed worker
-leaves either the previous file or the new one, never half of one; the done
-marker comes after the tables, so a shard without a marker is redone. What the
+Every file is replaced whole (``write_atomic``), so a killed worker or a reader
+racing a writer finds either the previous file or the new one, never half of one
+and never none; the done marker comes after the tables, so a shard without a
+marker is redone. One run writes to an output at a time (``OUT/_lease.json``,
+``poselabel/io/lease.py``). What the
 markers, run records and manifest hold: ``poselabel/pipelines/provenance.py``.
 """
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import Any
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
+from poselabel.io import files
+
 PERSONS = "persons"
 IMAGES = "images"
 DONE = "_done"
+OBJECT_STORES = ("gs", "s3")  # whole-object writes: atomic without a rename
 
 
 def join(*parts: str) -> str:
@@ -50,15 +55,35 @@ def ensure_dirs(out: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary sibling and a rename."""
+    """Replace ``path`` with ``data`` whole: a reader sees the old bytes or the new, never none.
+
+    - local: a unique hidden temporary sibling, then ``os.replace`` (atomic on POSIX; the old
+      file is never deleted first, so concurrent writers and readers never meet a gap);
+    - object stores (``gs://``, ``s3://``): one upload to the final name (an object write is
+      atomic: readers see the previous object until the new one is complete);
+    - other Beam file systems: a unique temporary sibling renamed over ``path``; only when that
+      rename fails because ``path`` exists is the old file deleted first.
+    """
+    if not files.is_remote(path) or path.startswith("file://"):
+        with files.atomic_local_file(path.removeprefix("file://")) as f:
+            f.write(data)
+        return
+    if path.split("://", 1)[0] in OBJECT_STORES:
+        with FileSystems.create(path) as f:
+            f.write(data)
+        return
     head, tail = FileSystems.split(path)
     # Hidden name: Parquet dataset readers skip files starting with "." or "_".
-    tmp = FileSystems.join(head, f".{tail}.tmp-{uuid.uuid4().hex[:12]}")
+    tmp = FileSystems.join(head, f".{tail}.tmp-{uuid.uuid4().hex}")
     with FileSystems.create(tmp) as f:
         f.write(data)
-    if FileSystems.exists(path):
+    try:
+        FileSystems.rename([tmp], [path])
+    except (BeamIOError, OSError):
+        if not FileSystems.exists(path):
+            raise
         FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+        FileSystems.rename([tmp], [path])
 
 
 def read_bytes(path: str) -> bytes:

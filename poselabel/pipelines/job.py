@@ -23,11 +23,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from poselabel.config import ConfigError, InputError, RunConfig
 from poselabel.io import files, outputs
+from poselabel.io.lease import Lease
 from poselabel.io.shards import find_shards, shard_name
 from poselabel.io.urls import to_url
 from poselabel.pipelines import label, provenance
 from poselabel.pipelines.progress import Progress
 from poselabel.pipelines.runners import pipeline_options
+from poselabel.pipelines.user_files import check_user_files
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +80,33 @@ def plan(config: RunConfig) -> Plan:
 
 def run_job(config: RunConfig) -> dict[str, Any]:
     """Run the job described by ``config``; returns the summary (also written to ``summary.json``
-    when the run labelled a shard; what is recorded where: ``pipelines/provenance.py``)."""
+    when the run labelled a shard; what is recorded where: ``pipelines/provenance.py``).
+
+    The run holds the output's lease (``io/lease.py``) from after its plan to its end: a second
+    run on the same output is refused (``LeaseHeld``) while this one lives."""
     config.validate()
-    shards, todo, ignored, failed = plan(config)  # checks every input and path before anything is created
+    planned = plan(config)  # checks every input and path before anything is created
+    check_user_files(config)  # model files read without unpickling, before any worker meets them
+    run_id = provenance.new_run_id()
+    with Lease(config.output, run_id, stale_s=config.lease_stale_s, take_over=config.take_over):
+        return _run_planned(config, planned, run_id)
+
+
+def _run_planned(config: RunConfig, planned: Plan, run_id: str) -> dict[str, Any]:
+    shards, todo, ignored, failed = planned
     if failed and not (config.retry_failed or config.overwrite):
         log.warning("%d shards could not be read in %d runs and are skipped (--retry-failed reads them again): %s",
                     len(failed), config.read_failures_max, ", ".join(n for n, _ in failed[:5]))
     outputs.ensure_dirs(config.output)
-    redo = config.overwrite
     if config.retry_failed:
         queued = {n for n, _ in todo}
         retry = [s for s in provenance.read_failed(outputs.done_shards(config.output), shards) if s[0] not in queued]
         log.info("%d done shards had a read error: redone", len(retry))
-        todo, redo = todo + retry, redo or bool(retry)
-    run_id = provenance.new_run_id()
+        todo = todo + retry
     run = provenance.run_record(config, run_id, shards, todo)
     outputs.write_json(provenance.run_path(config.output, run_id), run)
-    if redo and todo:
-        outputs.delete_if_exists([outputs.done_path(config.output, n) for n, _ in todo])
+    # Shards redone keep their tables and markers until replaced (each file whole, tables before
+    # the marker): an interrupted --overwrite leaves every shard's old files or its new ones.
     start = time.time()
     counters = None
     if todo:

@@ -16,17 +16,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from poselabel.config import RunConfig
+from poselabel.transforms.shared_models import AUTHKEY_ENV
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
 def pipeline_options(config: RunConfig):
-    """Yield the ``PipelineOptions`` for ``config``, with any local cluster running meanwhile."""
+    """Yield the ``PipelineOptions`` for ``config``, with any local cluster running meanwhile, and
+    a fresh ``POSELABEL_SHARE_AUTHKEY`` in the environment of the worker processes started here
+    (the secret of ``models.share=machine``'s servers, ``transforms/shared_models.py``)."""
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")  # YOLO .pt loads: weights_only=True (user_files.py)
+    previous = os.environ.get(AUTHKEY_ENV)
+    os.environ[AUTHKEY_ENV] = secrets.token_hex(32)
+    try:
+        with _options(config) as options:
+            yield options
+    finally:
+        if previous is None:
+            os.environ.pop(AUTHKEY_ENV, None)
+        else:
+            os.environ[AUTHKEY_ENV] = previous
+
+
+@contextlib.contextmanager
+def _options(config: RunConfig):
     args = list(config.pipeline_args)
     if config.runner == "direct":
         mode = "multi_processing" if config.workers > 1 else "in_memory"

@@ -17,6 +17,14 @@ network (the ultralytics detector, the Tz and pose networks):
   When the serving process dies, a caller's next call serves it anew (one
   reconnection per call).
 
+  The server only answers callers that know a secret (``share_authkey``), never Beam's
+  fixed key: the run's own, ``POSELABEL_SHARE_AUTHKEY`` (hex), which ``pipelines/runners.py``
+  sets for the worker processes it starts (direct runner, local Dask cluster); elsewhere
+  (Dataflow, Flink, an existing Dask cluster) a random key of the user's, kept in a folder
+  only they can read (``<tmp>/poselabel-share-<uid>/authkey``), shared by their processes on
+  the machine. The servers' address and lock files live in that folder too, in a subfolder
+  named by a digest of the key, so runs with different keys never meet.
+
 Beam's ``Shared`` is not used for ``process``: it keeps only the most recently
 acquired object of a process alive once its DoFns let go, so on the Dask runner
 the detector, Tz and pose stages would evict each other's networks at every
@@ -36,17 +44,24 @@ import hashlib
 import json
 import logging
 import os
+import secrets
+import tempfile
 import threading
 from typing import Any, Callable
+
+from apache_beam.utils import multi_process_shared
 
 from poselabel.config import MODEL_SHARE_MODES
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+_authkey_lock = threading.Lock()  # held while Beam connects or serves (the load runs under it)
 _key_locks: dict[str, threading.Lock] = {}
 _process_models: dict[str, Any] = {}
 _pending_loads: collections.Counter = collections.Counter()
+
+AUTHKEY_ENV = "POSELABEL_SHARE_AUTHKEY"  # hex; set by pipelines/runners.py for the workers it starts
 
 
 def share_key(stage: str, *parts: Any) -> str:
@@ -91,6 +106,38 @@ def acquire(mode: str, key: str, build: Callable[[], Any]) -> Any:
     raise ValueError(f"models.share must be one of {', '.join(MODEL_SHARE_MODES)}, not {mode!r}")
 
 
+def share_folder() -> str:
+    """``<tmp>/poselabel-share-<uid>``: this user's private folder (mode 0700) for the key and the
+    servers' address and lock files; ``PermissionError`` if another user owns it or can read it."""
+    folder = os.path.join(tempfile.gettempdir(), f"poselabel-share-{os.getuid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.stat(folder)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{folder}: not a private folder of this user (owner {st.st_uid}, "
+                              f"mode {st.st_mode & 0o777:o}); remove it")
+    return folder
+
+
+def share_authkey() -> bytes:
+    """The secret machine-shared servers and their callers authenticate with (module docstring)."""
+    if os.environ.get(AUTHKEY_ENV):
+        return bytes.fromhex(os.environ[AUTHKEY_ENV])
+    path = os.path.join(share_folder(), "authkey")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)  # created whole, once: the first process's key wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    with open(path) as f:
+        return bytes.fromhex(f.read().strip())
+
+
 class _Served:
     """A machine-shared object's proxy that reconnects once when its serving process is gone.
 
@@ -106,11 +153,15 @@ class _Served:
         self._proxy = self._connect()
 
     def _connect(self):
-        from apache_beam.utils.multi_process_shared import MultiProcessShared
-
-        # always_proxy: the serving process goes through the proxy too, so every process sees one
-        # interface (methods only) and only the serving process's threads touch the network.
-        return MultiProcessShared(self._loader, tag=self._key, always_proxy=True).acquire()
+        authkey = share_authkey()
+        folder = os.path.join(share_folder(), hashlib.sha256(authkey).hexdigest()[:16])  # one per key
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        with _authkey_lock:  # Beam reads its module's AUTH_KEY when it connects or serves: ours, not b"mps"
+            multi_process_shared.AUTH_KEY = authkey
+            # always_proxy: the serving process goes through the proxy too, so every process sees one
+            # interface (methods only) and only the serving process's threads touch the network.
+            return multi_process_shared.MultiProcessShared(self._loader, tag=self._key, path=folder,
+                                                           always_proxy=True).acquire()
 
     def __getattr__(self, name: str):
         if name.startswith("_"):

@@ -19,7 +19,6 @@ body: the pelvis (joint 0) lands exactly at ``transl``. Examples:
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import smplx
 import torch
 from torch import Tensor
 
-from poselabel.io.files import copy_to_local
+from poselabel.models.body.model_file import safe_copy
 from poselabel.models.body.procedural import default_body_model_path
 
 
@@ -45,39 +44,29 @@ NUM_BODY_JOINTS = 21
 NUM_JOINTS = 55  # SMPL-X's skeleton; smplx appends extra keypoints after these
 
 
-def local_model_path(path: str) -> tuple[str, bool]:
-    """A local file for ``path``; remote URLs (``gs://``) are copied to a temp file.
-
-    Returns ``(local_path, is_temporary)``; the caller deletes temporary files.
-    The copy keeps the file's base name (smplx reads the model type from it).
-    """
-    if "://" not in path:
-        return path, False
-    return copy_to_local(path, tempfile.mkdtemp(prefix="poselabel-body-")), True
-
-
 class BodyModel(torch.nn.Module):
     """Batched SMPL-X (neutral, 10 betas, flat hands) posed in the camera frame.
 
     ``path``: a local or ``gs://`` SMPL-X ``.npz`` (``None``: the cached
-    procedural model). The file name must start with ``SMPLX`` (smplx's rule).
+    procedural model). A user's file is read without unpickling and checked, and smplx
+    loads a private copy of its plain arrays (``model_file.py``); ``InputError`` otherwise.
     Buffers live on ``device`` with ``dtype``; call ``.to()`` as for any module.
     """
 
     def __init__(self, path: str | None = None, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        if path is None:
-            path = default_body_model_path()
-        self.path = path
-        local, temporary = local_model_path(path)
+        self.path = default_body_model_path() if path is None else path
+        folder = None if path is None else tempfile.mkdtemp(prefix="poselabel-body-")
         try:
+            # the default is written by poselabel itself (plain arrays only); a user's file is checked
+            local = self.path if folder is None else safe_copy(path, folder)
             self.smplx = smplx.create(local, model_type="smplx", gender="neutral", use_pca=False,
                                       flat_hand_mean=True, num_betas=NUM_BETAS,
                                       num_expression_coeffs=10, ext="npz", dtype=dtype)
         finally:
-            if temporary:
-                shutil.rmtree(os.path.dirname(local), ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
         for name, param in list(self.smplx.named_parameters()):  # we pass every input explicitly
             param.requires_grad_(False)
         self.register_buffer("faces", self.smplx.faces_tensor.clone(), persistent=False)
