@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from poselabel.cli import main
+from poselabel.commands.supervise import run_supervised
 from poselabel.config import InputError
 from poselabel.io import outputs
 from poselabel.io.files import check_credentials
@@ -278,3 +279,12 @@ def test_sigint_stops_the_run_in_one_line_and_frees_the_output(tmp_path, shards)
     lines = [ln for ln in err.splitlines() if ln.startswith("poselabel") or "Traceback" in ln]
     assert lines == ["poselabel run: interrupted after 0 of 1 shards; rerun the same command to resume"], err[-2000:]
     assert not os.path.exists(lease_path(str(out)))  # a rerun is not refused
+
+
+def test_supervised_job_that_raises_prints_its_traceback(tmp_path, capfd):
+    def work():
+        raise ValueError("Unexpected keyword arguments: ['runner']")
+
+    assert run_supervised(work, str(tmp_path)) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ValueError: Unexpected keyword arguments: ['runner']" in err

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from apache_beam.options.pipeline_options import FlinkRunnerOptions, PortableOptions, StandardOptions
+from apache_beam.options.pipeline_options import DebugOptions, FlinkRunnerOptions, PortableOptions, StandardOptions
+from apache_beam.runners.dask.dask_runner import DaskOptions
 
 from poselabel.config import ConfigError, load_config
+from poselabel.pipelines.dask_runner import dask_only
 from poselabel.pipelines.runners import pipeline_options
 
 IMAGE = "registry.example/poselabel/worker:1"
@@ -23,6 +25,18 @@ def test_flink_options_carry_master_and_worker_image():
         assert flink.flink_master == "flink-jm:8081" and flink.parallelism == 4
         portable = options.view_as(PortableOptions)
         assert portable.environment_type == "DOCKER" and portable.environment_config == IMAGE
+
+
+def test_dask_client_gets_only_the_dask_options():
+    # Beam 2.68's DaskRunner passes these to distributed.Client, which refuses any other
+    # keyword once it has an address ("Unexpected keyword arguments: ['runner']").
+    config = _config(runner="dask", dask_address="tcp://sched:8786",
+                     pipeline_args=["--dask_npartitions=3", "--experiments=x"])
+    with pipeline_options(config) as options:
+        assert options.view_as(StandardOptions).runner == "poselabel.pipelines.dask_runner.DaskRunner"
+        assert options.view_as(DebugOptions).experiments == ["x"]  # the pipeline keeps them all
+        client_kwargs = dask_only(options).view_as(DaskOptions).get_all_options(drop_default=True)
+    assert client_kwargs == {"address": "tcp://sched:8786", "npartitions": 3}
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -33,6 +34,8 @@ def run_supervised(work: Callable[[], int], output: str, command: str = "run") -
         code = 1
         try:
             code = work()
+        except Exception:  # printed as Python would: os._exit below ends the child before that
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -2,8 +2,9 @@
 
 - ``direct``: Beam's FnApiRunner, in memory for one worker, ``multi_processing``
   with ``--direct_num_workers`` for more; nothing is downloaded.
-- ``dask``: Beam's DaskRunner on a ``dask.distributed`` cluster: a local one
-  with ``workers`` processes unless ``dask_address`` names a scheduler.
+- ``dask``: Beam's DaskRunner (through ``dask_runner.py``, which hands it only the Dask
+  options) on a ``dask.distributed`` cluster: a local one with ``workers`` processes unless
+  ``dask_address`` names a scheduler.
 - ``dataflow``: Google Cloud Dataflow; project, region, temp location, worker
   image and accelerator options come through ``pipeline_args`` (see infra/).
 - ``flink``: Beam's FlinkRunner against the cluster at ``flink_master`` (it
@@ -25,6 +26,9 @@ from poselabel.config import RunConfig
 from poselabel.transforms.shared_models import AUTHKEY_ENV
 
 log = logging.getLogger(__name__)
+# Beam's DaskRunner handed only the Dask options: Beam 2.68's hands distributed.Client every
+# option, and Client refuses ``runner`` (pipelines/dask_runner.py).
+DASK_RUNNER = "--runner=poselabel.pipelines.dask_runner.DaskRunner"
 
 
 @contextlib.contextmanager
@@ -54,7 +58,7 @@ def _options(config: RunConfig):
                                f"--direct_num_workers={config.workers}", *args])
     elif config.runner == "dask":
         if config.dask_address:
-            yield PipelineOptions(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner", f"--dask_client_address={config.dask_address}", *args])
+            yield PipelineOptions([DASK_RUNNER, f"--dask_client_address={config.dask_address}", *args])
         else:
             from distributed import LocalCluster
 
@@ -62,7 +66,7 @@ def _options(config: RunConfig):
                               dashboard_address=None, silence_logs=logging.WARNING) as cluster:
                 logging.getLogger("distributed").setLevel(logging.WARNING)
                 log.info("local dask cluster at %s with %d workers", cluster.scheduler_address, config.workers)
-                yield PipelineOptions(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                yield PipelineOptions([DASK_RUNNER,
                                        f"--dask_client_address={cluster.scheduler_address}", *args])
     elif config.runner == "dataflow":
         yield PipelineOptions(["--runner=DataflowRunner", "--save_main_session", *args])
