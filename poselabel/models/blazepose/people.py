@@ -12,8 +12,12 @@ head (``pose_landmark_full.tflite``); nothing is downloaded. MediaPipe's
 2. Candidates are merged by non-maximum suppression on their circle boxes.
 3. Each candidate is verified by running ``Pose`` (landmarks and segmentation)
    on a square region around its circle. A candidate whose region yields no
-   pose is dropped; the survivors' boxes come from their segmentation mask and
-   visible landmarks, and duplicates are suppressed by mask overlap.
+   pose is dropped. Two candidates whose landmarks coincide are one person seen twice
+   (:func:`same_person`); masks cannot tell, as they are class-level (below).
+4. MediaPipe's mask marks every person in the region, so people who touch share pixels:
+   the union of the survivors' masks is split among them by their landmarks
+   (``models/segment/split.py``; ``split_masks=False`` keeps the region masks). Boxes come
+   from each person's mask and visible landmarks.
 
 Coordinates: pixels, image frame, origin at the top-left corner.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from poselabel.models.masks import box_iou, mask_bbox, nms
+from poselabel.models.segment.split import split_by_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +91,7 @@ class MediaPipePeople:
 
     def __init__(self, *, candidate_score: float = 0.5, score_threshold: float = 0.6,
                  nms_iou: float = 0.5, max_persons: int = 8, mask_threshold: float = 0.2,
-                 model_complexity: int = 1, region_scale: float = 1.25):
+                 model_complexity: int = 1, region_scale: float = 1.25, split_masks: bool = True):
         import mediapipe as mp
         from mediapipe.python.solution_base import SolutionBase
 
@@ -99,6 +104,7 @@ class MediaPipePeople:
         self.max_persons = max_persons
         self.mask_threshold = mask_threshold
         self.region_scale = region_scale
+        self.split_masks = split_masks
         self._detector = SolutionBase(graph_config=_detector_graph(), outputs=["detections"])
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=True, model_complexity=model_complexity, enable_segmentation=True,
@@ -181,7 +187,7 @@ class MediaPipePeople:
                 continue
             candidate = PoseEstimate(bbox_xyxy=box, score=float(score), mask=mask,
                                      keypoints_2d=kp2d, keypoints_3d=kp3d)
-            twin = next((i for i, other in enumerate(found) if _same_person(candidate, other)), None)
+            twin = next((i for i, other in enumerate(found) if same_person(candidate, other)), None)
             if twin is None:
                 found.append(candidate)
             elif mask.sum() > found[twin].mask.sum():
@@ -189,7 +195,16 @@ class MediaPipePeople:
                 found[twin] = replace(candidate, score=max(candidate.score, found[twin].score))
             if len(found) >= self.max_persons:
                 break
-        return found
+        if not self.split_masks or len(found) < 2:
+            return found
+        masks = split_by_landmarks([p.mask for p in found], [p.keypoints_2d for p in found],
+                                   np.stack([p.bbox_xyxy for p in found]))
+        out = []
+        for person, mask in zip(found, masks):
+            box = _person_box(mask, person.keypoints_2d, image.shape[:2])
+            if box is not None:  # a person left without pixels or visible landmarks is no person
+                out.append(replace(person, mask=mask, bbox_xyxy=box))
+        return out
 
 
 def _person_box(mask: np.ndarray, kp2d: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
@@ -211,8 +226,47 @@ def _person_box(mask: np.ndarray, kp2d: np.ndarray, shape: tuple[int, int]) -> n
     return box
 
 
-def _same_person(a: PoseEstimate, b: PoseEstimate) -> bool:
-    """Masks that mostly overlap (intersection over the smaller one), or near-identical boxes."""
-    inter = np.logical_and(a.mask, b.mask).sum()
-    smaller = min(a.mask.sum(), b.mask.sum())
-    return bool(smaller and inter / smaller > 0.6) or box_iou(a.bbox_xyxy, b.bbox_xyxy)[0, 0] > 0.7
+# Landmarks compared by same_person: the nose, shoulders to wrists, hips to ankles.
+BODY_LANDMARKS = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+SAME_PERSON_DISTANCE = 0.15  # median landmark distance / body size; a head is about 0.13 of a body
+NESTED_SIZE = 0.5  # a skeleton under half another's size, inside its mask, is a part of that person
+
+
+def same_person(a: PoseEstimate, b: PoseEstimate, min_visibility: float = 0.5) -> bool:
+    """Whether two estimates are one person. Masks alone do not decide: MediaPipe's mark every
+    person in the region, so two people who touch share most of their pixels. One person if
+
+    - their body landmarks visible in both lie within ``SAME_PERSON_DISTANCE`` of the larger
+      body's size (its visible landmarks' longer side) of each other (median, >= 3 landmarks);
+    - or one skeleton is under ``NESTED_SIZE`` of the other's size with 90 % of its visible
+      landmarks inside the other's mask (a body part taken for a small person);
+    - or, with fewer than 3 landmarks visible in both, their boxes nearly coincide (IoU > 0.7).
+    """
+    size_a, size_b = _landmark_size(a.keypoints_2d, min_visibility), _landmark_size(b.keypoints_2d, min_visibility)
+    small, large = (a, b) if size_a < size_b else (b, a)
+    if min(size_a, size_b) < NESTED_SIZE * max(size_a, size_b) and _inside_fraction(small, large.mask, min_visibility) >= 0.9:
+        return True
+    ka, kb = a.keypoints_2d[list(BODY_LANDMARKS)], b.keypoints_2d[list(BODY_LANDMARKS)]
+    both = (ka[:, 2] > min_visibility) & (kb[:, 2] > min_visibility)
+    if both.sum() < 3:
+        return bool(box_iou(a.bbox_xyxy, b.bbox_xyxy)[0, 0] > 0.7)
+    distance = float(np.median(np.linalg.norm(ka[both, :2] - kb[both, :2], axis=1)))
+    return distance < SAME_PERSON_DISTANCE * max(size_a, size_b)
+
+
+def _inside_fraction(person: PoseEstimate, mask: np.ndarray, min_visibility: float) -> float:
+    """Fraction of ``person``'s visible landmarks on pixels of the (H, W) bool ``mask`` (0 if none)."""
+    pts = person.keypoints_2d[person.keypoints_2d[:, 2] > min_visibility, :2]
+    if not len(pts):
+        return 0.0
+    h, w = mask.shape
+    u = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
+    v = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
+    on = mask[v, u] & (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    return float(on.mean())
+
+
+def _landmark_size(kp2d: np.ndarray, min_visibility: float) -> float:
+    """Longer side (px) of the box of the visible landmarks of (33, 3) ``kp2d``."""
+    pts = kp2d[kp2d[:, 2] > min_visibility, :2]
+    return float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]))) if len(pts) else 0.0

@@ -1,0 +1,131 @@
+"""Split a class-level person mask among the people found, and make instance masks exclusive (numpy).
+
+MediaPipe's segmentation is class-level: run on one person's region it marks *every* person
+in that region, so two people who touch each get a mask covering both. :func:`split_by_landmarks`
+gives every pixel of the class-level mask (the union of the people's masks) to one person: the
+one whose landmark skeleton is nearest, in units of that person's size.
+
+1. Each person's *skeleton* is rasterised: the filled torso quadrilateral (shoulders, hips),
+   the limbs' and head's segments between landmarks with visibility > ``min_visibility``;
+   a person with fewer than ``MIN_SKELETON_POINTS`` such landmarks is seeded by the vertical
+   centre line of its box instead.
+2. Its Euclidean distance transform, divided by the person's *scale* (the longer side of its
+   visible landmarks' box, else of its box): a pixel at 0.1 is a tenth of a body away.
+3. Every pixel of the union goes to the person with the smallest scaled distance (ties: the
+   earlier, i.e. better-scored, person). The masks that come out never overlap, and together
+   they are the union.
+
+:func:`exclusive_instances` matches instance masks (an instance-segmentation network's) to the
+people's boxes and gives a pixel claimed by several instances to the best-scored one.
+
+All arrays are in image coordinates (pixels, origin top-left): masks ``(H, W)`` bool,
+boxes ``(4,)`` ``[x0, y0, x1, y1]``, landmarks ``(33, 3)`` ``[u, v, visibility]`` (MediaPipe's).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from poselabel.models.masks import box_iou, mask_bbox
+
+MIN_SKELETON_POINTS = 3  # fewer visible landmarks than this: the box seeds the person
+TORSO = (11, 12, 24, 23)  # shoulders, hips (a quadrilateral, in order round it)
+BONES = ((11, 13), (13, 15), (15, 17), (15, 19), (15, 21), (12, 14), (14, 16), (16, 18), (16, 20), (16, 22),
+         (23, 25), (25, 27), (27, 29), (27, 31), (24, 26), (26, 28), (28, 30), (28, 32),
+         (0, 11), (0, 12), (0, 7), (0, 8), (7, 8))
+
+
+def _skeleton(keypoints_2d: np.ndarray | None, box: np.ndarray, origin: tuple[int, int], shape: tuple[int, int],
+              min_visibility: float) -> tuple[np.ndarray, float]:
+    """``(seed (h, w) bool in the window at ``origin`` (x0, y0), scale px)`` of one person."""
+    x0, y0 = origin
+    canvas = Image.new("1", (shape[1], shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    visible = np.zeros(0, bool)
+    if keypoints_2d is not None:
+        visible = keypoints_2d[:, 2] > min_visibility
+    if visible.sum() >= MIN_SKELETON_POINTS:
+        uv = keypoints_2d[:, :2] - np.array([x0, y0], np.float32)
+        if visible[list(TORSO)].all():
+            draw.polygon([tuple(uv[i]) for i in TORSO], fill=1, outline=1)
+        for a, b in BONES:
+            if visible[a] and visible[b]:
+                draw.line([tuple(uv[a]), tuple(uv[b])], fill=1, width=1)
+        for u, v in uv[visible]:
+            draw.point((float(u), float(v)), fill=1)
+        pts = keypoints_2d[visible, :2]
+        scale = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
+    else:
+        bx0, by0, bx1, by1 = np.asarray(box, np.float64)
+        cx = (bx0 + bx1) / 2 - x0
+        draw.line([(cx, by0 - y0), (cx, by1 - y0)], fill=1, width=1)
+        scale = float(max(bx1 - bx0, by1 - by0))
+    seed = np.asarray(canvas, bool)
+    if not seed.any():  # the skeleton lies outside the window: seed its nearest window pixel
+        bx0, by0, bx1, by1 = np.asarray(box, np.float64)
+        seed[int(np.clip((by0 + by1) / 2 - y0, 0, shape[0] - 1)), int(np.clip((bx0 + bx1) / 2 - x0, 0, shape[1] - 1))] = True
+    return seed, max(scale, 1.0)
+
+
+def split_by_landmarks(masks: list[np.ndarray | None], keypoints_2d: list[np.ndarray | None],
+                       boxes: np.ndarray, *, min_visibility: float = 0.5) -> list[np.ndarray | None]:
+    """Divide the union of ``masks`` among the people (see the module docstring).
+
+    ``masks``: per person an (H, W) bool mask or None (not segmented: it takes no pixels and
+    stays None); ``keypoints_2d``: per person (33, 3) landmarks or None; ``boxes`` (N, 4) px.
+    Returns per person an (H, W) bool mask (possibly empty), None where ``masks`` had None;
+    the masks are pairwise disjoint.
+    """
+    present = [i for i, m in enumerate(masks) if m is not None]
+    if len(present) < 2:
+        return list(masks)
+    union = np.logical_or.reduce([masks[i] for i in present])
+    window = mask_bbox(union)
+    out: list[np.ndarray | None] = [None if m is None else np.zeros_like(m, bool) for m in masks]
+    if window is None:
+        return out
+    x0, y0, x1, y1 = (int(v) for v in window)
+    inside = union[y0:y1, x0:x1]
+    best = np.full(inside.shape, np.inf, np.float32)
+    owner = np.full(inside.shape, -1, np.int32)
+    for i in present:
+        seed, scale = _skeleton(keypoints_2d[i], boxes[i], (x0, y0), inside.shape, min_visibility)
+        dist = ndimage.distance_transform_edt(~seed).astype(np.float32) / scale
+        closer = dist < best  # strict: ties stay with the earlier (better-scored) person
+        best[closer], owner[closer] = dist[closer], i
+    for i in present:
+        out[i][y0:y1, x0:x1] = inside & (owner == i)
+    return out
+
+
+def exclusive_instances(person_boxes: np.ndarray, instance_masks: np.ndarray, instance_scores: np.ndarray,
+                        *, min_iou: float) -> list[np.ndarray | None]:
+    """Per person box the instance mask that matches it, no pixel in two masks.
+
+    ``person_boxes`` (N, 4) px; ``instance_masks`` (M, H, W) bool; ``instance_scores`` (M,).
+    A pixel several instances claim belongs to the best-scored one. Pairs (person, instance)
+    are matched greedily by the IoU of the person's box with the instance mask's box, highest
+    first, each instance at most once; a person whose best IoU is below ``min_iou`` gets None.
+    """
+    person_boxes = np.asarray(person_boxes, np.float32).reshape(-1, 4)
+    masks = np.asarray(instance_masks, bool)
+    out: list[np.ndarray | None] = [None] * len(person_boxes)
+    if len(masks) == 0 or len(person_boxes) == 0:
+        return out
+    order = np.argsort(-np.asarray(instance_scores), kind="stable")
+    taken = np.zeros(masks.shape[1:], bool)
+    exclusive = np.zeros_like(masks)
+    for k in order:
+        exclusive[k] = masks[k] & ~taken
+        taken |= masks[k]
+    inst_boxes = [mask_bbox(m) for m in exclusive]
+    iou = np.zeros((len(person_boxes), len(masks)))
+    for k, b in enumerate(inst_boxes):
+        if b is not None:
+            iou[:, k] = box_iou(person_boxes, b)[:, 0]
+    while iou.size and iou.max() >= min_iou:
+        i, k = np.unravel_index(int(np.argmax(iou)), iou.shape)
+        out[i] = exclusive[k]
+        iou[i, :], iou[:, k] = -1.0, -1.0
+    return out
