@@ -73,6 +73,18 @@ def test_split_keeps_unsegmented_people_and_falls_back_to_boxes():
     assert split_by_landmarks([class_masks[0]], [kps[0]], boxes[:1])[0] is class_masks[0]  # one person: as it was
 
 
+def test_an_unposed_person_takes_contested_pixels_only_from_its_likes():
+    truth, class_masks, kps = _touching_pair()
+    boxes = np.stack([mask_bbox(m) for m in truth])
+    hidden = np.zeros_like(truth[0])
+    hidden[200:230, 10:40] = True  # a mostly hidden person: a patch only its mask claims, no landmarks
+    mine = class_masks[1] | hidden  # its mask took in both people in front of it
+    split = split_by_landmarks([class_masks[0], mine], [kps[0], None],
+                               np.stack([boxes[0], mask_bbox(mine)]))
+    assert np.array_equal(split[1], hidden)  # its own pixels, none of the posed person's
+    assert np.array_equal(split[0], class_masks[0])
+
+
 def test_exclusive_instances_match_boxes_and_never_overlap():
     masks = np.zeros((3, 50, 80), bool)
     masks[0, 10:40, 5:30] = True  # person at the left
