@@ -15,9 +15,10 @@ head (``pose_landmark_full.tflite``); nothing is downloaded. MediaPipe's
    pose is dropped. Two candidates whose landmarks coincide are one person seen twice
    (:func:`same_person`); masks cannot tell, as they are class-level (below).
 4. MediaPipe's mask marks every person in the region, so people who touch share pixels:
-   the union of the survivors' masks is split among them by their landmarks
-   (``models/segment/split.py``; ``split_masks=False`` keeps the region masks). Boxes come
-   from each person's mask and visible landmarks.
+   the pixels several survivors' masks claim are split among them by their landmarks
+   (``models/segment/split.py``; ``split_masks=False`` keeps the region masks). A person
+   whose region held others is posed again alone, the others greyed out, and the masks are
+   split again with the new landmarks. Boxes come from each person's mask and visible landmarks.
 
 Coordinates: pixels, image frame, origin at the top-left corner.
 """
@@ -27,6 +28,7 @@ import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from poselabel.models.masks import box_iou, mask_bbox, nms
 from poselabel.models.segment.split import split_by_landmarks
@@ -34,6 +36,11 @@ from poselabel.models.segment.split import split_by_landmarks
 log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 33
+# People re-posed alone (MediaPipePeople._repose): whose region mask shares this much of itself
+# with the others' (more than a touching outline: MediaPipe saw two people), the others' pixels
+# greyed out with this margin (px; beyond the mask's soft edge).
+REPOSE_SHARED = 0.05
+REPOSE_MARGIN_PX = 5
 
 
 @dataclass(frozen=True)
@@ -197,6 +204,9 @@ class MediaPipePeople:
                 break
         if not self.split_masks or len(found) < 2:
             return found
+        first = split_by_landmarks([p.mask for p in found], [p.keypoints_2d for p in found],
+                                   np.stack([p.bbox_xyxy for p in found]))
+        found = self._repose(image, found, first)
         masks = split_by_landmarks([p.mask for p in found], [p.keypoints_2d for p in found],
                                    np.stack([p.bbox_xyxy for p in found]))
         out = []
@@ -204,6 +214,37 @@ class MediaPipePeople:
             box = _person_box(mask, person.keypoints_2d, image.shape[:2])
             if box is not None:  # a person left without pixels or visible landmarks is no person
                 out.append(replace(person, mask=mask, bbox_xyxy=box))
+        return out
+
+    def _repose(self, image: np.ndarray, found: list[PoseEstimate], split: list[np.ndarray]) -> list[PoseEstimate]:
+        """Pose again, alone, each person whose region held others: MediaPipe's ``Pose`` is a
+        one-person model, and with two people in view it can put one's head on the other's body.
+
+        ``found``: the people with their region masks; ``split``: those masks split once. A
+        person whose region mask shares at least ``REPOSE_SHARED`` of itself with the others'
+        is posed again on its region (``region_scale`` × the longer side of the box of its
+        split mask and landmarks) with the others' split masks, grown by ``REPOSE_MARGIN_PX``,
+        painted grey; its landmarks and region mask become the new ones (no pose found: as it
+        was). Returns the estimates to split again.
+        """
+        out = []
+        for i, person in enumerate(found):
+            others = np.logical_or.reduce([p.mask for j, p in enumerate(found) if j != i])
+            box = _person_box(split[i], person.keypoints_2d, image.shape[:2])
+            if box is None or (person.mask & others).sum() < REPOSE_SHARED * max(person.mask.sum(), 1):
+                out.append(person)
+                continue
+            others_split = np.logical_or.reduce([m for j, m in enumerate(split) if j != i])
+            alone = image.copy()
+            alone[ndimage.binary_dilation(others_split, iterations=REPOSE_MARGIN_PX) & ~split[i]] = 127
+            x0, y0, x1, y1 = box
+            estimate = self.estimate_in_region(alone, ((x0 + x1) / 2, (y0 + y1) / 2),
+                                               self.region_scale * max(x1 - x0, y1 - y0))
+            if estimate is None:
+                out.append(person)
+                continue
+            mask, kp2d, kp3d = estimate
+            out.append(replace(person, mask=mask, keypoints_2d=kp2d, keypoints_3d=kp3d))
         return out
 
 
