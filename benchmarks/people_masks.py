@@ -121,7 +121,8 @@ def main(argv=None) -> int:
             inter_union = lambda m: [int((m & truth[i]).sum()), int((m | truth[i]).sum())]  # noqa: E731
             rows.append({"image": s.key, "person": i, "area": int(truth[i].sum()),
                          "px": {"before": inter_union(before[i]), "split": inter_union(after[i]),
-                                "split_noisy": inter_union(after_noisy[i]), "union_split": inter_union(whole[i])}, "in_touching_pair": i in in_pair, "merged_neighbour": merged,
+                                "split_noisy": inter_union(after_noisy[i]), "union_split": inter_union(whole[i])},
+                         "in_touching_pair": i in in_pair, "merged_neighbour": merged,
                          "iou_before": mask_iou(before[i], truth[i]), "iou_split": mask_iou(after[i], truth[i]),
                          "iou_split_noisy": mask_iou(after_noisy[i], truth[i]),
                          "iou_union_split": mask_iou(whole[i], truth[i])})

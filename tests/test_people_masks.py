@@ -6,8 +6,10 @@ import pytest
 
 from poselabel.config import ConfigError, SegmentConfig
 from poselabel.models.masks import mask_bbox, mask_iou
+from poselabel.models.segment.backend import SegmentBackend
 from poselabel.models.segment.segmenters import UltralyticsSegmenter, make_segmenter
 from poselabel.models.segment.split import exclusive_instances, split_by_landmarks
+from poselabel.records import ImageRecord, Person
 
 H, W = 240, 320
 # A standing person in its own units (x right, y down, 0 = between the feet, 1 = the body's height):
@@ -146,6 +148,13 @@ def test_ultralytics_segmenter_gives_one_exclusive_mask_per_person(box_filling_s
     given = [r[0] for r in results if r is not None]
     assert len(given) >= 2 and (np.sum(given, axis=0) <= 1).all()  # no pixel in two people's masks
     assert not (np.logical_or.reduce(given) & ~np.logical_or.reduce(masks)).any()  # only the instances' pixels
+    # The segment stage's backend gives the detected people those masks and keeps their landmarks.
+    kp = np.ones((33, 3), np.float32)
+    people = (Person(0, inst_boxes[order[0]], 0.9, keypoints_2d=kp), Person(1, np.array([0, 0, 1, 1], np.float32), 0.8))
+    record = SegmentBackend(segmenter, reuse_detector_masks=False).apply(
+        ImageRecord(key="k", shard="s", url="u", width=160, height=96, image=image, persons=people))
+    assert np.array_equal(record.persons[0].mask, masks[order[0]]) and record.persons[0].keypoints_2d is kp
+    assert record.persons[1].mask is None  # rejected later as no_mask, never dropped
 
 
 def test_ultralytics_segmenter_needs_weights():
