@@ -4,7 +4,7 @@ Renders ``clothed+segmenter`` samples (``poselabel.synth.writer.make_sample``) u
 images hold at least one pair of people whose clothed masks touch (2 px). Their
 segmenter-like masks (``segmask``: MediaPipe's measured errors, including merges, where a
 person's mask takes its touching neighbour's pixels inside its crop) are the *before*; the
-*after* is ``models.segment.split.split_by_landmarks`` of those masks, seeded by each
+*after* is ``models.blazepose.split.split_by_landmarks`` of those masks, seeded by each
 person's ground-truth joints projected into the image as MediaPipe's landmarks
 (``MP_TO_SMPLX``, the head joint as the nose and ears; visible where the joint lands on the
 person's own clothed mask), with and without Gaussian landmark noise of ``--noise`` × the
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD  # noqa: E402
 from poselabel.models.masks import mask_bbox, mask_iou  # noqa: E402
-from poselabel.models.segment.split import split_by_landmarks  # noqa: E402
+from poselabel.models.blazepose.split import split_by_landmarks  # noqa: E402
 from poselabel.synth.segmenter_errors import touching  # noqa: E402
 
 HEAD_LANDMARKS = (0, 7, 8)  # nose and ears: the head joint stands in for all three

@@ -83,7 +83,7 @@ class SegmentConfig:
     threshold: float = 0.2  # BLADE: segmentation_mask > 0.2
     model_complexity: int = 1  # MediaPipe pose model; only 1 (full) ships in the wheel
     crop_scale: float = 1.25  # crop side = scale * longer box side
-    # mediapipe: divide the class-level mask among the people by their landmarks (models/segment/split.py)
+    # mediapipe: divide the class-level mask among the people by their landmarks (models/blazepose/split.py)
     split: bool = True
     yolo_weights: str | None = None  # ultralytics: a YOLO instance-segmentation (-seg) checkpoint path
     score_threshold: float = 0.25  # ultralytics: instances less confident than this are ignored

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from poselabel.config import ConfigError, SegmentConfig
+from poselabel.models.blazepose.split import split_by_landmarks
 from poselabel.models.masks import mask_bbox, mask_iou
 from poselabel.models.segment.backend import SegmentBackend
+from poselabel.models.segment.instances import exclusive_instances
 from poselabel.models.segment.segmenters import UltralyticsSegmenter, make_segmenter
-from poselabel.models.segment.split import exclusive_instances, split_by_landmarks
 from poselabel.records import ImageRecord, Person
 
 H, W = 240, 320

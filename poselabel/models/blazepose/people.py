@@ -16,7 +16,7 @@ head (``pose_landmark_full.tflite``); nothing is downloaded. MediaPipe's
    (:func:`same_person`); masks cannot tell, as they are class-level (below).
 4. MediaPipe's mask marks every person in the region, so people who touch share pixels:
    the pixels several survivors' masks claim are split among them by their landmarks
-   (``models/segment/split.py``; ``split_masks=False`` keeps the region masks). A person
+   (``models/blazepose/split.py``; ``split_masks=False`` keeps the region masks). A person
    whose region held others is posed again alone, the others greyed out, and the masks are
    split again with the new landmarks. Boxes come from each person's mask and visible landmarks.
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
+from poselabel.models.blazepose.split import split_by_landmarks
 from poselabel.models.masks import box_iou, mask_bbox, nms
-from poselabel.models.segment.split import split_by_landmarks
 
 log = logging.getLogger(__name__)
 

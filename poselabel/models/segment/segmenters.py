@@ -8,10 +8,10 @@ for a box it could not segment. Masks are in image coordinates.
 - ``mediapipe``: MediaPipe ``Pose`` with segmentation on a square region around
   the box (BLADE uses MediaPipe's mask > 0.2). The mask is class-level (it marks every
   person in the region), so with ``split`` the union of the image's masks is divided among
-  the boxes by their landmarks (``split.split_by_landmarks``): the masks never overlap.
+  the boxes by their landmarks (``blazepose/split.py``): the masks never overlap.
 - ``ultralytics``: a YOLO instance-segmentation checkpoint (``yolo11n-seg.pt`` and the like)
   by path; its person instances, made exclusive (a pixel to the most confident instance),
-  are matched to the boxes (``split.exclusive_instances``). ultralytics loads the file with
+  are matched to the boxes (``instances.py``). ultralytics loads the file with
   its own loader (``torch.load`` of a pickle): pass only checkpoints you trust.
 - ``oracle``: the instance mask member ``mask.png`` (0 background, ``i+1`` for
   person ``i``); each box takes the instance whose box matches it best.
@@ -25,8 +25,9 @@ import numpy as np
 from PIL import Image
 
 from poselabel.models.blazepose.people import MediaPipePeople
+from poselabel.models.blazepose.split import split_by_landmarks
 from poselabel.models.masks import box_iou, mask_bbox
-from poselabel.models.segment.split import exclusive_instances, split_by_landmarks
+from poselabel.models.segment.instances import exclusive_instances
 
 SegmentResult = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 

@@ -1,4 +1,4 @@
-"""Split a class-level person mask among the people found, and make instance masks exclusive (numpy).
+"""Split MediaPipe's class-level person masks among the people found, by their landmarks (numpy).
 
 MediaPipe's segmentation is class-level: run on one person's region it marks *every* person
 in that region, so two people who touch each get a mask covering both. :func:`split_by_landmarks`
@@ -21,9 +21,6 @@ held-out synthetic touching people, 2026-12-06: docs/architecture.md, "People to
    scaled distance (ties: the earlier, i.e. better-scored, person). The masks that come out
    never overlap, and together they are the union of the masks given.
 
-:func:`exclusive_instances` matches instance masks (an instance-segmentation network's) to the
-people's boxes and gives a pixel claimed by several instances to the best-scored one.
-
 All arrays are in image coordinates (pixels, origin top-left): masks ``(H, W)`` bool,
 boxes ``(4,)`` ``[x0, y0, x1, y1]``, landmarks ``(33, 3)`` ``[u, v, visibility]`` (MediaPipe's).
 """
@@ -33,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from poselabel.models.masks import box_iou, mask_bbox
+from poselabel.models.masks import mask_bbox
 
 MIN_SKELETON_POINTS = 3  # fewer visible landmarks than this: its uncontested pixels seed it too
 UNPOSED_PENALTY = 1e3  # body sizes added to the distances of a person without visible landmarks
@@ -108,36 +105,4 @@ def split_by_landmarks(masks: list[np.ndarray | None], keypoints_2d: list[np.nda
         best[closer], owner[closer] = dist[closer], i
     for i in present:
         out[i][y0:y1, x0:x1] = inside & (owner == i)
-    return out
-
-
-def exclusive_instances(person_boxes: np.ndarray, instance_masks: np.ndarray, instance_scores: np.ndarray,
-                        *, min_iou: float) -> list[np.ndarray | None]:
-    """Per person box the instance mask that matches it, no pixel in two masks.
-
-    ``person_boxes`` (N, 4) px; ``instance_masks`` (M, H, W) bool; ``instance_scores`` (M,).
-    A pixel several instances claim belongs to the best-scored one. Pairs (person, instance)
-    are matched greedily by the IoU of the person's box with the instance mask's box, highest
-    first, each instance at most once; a person whose best IoU is below ``min_iou`` gets None.
-    """
-    person_boxes = np.asarray(person_boxes, np.float32).reshape(-1, 4)
-    masks = np.asarray(instance_masks, bool)
-    out: list[np.ndarray | None] = [None] * len(person_boxes)
-    if len(masks) == 0 or len(person_boxes) == 0:
-        return out
-    order = np.argsort(-np.asarray(instance_scores), kind="stable")
-    taken = np.zeros(masks.shape[1:], bool)
-    exclusive = np.zeros_like(masks)
-    for k in order:
-        exclusive[k] = masks[k] & ~taken
-        taken |= masks[k]
-    inst_boxes = [mask_bbox(m) for m in exclusive]
-    iou = np.zeros((len(person_boxes), len(masks)))
-    for k, b in enumerate(inst_boxes):
-        if b is not None:
-            iou[:, k] = box_iou(person_boxes, b)[:, 0]
-    while iou.size and iou.max() >= min_iou:
-        i, k = np.unravel_index(int(np.argmax(iou)), iou.shape)
-        out[i] = exclusive[k]
-        iou[i, :], iou[:, k] = -1.0, -1.0
     return out
