@@ -79,18 +79,28 @@ class DetectConfig:
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    backend: str = "mediapipe"  # mediapipe | oracle
+    backend: str = "mediapipe"  # mediapipe | ultralytics | oracle
     threshold: float = 0.2  # BLADE: segmentation_mask > 0.2
     model_complexity: int = 1  # MediaPipe pose model; only 1 (full) ships in the wheel
     crop_scale: float = 1.25  # crop side = scale * longer box side
+    # mediapipe: divide the class-level mask among the people by their landmarks (models/blazepose/split.py)
+    split: bool = True
+    yolo_weights: str | None = None  # ultralytics: a YOLO instance-segmentation (-seg) checkpoint path
+    score_threshold: float = 0.25  # ultralytics: instances less confident than this are ignored
+    match_iou: float = 0.3  # ultralytics: least IoU of a person's box with the box of the instance it gets
+    device: str = "cpu"  # ultralytics: torch device
 
     def validate(self) -> None:
-        _check(self.backend in ("mediapipe", "oracle"),
-               f"segment.backend must be mediapipe or oracle, not {self.backend!r}")
+        _check(self.backend in ("mediapipe", "ultralytics", "oracle"),
+               f"segment.backend must be mediapipe, ultralytics or oracle, not {self.backend!r}")
         _check(0.0 < self.threshold < 1.0, "segment.threshold must be in (0, 1)")
         _check(self.model_complexity == 1,
                "segment.model_complexity must be 1: only MediaPipe's full pose model is bundled (lite/heavy need a download)")
         _check(self.crop_scale >= 1.0, "segment.crop_scale must be >= 1")
+        _check(self.backend != "ultralytics" or bool(self.yolo_weights),
+               "segment.backend=ultralytics needs segment.yolo_weights (a -seg checkpoint path, --segment-weights)")
+        _check(0.0 <= self.score_threshold <= 1.0, "segment.score_threshold must be in [0, 1]")
+        _check(0.0 < self.match_iou <= 1.0, "segment.match_iou must be in (0, 1]")
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_markers_record_the_run_and_the_absolute_shard_url(labelled):
         assert marker["url"] == (root / "in" / f"{shard}.tar").as_uri() and marker["url"].startswith("file:///")
         assert marker["read_error"] is None
         assert marker["versions"]["poselabel"] and marker["versions"]["apache-beam"]
-        assert set(marker["models"]) == {"tz", "pose", "yolo"}
+        assert set(marker["models"]) == {"tz", "pose", "yolo", "yolo_seg"}
         body = marker["body_model"]  # the procedural model, identified by its arrays
         assert body["kind"] == "procedural" and body["sha256_of"] == "arrays"
         assert body["sha256"] == provenance.npz_arrays_sha256(Path(body["path"]).read_bytes())

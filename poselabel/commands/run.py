@@ -19,7 +19,7 @@ FLAG_KEYS = {
     "overwrite": "overwrite", "retry_failed": "retry_failed", "body_model": "body_model",
     "dask_address": "dask_address", "flink_master": "flink_master", "log_every": "progress_interval",
     "detector": "detect.backend", "yolo_weights": "detect.yolo_weights",
-    "segmenter": "segment.backend", "tz": "tz.backend", "tz_model": "tz.model",
+    "segmenter": "segment.backend", "segment_weights": "segment.yolo_weights", "tz": "tz.backend", "tz_model": "tz.model",
     "pose": "pose.backend", "pose_model": "pose.model", "camera": "camera.backend",
     "rasterizer": "camera.rasterizer", "device": "camera.device", "max_pixels": "decode.max_pixels",
     "share_models": "models.share", "take_over": "take_over",
@@ -47,7 +47,8 @@ def add_run_options(parser, *, require_io: bool = True) -> None:
     parser.add_argument("--body-model", help="SMPL-X format body model file (default: the procedural one)")
     parser.add_argument("--detector", choices=["mediapipe", "ultralytics", "oracle"])
     parser.add_argument("--yolo-weights", help="YOLO checkpoint path (with --detector ultralytics)")
-    parser.add_argument("--segmenter", choices=["mediapipe", "oracle"])
+    parser.add_argument("--segmenter", choices=["mediapipe", "ultralytics", "oracle"])
+    parser.add_argument("--segment-weights", help="YOLO instance-segmentation (-seg) checkpoint path (with --segmenter ultralytics)")
     parser.add_argument("--tz", choices=["none", "geometric", "network", "oracle"])
     parser.add_argument("--tz-model", help="Tz network checkpoint directory")
     parser.add_argument("--pose", choices=["none", "geometric", "network", "oracle"])

@@ -46,7 +46,8 @@ def check_paths(config: RunConfig) -> None:
     if _is_file(config.output):
         raise InputError(f"--output {config.output}: is a file; give a folder (it is created if missing)")
     given = (("--body-model", config.body_model), ("--tz-model", config.tz.model), ("--pose-model", config.pose.model),
-             ("--yolo-weights", config.detect.yolo_weights), ("quality.fit_score_model", config.quality.fit_score_model))
+             ("--yolo-weights", config.detect.yolo_weights), ("--segment-weights", config.segment.yolo_weights),
+             ("quality.fit_score_model", config.quality.fit_score_model))
     for flag, path in given:
         if path and not files.exists(path):
             raise InputError(f"{flag} {path}: no such file or folder; check the path or leave the option out")

@@ -133,7 +133,8 @@ def checkpoints(config: RunConfig) -> dict[str, dict[str, str | None]]:
     """``{name: {"path", "sha256"}}`` of the networks' checkpoint files (None: not configured)."""
     found = (("tz", config.tz.model, config.tz.model and outputs.join(config.tz.model, "model.safetensors")),
              ("pose", config.pose.model, config.pose.model and outputs.join(config.pose.model, "model.safetensors")),
-             ("yolo", config.detect.yolo_weights, config.detect.yolo_weights))
+             ("yolo", config.detect.yolo_weights, config.detect.yolo_weights),
+             ("yolo_seg", config.segment.yolo_weights, config.segment.yolo_weights))
     return {name: {"path": path, "sha256": file_sha256(weights) if path else None} for name, path, weights in found}
 
 

@@ -61,7 +61,7 @@ class DetectBackend:
 
 def make_backend(config, share: Share = no_sharing) -> DetectBackend:
     """The detect stage of a ``RunConfig``; the MediaPipe detector's masks are reused by the
-    segment stage, so they use its threshold (``segment.threshold``)."""
+    segment stage, so they use its threshold and split (``segment.threshold``, ``segment.split``)."""
     detect = config.detect
     if detect.backend == "ultralytics":
         service = share(yolo_identity(detect), functools.partial(YoloService, detect))
@@ -71,4 +71,5 @@ def make_backend(config, share: Share = no_sharing) -> DetectBackend:
             return [Detection(b, float(s)) for b, s in zip(boxes, scores)]
 
         return DetectBackend(yolo)
-    return DetectBackend(make_detector(detect, mask_threshold=config.segment.threshold).detect)
+    return DetectBackend(make_detector(detect, mask_threshold=config.segment.threshold,
+                                       split_masks=config.segment.split).detect)

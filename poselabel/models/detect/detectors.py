@@ -48,10 +48,10 @@ def _finish(dets: list[Detection], *, score_threshold: float, nms_iou: float,
 
 class MediaPipeDetector:
     def __init__(self, *, score_threshold: float, nms_iou: float, max_persons: int, min_box_px: float,
-                 mask_threshold: float = 0.2, model_complexity: int = 1):
+                 mask_threshold: float = 0.2, model_complexity: int = 1, split_masks: bool = True):
         self._people = MediaPipePeople(score_threshold=score_threshold, nms_iou=nms_iou,
                                        max_persons=max_persons, mask_threshold=mask_threshold,
-                                       model_complexity=model_complexity)
+                                       model_complexity=model_complexity, split_masks=split_masks)
         self._finish = dict(score_threshold=score_threshold, nms_iou=nms_iou,
                             max_persons=max_persons, min_box_px=min_box_px)
 
@@ -106,16 +106,17 @@ class OracleDetector:
         return [Detection(np.asarray(p["bbox_xyxy"], np.float32), 1.0) for p in meta["persons"]]
 
 
-def make_detector(config, *, mask_threshold: float = 0.2) -> PersonDetector:
+def make_detector(config, *, mask_threshold: float = 0.2, split_masks: bool = True) -> PersonDetector:
     """Build the detector named by a :class:`poselabel.config.DetectConfig`.
 
     ``mask_threshold``: the segmentation threshold of the masks the MediaPipe
-    detector produces on the way (the run's ``segment.threshold``).
+    detector produces on the way (the run's ``segment.threshold``); ``split_masks``:
+    whether it divides MediaPipe's class-level mask among the people (``segment.split``).
     """
     common = dict(score_threshold=config.score_threshold, nms_iou=config.nms_iou,
                   max_persons=config.max_persons, min_box_px=config.min_box_px)
     if config.backend == "mediapipe":
-        return MediaPipeDetector(mask_threshold=mask_threshold, **common)
+        return MediaPipeDetector(mask_threshold=mask_threshold, split_masks=split_masks, **common)
     if config.backend == "ultralytics":
         return UltralyticsDetector(config.yolo_weights, device=config.device, **common)
     if config.backend == "oracle":

@@ -2,8 +2,9 @@
 
 Persons whose detector already produced a mask with the same model (the MediaPipe detector
 verifies each person with MediaPipe's segmentation) keep it when the segmenter is MediaPipe
-too; otherwise the segmenter runs. A person that cannot be segmented keeps ``mask=None`` and
-is rejected later (``no_mask``), never dropped.
+too (split among the image's people there already, ``segment.split``); otherwise the
+segmenter runs on all the image's boxes together, so that its masks do not overlap. A person
+that cannot be segmented keeps ``mask=None`` and is rejected later (``no_mask``), never dropped.
 """
 from __future__ import annotations
 
