@@ -157,14 +157,17 @@ def main(argv=None) -> int:
     parser.add_argument("--target-precision", type=float, default=0.95, help="the goal's precision (issue #6)")
     parser.add_argument("--confidence", type=float, default=0.9,
                         help="one-sided confidence of the bound on out-of-fold precision that must reach the target")
+    parser.add_argument("--group-size", type=int, default=2,
+                        help="seeds per left-out group (2: pairs; 1: leave one seed out, for few seeds)")
     parser.add_argument("--out", default=fs.DEFAULT_MODEL)
     parser.add_argument("--png", default=str(ROOT / "docs/figures/fit_score_curves.png"))
     args = parser.parse_args(argv)
-    if len(args.results) % 2:
-        parser.error("give the result files in pairs of seeds")
+    size = args.group_size
+    if size < 1 or len(args.results) % size or len(args.results) // size < 3:
+        parser.error(f"give at least three groups of {size} result files")
     quality = QualityConfig()
     data = dataset(args.results, quality)
-    groups = [data[i:i + 2] for i in range(0, len(data), 2)]
+    groups = [data[i:i + size] for i in range(0, len(data), size)]
     rows = []
     print(f"leave one pair out (threshold: lower {args.confidence:g} bound of out-of-fold precision "
           f"{args.target_precision:g} on the other pairs):")

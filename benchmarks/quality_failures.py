@@ -291,15 +291,16 @@ def plot(records, base: QualityConfig, png: str) -> None:
     scores = np.round(np.arange(0.05, 0.99, 0.02), 3)
     checks = dataclasses.replace(base, **CHECKS_RULE)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    s = sweep(records, base, "min_fit_score", scores)
-    axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "o-", ms=3, label="fit score: min_fit_score sweep")
+    field = score_field(records)
+    s = sweep(records, base, field, scores)
+    axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "o-", ms=3, label=f"fit score: {field} sweep")
     for label, cfg in (("checks rule", checks),
                        ("mask IoU alone", dataclasses.replace(checks, disabled_checks=tuple(
                            c for c in _all_checks() if c != "low_mask_iou")))):
         s = sweep(records, cfg, "min_mask_iou", ious)
         axes[0].plot([x["recall"] for x in s], [x["precision"] for x in s], "s-", ms=3, label=f"{label}: min_mask_iou sweep")
     d = precision_recall(records, base)
-    axes[0].plot([d["recall"]], [d["precision"]], "r*", ms=16, label=f"defaults (fit score ≥ {base.min_fit_score:g})")
+    axes[0].plot([d["recall"]], [d["precision"]], "r*", ms=16, label=f"defaults (fit score ≥ {getattr(base, field):g})")
     d = precision_recall(records, checks)
     axes[0].plot([d["recall"]], [d["precision"]], "k*", ms=12, label=f"checks rule (IoU ≥ {checks.min_mask_iou:g})")
     axes[0].axhline(0.95, color="grey", ls=":", lw=1)
@@ -309,11 +310,11 @@ def plot(records, base: QualityConfig, png: str) -> None:
     axes[0].set_title("accept rules on clean + injected fits")
     axes[0].legend(fontsize=8, loc="lower left")
     axes[0].grid(alpha=0.3)
-    s = sweep(records, base, "min_fit_score", scores)
+    s = sweep(records, base, field, scores)
     axes[1].plot(scores, [x["precision"] for x in s], label="precision")
     axes[1].plot(scores, [x["recall"] for x in s], label="recall")
-    axes[1].axvline(base.min_fit_score, color="r", ls="--", lw=1, label="default")
-    axes[1].set_xlabel("min_fit_score (other checks at defaults)")
+    axes[1].axvline(getattr(base, field), color="r", ls="--", lw=1, label="default")
+    axes[1].set_xlabel(f"{field} (other checks at defaults)")
     axes[1].set_ylim(0, 1.02)
     axes[1].grid(alpha=0.3)
     axes[1].legend(fontsize=8)
@@ -345,9 +346,10 @@ def report(records, base: QualityConfig) -> dict:
     print(f"checks rule (accept_rule checks, min_mask_iou {checks.min_mask_iou:g}): precision {dc['precision']:.3f}  "
           f"recall {dc['recall']:.3f}  ({dc['accepted']} accepted)")
     d["checks_rule"] = dc
-    print(f"\n{'min_fit_score':>13s} {'precision':>9s} {'recall':>7s} {'accepted':>8s}")
-    for x in sweep(records, base, "min_fit_score", np.round(np.arange(0.3, 0.96, 0.05), 2)):
-        print(f"{x['min_fit_score']:13.2f} {x['precision']:9.3f} {x['recall']:7.3f} {x['accepted']:8d}")
+    field = score_field(records)
+    print(f"\n{field:>13s} {'precision':>9s} {'recall':>7s} {'accepted':>8s}")
+    for x in sweep(records, base, field, np.round(np.arange(0.3, 0.96, 0.05), 2)):
+        print(f"{x[field]:13.2f} {x['precision']:9.3f} {x['recall']:7.3f} {x['accepted']:8d}")
     table = by_injection(records, base)
     print(f"\n{'injection':>11s} {'n':>4s} {'bad':>4s} {'acc':>4s} {'bad acc':>7s} {'good rej':>8s} {'med IoU':>7s} "
           f"{'med PVE mm':>10s} {'med E_f':>7s}")
@@ -355,6 +357,12 @@ def report(records, base: QualityConfig) -> dict:
         print(f"{k:>11s} {e['n']:4d} {e['bad']:4d} {e['accepted']:4d} {e['bad_accepted']:7d} {e['good_rejected']:8d} "
               f"{e['median_iou']:7.3f} {e['median_pve_mm']:10.0f} {e['median_e_f']:7.3f}")
     return {"defaults": d, "by_injection": table}
+
+
+def score_field(records) -> str:
+    """The threshold that judges these fits: ``min_fit_score_segmenter`` for fits of segmenter
+    masks (their solve's own objective: ``fit_iou``), else ``min_fit_score``."""
+    return "min_fit_score_segmenter" if any(r.get("fit_iou") is not None for r in records) else "min_fit_score"
 
 
 def _solver_option(text: str) -> tuple[str, object]:
