@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from poselabel.models.decode.image import DecodeError, ImageTooLarge, decode_image
+from poselabel.models.images.decode import DecodeError, ImageTooLarge, decode_image
 
 BIG = 10**9
 

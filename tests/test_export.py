@@ -20,7 +20,7 @@ import webdataset as wds
 
 from poselabel.cli import main
 from poselabel.io.shards import iter_samples
-from poselabel.models.decode.image import decode_image
+from poselabel.models.images.decode import decode_image
 from poselabel.models.masks import decode_rle, mask_iou
 from poselabel.tables import table_to_parquet_bytes
 

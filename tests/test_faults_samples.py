@@ -17,7 +17,7 @@ from poselabel import tables
 from poselabel.assets import no_person_photo, photo_path
 from poselabel.config import load_config
 from poselabel.io.shard_writer import write_shard
-from poselabel.models.decode.guard import square_region, window_pixels
+from poselabel.models.images.guard import square_region, window_pixels
 from poselabel.models.decode.meta import MAX_JSON_DEPTH
 from poselabel.pipelines.job import run_job
 from poselabel.records import MAX_ERROR_CHARS, ImageRecord, Person, RawSample, ShardEnd

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 
 
@@ -73,15 +74,42 @@ def atomic_local_file(path: str | os.PathLike) -> Iterator:
         raise
 
 
+OBJECT_STORES = ("gs", "s3")  # whole-object writes: atomic without a rename
+
+
 def write_file(path: str, data: bytes) -> None:
-    """Write bytes to a local or remote path through a temporary name and a rename."""
-    if not is_remote(path):
-        with atomic_local_file(path) as f:
+    """Replace ``path`` with ``data`` whole: a reader sees the old bytes or the new, never none.
+
+    - local: a unique hidden temporary sibling, then ``os.replace`` (atomic on POSIX; the old
+      file is never deleted first, so concurrent writers and readers never meet a gap);
+    - object stores (``gs://``, ``s3://``): one upload to the final name (an object write is
+      atomic: readers see the previous object until the new one is complete);
+    - other Beam file systems: a unique temporary sibling renamed over ``path``; only when that
+      rename fails because ``path`` exists is the old file deleted first.
+    """
+    if not is_remote(path) or path.startswith("file://"):
+        with atomic_local_file(path.removeprefix("file://")) as f:
             f.write(data)
         return
-    from poselabel.io.outputs import write_atomic  # Beam file systems
+    from apache_beam.io.filesystem import BeamIOError
+    from apache_beam.io.filesystems import FileSystems
 
-    write_atomic(path, data)
+    if path.split("://", 1)[0] in OBJECT_STORES:
+        with FileSystems.create(path) as f:
+            f.write(data)
+        return
+    head, tail = FileSystems.split(path)
+    # Hidden name: Parquet dataset readers skip files starting with "." or "_".
+    tmp = FileSystems.join(head, f".{tail}.tmp-{uuid.uuid4().hex}")
+    with FileSystems.create(tmp) as f:
+        f.write(data)
+    try:
+        FileSystems.rename([tmp], [path])
+    except (BeamIOError, OSError):
+        if not FileSystems.exists(path):
+            raise
+        FileSystems.delete([path])
+        FileSystems.rename([tmp], [path])
 
 
 def exists(path: str) -> bool:

@@ -18,7 +18,6 @@ markers, run records and manifest hold: ``poselabel/pipelines/provenance.py``.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from apache_beam.io.filesystem import BeamIOError
@@ -29,7 +28,6 @@ from poselabel.io import files
 PERSONS = "persons"
 IMAGES = "images"
 DONE = "_done"
-OBJECT_STORES = ("gs", "s3")  # whole-object writes: atomic without a rename
 
 
 def join(*parts: str) -> str:
@@ -55,35 +53,9 @@ def ensure_dirs(out: str) -> None:
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` whole: a reader sees the old bytes or the new, never none.
-
-    - local: a unique hidden temporary sibling, then ``os.replace`` (atomic on POSIX; the old
-      file is never deleted first, so concurrent writers and readers never meet a gap);
-    - object stores (``gs://``, ``s3://``): one upload to the final name (an object write is
-      atomic: readers see the previous object until the new one is complete);
-    - other Beam file systems: a unique temporary sibling renamed over ``path``; only when that
-      rename fails because ``path`` exists is the old file deleted first.
-    """
-    if not files.is_remote(path) or path.startswith("file://"):
-        with files.atomic_local_file(path.removeprefix("file://")) as f:
-            f.write(data)
-        return
-    if path.split("://", 1)[0] in OBJECT_STORES:
-        with FileSystems.create(path) as f:
-            f.write(data)
-        return
-    head, tail = FileSystems.split(path)
-    # Hidden name: Parquet dataset readers skip files starting with "." or "_".
-    tmp = FileSystems.join(head, f".{tail}.tmp-{uuid.uuid4().hex}")
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    try:
-        FileSystems.rename([tmp], [path])
-    except (BeamIOError, OSError):
-        if not FileSystems.exists(path):
-            raise
-        FileSystems.delete([path])
-        FileSystems.rename([tmp], [path])
+    """Replace ``path`` with ``data`` whole (``files.write_file``: a reader sees the old bytes
+    or the new, never none)."""
+    files.write_file(path, data)
 
 
 def read_bytes(path: str) -> bytes:

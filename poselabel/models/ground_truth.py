@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from poselabel.models.decode.guard import MAX_DERIVED_PIXELS
-from poselabel.models.decode.image import decode_png
+from poselabel.models.images.guard import MAX_DERIVED_PIXELS
+from poselabel.models.images.decode import decode_png
 from poselabel.models.masks import box_iou
 
 

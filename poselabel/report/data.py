@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from poselabel.io import outputs
 from poselabel.io.shards import IMAGE_EXTS, iter_samples
 from poselabel.io.urls import to_path
-from poselabel.models.decode.image import decode_image
+from poselabel.models.images.decode import decode_image
 from poselabel.pipelines.rejudge import list_input_shards
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ samples through untouched, and turns an exception into a failed sample
 (``status="error"``, ``error="<stage>: <message>"``, ``records.error_message``: bounded,
 UTF-8) that still reaches the writer. Any ``Exception`` counts, ``RecursionError`` and
 ``MemoryError`` included; a crash of native code is prevented upstream (the pixel guard of
-derived buffers, ``models/decode/guard.py``), not caught. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
+derived buffers, ``models/images/guard.py``), not caught. Counters: ``<stage>_ok``, ``<stage>_errors``, and ``<stage>_model_loads`` for
 stages whose network is shared (``share``; ``transforms/shared_models.py``).
 """
 from __future__ import annotations

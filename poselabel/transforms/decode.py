@@ -12,7 +12,7 @@ import time
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from poselabel.models.decode.image import IMAGE_EXTS, decode_image
+from poselabel.models.images.decode import IMAGE_EXTS, decode_image
 from poselabel.models.decode.meta import InvalidJson, parse_meta
 from poselabel.records import ImageRecord, RawSample, ShardEnd, replace
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from poselabel.models.decode.guard import MAX_DERIVED_PIXELS, square_region
+from poselabel.models.images.guard import MAX_DERIVED_PIXELS, square_region
 from poselabel.models.blazepose.split import split_by_landmarks
 from poselabel.models.masks import box_iou, mask_bbox, nms
 
@@ -154,7 +154,7 @@ class MediaPipePeople:
     # -- stage 2: landmarks and mask in a region -------------------------------
     def estimate_in_region(self, image: np.ndarray, center: tuple[float, float], side: float):
         """Run ``Pose`` on the square region ``center ± side/2`` (padded with grey outside the image;
-        downsampled where larger than ``max_region_pixels``: ``models/decode/guard.py``).
+        downsampled where larger than ``max_region_pixels``: ``models/images/guard.py``).
 
         Returns ``(mask (H, W) bool, keypoints_2d (33, 3), keypoints_3d (33, 3))``
         in image coordinates, or None when no pose is found.

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from poselabel.models.decode.guard import window_pixels
+from poselabel.models.images.guard import window_pixels
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -102,7 +102,7 @@ def cut_window(image: np.ndarray, window, size: int) -> np.ndarray:
 
     The window is rounded to whole pixels (``x0, y0`` and ``side``, at most half a
     pixel each); outside the image is black. Downscaling is antialiased (PIL). A window
-    over the pixel guard is never built whole (``models/decode/guard.py``).
+    over the pixel guard is never built whole (``models/images/guard.py``).
     """
     return window_pixels(image, window, size)
 

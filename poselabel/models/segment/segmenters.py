@@ -23,8 +23,8 @@ from typing import Protocol
 import numpy as np
 
 from poselabel.models.blazepose.people import MediaPipePeople
-from poselabel.models.decode.guard import MAX_DERIVED_PIXELS
-from poselabel.models.decode.image import decode_png
+from poselabel.models.images.guard import MAX_DERIVED_PIXELS
+from poselabel.models.images.decode import decode_png
 from poselabel.models.blazepose.split import split_by_landmarks
 from poselabel.models.masks import box_iou, mask_bbox
 from poselabel.models.segment.instances import exclusive_instances
