@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality_failures import attach_peers, facts_of, is_bad  # noqa: E402
+from quality_failures import attach_peers, facts_of, is_bad, mark_landmark_fitted  # noqa: E402
 
 from poselabel.config import CHECKS_RULE, QualityConfig  # noqa: E402
 from poselabel.models.quality import fit_score as fs  # noqa: E402
@@ -51,7 +51,7 @@ from poselabel.models.quality.rule import judge  # noqa: E402
 ROUNDS, LEARNING_RATE, L2, MAX_BINS, MIN_LEAF = 300, 0.05, 1.0, 32, 20
 
 
-def dataset(paths: list[str], quality: QualityConfig) -> list[dict]:
+def dataset(paths: list[str], quality: QualityConfig, landmark_fitted: float | None = None) -> list[dict]:
     """Per file: ``{"seed", "x" (N, F), "good" (N,), "passes" (N,) bool: no reason but the scored
     checks', "checks" (N,) bool: accepted by the checks rule}``."""
     rest = dataclasses.replace(quality, disabled_checks=tuple({*quality.disabled_checks, *SCORED_CHECKS, "low_fit_score"}))
@@ -60,6 +60,8 @@ def dataset(paths: list[str], quality: QualityConfig) -> list[dict]:
     for path in paths:
         saved = json.loads(Path(path).read_text())
         fits = saved["fits"]
+        if landmark_fitted is not None:
+            mark_landmark_fitted(fits, landmark_fitted)
         attach_peers(fits)
         facts = [facts_of(r) for r in fits]
         out.append({"seed": saved["args"]["seed"], "path": path,
@@ -159,6 +161,9 @@ def main(argv=None) -> int:
                         help="one-sided confidence of the bound on out-of-fold precision that must reach the target")
     parser.add_argument("--group-size", type=int, default=2,
                         help="seeds per left-out group (2: pairs; 1: leave one seed out, for few seeds)")
+    parser.add_argument("--landmark-fitted-share", type=float, default=None, metavar="SHARE",
+                        help="train with this share of the people as landmark-fitted (keypoint residual not "
+                             "counted), so the model knows the embedded default's fits too")
     parser.add_argument("--out", default=fs.DEFAULT_MODEL)
     parser.add_argument("--png", default=str(ROOT / "docs/figures/fit_score_curves.png"))
     args = parser.parse_args(argv)
@@ -166,7 +171,7 @@ def main(argv=None) -> int:
     if size < 1 or len(args.results) % size or len(args.results) // size < 3:
         parser.error(f"give at least three groups of {size} result files")
     quality = QualityConfig()
-    data = dataset(args.results, quality)
+    data = dataset(args.results, quality, args.landmark_fitted_share)
     groups = [data[i:i + size] for i in range(0, len(data), size)]
     rows = []
     print(f"leave one pair out (threshold: lower {args.confidence:g} bound of out-of-fold precision "
@@ -187,6 +192,7 @@ def main(argv=None) -> int:
     t = threshold(*out_of_fold(groups), args.target_precision, args.confidence)
     model = fit(data, meta={"trained_on_seeds": [d["seed"] for d in data], "min_fit_score": t,
                             "target_precision": args.target_precision, "confidence": args.confidence,
+                            "landmark_fitted_share": args.landmark_fitted_share,
                             "leave_one_pair_out": rows,
                             # the checks the training fits passed (the size floor, min_mask_iou...)
                             "quality": dataclasses.asdict(quality),

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -198,6 +199,16 @@ def run_fits(persons: list[dict], seed: int, iters: int | None, batch_size: int 
     return out
 
 
+def mark_landmark_fitted(records: list[dict], share: float) -> None:
+    """Mark a share of the people (both fits of each, chosen by a hash of its key and index) as
+    if their ``Tz`` and pose had been fitted to the keypoints (``landmark_fit``), as the embedded
+    default fits them: their keypoint residual then does not count for the score (it has no
+    value there), so that the score learns both kinds of fits the pipeline makes."""
+    for r in records:
+        h = int(hashlib.sha256(f"{r['key']}/{r['index']}".encode()).hexdigest()[:8], 16) / 16 ** 8
+        r["landmark_fit"] = ["pose", "tz"] if h < share else []
+
+
 def attach_peers(records: list[dict]) -> None:
     """Set each fit's ``peers``: ``(focal, mask_iou, focal_margin)`` of the *clean* fits of the other people
     of its image (what ``judge_image`` sees in the pipeline: one fit per person, the others
@@ -241,7 +252,8 @@ def facts_of(r: dict) -> PersonFacts:
                        transl=None if r["camera_reject"] else np.asarray(r["transl"]),
                        betas=np.asarray(r["betas"]), body_pose=np.asarray(r["body_pose"]),
                        mask_iou=r["mask_iou"], camera=_camera(r),
-                       peers=tuple(tuple(x) for x in r.get("peers", ())))
+                       peers=tuple(tuple(x) for x in r.get("peers", ())),
+                       fitted_to_landmarks=tuple(r.get("landmark_fit") or ()))
 
 
 def reasons_of(r: dict, quality: QualityConfig) -> tuple[str, ...]:
@@ -391,6 +403,9 @@ def main(argv=None) -> int:
                         help="simulated keypoint noise, fraction of the box's longer side")
     parser.add_argument("--keypoint-outliers", type=float, default=KEYPOINT_OUTLIERS,
                         help="share of the simulated keypoints that are gross outliers")
+    parser.add_argument("--landmark-fitted-share", type=float, default=None, metavar="SHARE",
+                        help="with --from-json: judge this share of the people as landmark-fitted (keypoints "
+                             "not counted, as the embedded default's fits); default: as saved")
     parser.add_argument("--add-keypoints", action="store_true",
                         help="with --from-json: remake each file's GT from its args, (re)compute the fits' "
                              "keypoint errors and write the file back (no solving)")
@@ -405,6 +420,8 @@ def main(argv=None) -> int:
                 add_keypoints(saved, args.keypoint_noise, args.keypoint_outliers)
                 Path(path).write_text(json.dumps(saved, default=float))
                 print(f"keypoint errors added to {path}")
+            if args.landmark_fitted_share is not None:
+                mark_landmark_fitted(fits, args.landmark_fitted_share)
             attach_peers(fits)
             records += fits
     else:
