@@ -20,6 +20,19 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 FORMATS = ("JPEG", "PNG", "WEBP")  # Pillow's names of the formats opened (its JPEG opener reads MPO too)
 
 
+# Each format's signature (its first bytes): checked before Pillow sees the bytes, so that no
+# plugin another library registered with Pillow (ultralytics registers a HEIF opener that
+# imports pi_heif) is ever tried on them.
+_SIGNATURES = {"JPEG": (b"\xff\xd8\xff",), "PNG": (b"\x89PNG\r\n\x1a\n",)}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """``"JPEG"``, ``"PNG"`` or ``"WEBP"`` from the first bytes of ``data``, else None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((f for f, sigs in _SIGNATURES.items() if data.startswith(sigs)), None)
+
+
 class DecodeError(ValueError):
     """The bytes are not a usable image."""
 
@@ -32,10 +45,13 @@ def decode_image(data: bytes, *, max_pixels: int) -> np.ndarray:
     """Decode ``data`` to an ``(H, W, 3)`` uint8 RGB array (EXIF orientation applied)."""
     if not data:
         raise DecodeError("empty image member (0 bytes)")
+    kind = sniff_format(data)
+    if kind is None:
+        raise DecodeError(f"not a JPEG, PNG or WebP image (the formats decoded); it starts with {data[:16]!r}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            image = Image.open(io.BytesIO(data), formats=(kind,))
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageTooLarge(f"image of {width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
@@ -78,6 +94,8 @@ def decode_png(data: bytes, *, max_pixels: int) -> np.ndarray:
     """A PNG member that is not the sample's image (an instance mask: ``mask.png``) -> its array
     as stored (``(H, W)`` or ``(H, W, C)``), PNG only and at most ``max_pixels`` (checked before
     the pixels are decoded); raises :class:`DecodeError` / :class:`ImageTooLarge`."""
+    if sniff_format(data) != "PNG":
+        raise DecodeError(f"not a PNG image; it starts with {data[:16]!r}")
     try:
         image = Image.open(io.BytesIO(data), formats=("PNG",))
     except UnidentifiedImageError:
