@@ -125,8 +125,7 @@ class PoseConfig:
         _check(self.backend != "network" or bool(self.model), "pose.backend=network needs pose.model (--pose-model DIR)")
 
 
-# (cover_weight, keypoint_weight) by the masks' kind: measured on the clothed+segmenter world
-# (seed 12, held out: median E_f 24.6 % -> 1.8 %) and on exact masks (docs/camera_solver.md)
+# (cover_weight, keypoint_weight) by the masks' kind (docs/camera_solver.md, "Clothed masks")
 SEGMENTER_MASK_WEIGHTS = (0.1, 2.0)
 EXACT_MASK_WEIGHTS = (1.0, 0.0)
 
@@ -159,9 +158,7 @@ class CameraConfig:
     # SEGMENTER_MASK_WEIGHTS, the oracle segmenter's exact body silhouettes EXACT_MASK_WEIGHTS.
     cover_weight: float | None = None
     keypoint_weight: float | None = None
-    # After the solve, refine each person's pose against its MediaPipe landmarks under the
-    # solved camera (BLADE's solver descends the pose too; poselabel/models/body/refine.py)
-    refine_pose: bool = True
+    refine_pose: bool = True  # the pose refined on the landmarks after the solve (models/body/refine.py)
 
     def mask_weights(self, exact_masks: bool) -> tuple[float, float]:
         """``(cover_weight, keypoint_weight)`` of the solve: the given ones, else the defaults of
