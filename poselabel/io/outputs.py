@@ -25,6 +25,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from poselabel.io import files
 
+files.anonymous_for_emulator()  # a local emulator needs no credentials: no 30 s of retries
+
 PERSONS = "persons"
 IMAGES = "images"
 DONE = "_done"

@@ -38,6 +38,9 @@ from poselabel.config import InputError, RunConfig, split_patterns
 from poselabel.io.tar_stream import MemberCounts, TarBreak, iter_tar
 from poselabel.records import RawSample
 from poselabel.io.urls import to_path
+from poselabel.io.files import anonymous_for_emulator
+
+anonymous_for_emulator()  # a local emulator needs no credentials: no 30 s of retries
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar.gz", ".tgz", ".tar")
