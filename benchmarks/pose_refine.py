@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality_inputs import detect_keypoints, load_persons, unlisted  # noqa: E402
 
 from poselabel.config import CameraConfig  # noqa: E402
-from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD  # noqa: E402
+from poselabel.models.body.keypoints import KEYPOINT_JOINTS  # noqa: E402
 from poselabel.models.body.landmark_fit import SkeletonModel  # noqa: E402
 from poselabel.models.body.model import BodyModel  # noqa: E402
 from poselabel.models.body.refine import RefineConfig, refine_pose  # noqa: E402
@@ -45,7 +45,7 @@ from poselabel.models.camera.config import CameraSolverConfig  # noqa: E402
 from poselabel.models.camera.scene import solve_scene  # noqa: E402
 from poselabel.synth.writer import write_synthetic_shards  # noqa: E402
 
-KP_IDS = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
+KP_IDS = list(KEYPOINT_JOINTS)
 
 
 def procrustes(a: np.ndarray, b: np.ndarray) -> np.ndarray:

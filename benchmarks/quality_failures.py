@@ -87,7 +87,7 @@ def run_fits(persons: list[dict], seed: int, iters: int | None, batch_size: int 
 
     from poselabel.models.body.model import BodyModel
     from poselabel.models.camera import scene as cs
-    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.body.keypoints import KEYPOINT_JOINTS
     from poselabel.models.camera.batch import Keypoints
     from poselabel.models.camera.config import CameraSolution, CameraSolverConfig
     from poselabel.models.camera.occlusion import occluder_masks
@@ -114,8 +114,7 @@ def run_fits(persons: list[dict], seed: int, iters: int | None, batch_size: int 
     verts = fit_in.vertices - fit_in.joints[:, :1]
     faces = body.faces
     # the detector's keypoints (detect_keypoints) against the joints of the body the solver is given
-    kp_ids = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
-    kp = Keypoints(points=(fit_in.joints[:, kp_ids] - fit_in.joints[:, :1]).double(),
+    kp = Keypoints(points=(fit_in.joints[:, list(KEYPOINT_JOINTS)] - fit_in.joints[:, :1]).double(),
                    uv=torch.tensor(np.stack([j[0]["kp_uv"] for j in jobs])),
                    weight=torch.tensor(np.stack([j[0]["kp_seen"] for j in jobs]), dtype=torch.float64))
     kp = kp if cfg.keypoint_weight > 0 else None

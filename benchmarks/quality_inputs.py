@@ -125,10 +125,10 @@ def detect_keypoints(persons: list[dict], seed: int, sigma: float = KEYPOINT_NOI
     would be. ``body_model_path`` must be set on the persons."""
     import torch
 
-    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.body.keypoints import KEYPOINT_JOINTS
     from poselabel.models.body.model import BodyModel
 
-    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
+    ids = list(KEYPOINT_JOINTS)
     body = BodyModel(persons[0]["body_model_path"])
     t = lambda rows: torch.tensor(np.stack(rows), dtype=torch.float32)  # noqa: E731
     with torch.no_grad():
@@ -151,11 +151,11 @@ def attach_keypoints(records: list[dict], persons: list[dict]) -> None:
     orientation) placed at the solved translation."""
     import torch
 
-    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, keypoint_error, keypoint_residual
+    from poselabel.models.body.keypoints import KEYPOINT_JOINTS, keypoint_error, keypoint_residual
     from poselabel.models.body.model import BodyModel
     from poselabel.models.quality.facts import LEGACY_KEYPOINTS
 
-    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
+    ids = list(KEYPOINT_JOINTS)
     by_id = {(p["key"], p["index"]): p for p in persons}
     ps = [by_id[(r["key"], r["index"])] for r in records]
     body = BodyModel(persons[0]["body_model_path"])

@@ -54,14 +54,17 @@ def gcs_bucket():
         port = s.getsockname()[1]
     server = create_server("127.0.0.1", port, in_memory=True, default_bucket="poselabel-test")
     server.start()
-    # The emulator needs no credentials: connect anonymously at once instead of letting Beam look for
-    # default credentials (4 retries with exponential back-off, about 20 s). Private Beam state.
+    # The emulator needs no credentials: connect anonymously at once (files.anonymous_for_emulator
+    # sets Beam's private credentials cache, restored below).
     from apache_beam.internal.gcp.auth import _Credentials
 
+    from poselabel.io.files import anonymous_for_emulator
+
     saved = (_Credentials._credentials_init, _Credentials._credentials)
-    _Credentials._credentials_init, _Credentials._credentials = True, None
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    _Credentials._credentials_init = False
+    anonymous_for_emulator()
     yield "gs://poselabel-test"
     server.stop()
     _Credentials._credentials_init, _Credentials._credentials = saved

@@ -370,12 +370,11 @@ def gt_keypoints(gt: GTPersons, noise: float, seed: int = 0, outliers: float = 0
     import numpy as np
     import torch
 
-    from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD
+    from poselabel.models.body.keypoints import KEYPOINT_JOINTS
     from poselabel.models.camera.batch import Keypoints
     from poselabel.synth.detector_noise import detector_keypoints
 
-    ids = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]
-    pts = gt.joints[:, ids].double()  # (N, K, 3), the meshes' frame
+    pts = gt.joints[:, list(KEYPOINT_JOINTS)].double()  # (N, K, 3), the meshes' frame
     cam = pts + gt.transl[:, None]
     uv = gt.focal[:, None, None] * cam[..., :2] / cam[..., 2:].clamp(min=1e-3) + gt.pp[:, None]
     side = [max(1.0, float(r.max() - r.min() + 1), float(c.max() - c.min() + 1))

@@ -22,6 +22,8 @@ MP_TO_SMPLX = (
 MP_EARS = (7, 8)  # their midpoint stands in for SMPL-X's head joint (15)
 SMPLX_HEAD = 15
 TORSO = (0, 1, 6, 7)  # rows of MP_TO_SMPLX: shoulders and hips
+# the SMPL-X joints the landmarks stand for, in the order of landmark_targets' rows
+KEYPOINT_JOINTS = tuple(s for _, s in MP_TO_SMPLX) + (SMPLX_HEAD,)
 
 
 def landmark_targets(kp3d: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,7 +32,7 @@ def landmark_targets(kp3d: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarr
     Returns ``(joint_ids (K,), targets (N, K, 3), weights (N, K))`` with the
     head target the ears' midpoint.
     """
-    ids = [s for _, s in MP_TO_SMPLX] + [SMPLX_HEAD]
+    ids = list(KEYPOINT_JOINTS)
     targets = np.concatenate([kp3d[:, [m for m, _ in MP_TO_SMPLX]],
                               kp3d[:, list(MP_EARS)].mean(axis=1, keepdims=True)], axis=1)
     weights = np.concatenate([visibility[:, [m for m, _ in MP_TO_SMPLX]],

@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from poselabel.models.body.keypoints import MP_TO_SMPLX, SMPLX_HEAD, body_points_for_landmarks, keypoint_residual
+from poselabel.models.body.keypoints import KEYPOINT_JOINTS, body_points_for_landmarks, keypoint_residual
 from poselabel.models.body.landmark_fit import SkeletonModel
 from poselabel.models.body.model import BodyModel
 from poselabel.models.body.refine import RefineConfig, refine_pose
@@ -35,7 +35,6 @@ from poselabel.models.ground_truth import match_ground_truth
 from poselabel.models.render.silhouette import make_silhouette_rasterizer
 from poselabel.records import CameraFit, ImageRecord, Person, replace
 
-REFINE_JOINTS = [j for _, j in MP_TO_SMPLX] + [SMPLX_HEAD]  # the joints body_points_for_landmarks pairs
 
 
 def solver_config(camera_config, exact_masks: bool = False) -> CameraSolverConfig:
@@ -110,18 +109,19 @@ class SolverCamera:
         self.refine = refine
         self.skeleton = SkeletonModel(body).to(body.device) if refine is not None else None
 
-    def refined_poses(self, ready, sol, joints) -> dict[int, tuple[np.ndarray, np.ndarray, float, float]]:
+    def refined_poses(self, ready, sol, landmarks: Keypoints) -> dict[int, tuple[np.ndarray, np.ndarray, float, float]]:
         """Row ``j`` of ``ready`` -> ``(global_orient (3,), body_pose (63,), keypoint loss before,
-        after)`` for the solved persons with MediaPipe landmarks (``models/body/refine.py``)."""
+        after)`` for the solved persons with MediaPipe landmarks (``models/body/refine.py``);
+        ``landmarks``: ``landmark_keypoints`` of ``ready``."""
         rows = [j for j, (_, p) in enumerate(ready) if sol.reject_reasons[j] is None and p.keypoints_2d is not None]
         if self.refine is None or not rows:
             return {}
-        _, uv, weight = body_points_for_landmarks(joints[rows], np.stack([ready[j][1].keypoints_2d for j in rows]))
+        uv, weight = landmarks.uv[rows], landmarks.weight[rows]
         ps = [ready[j] for j in rows]
         side = [max(float(p.bbox_xyxy[2] - p.bbox_xyxy[0]), float(p.bbox_xyxy[3] - p.bbox_xyxy[1]), 1.0) for _, p in ps]
         out = refine_pose(self.skeleton, np.stack([p.betas for _, p in ps]), np.stack([p.global_orient for _, p in ps]),
                           np.stack([p.body_pose for _, p in ps]), sol.focal_px[rows], sol.transl[rows],
-                          np.array([[r.width / 2.0, r.height / 2.0] for r, _ in ps]), REFINE_JOINTS, uv, weight,
+                          np.array([[r.width / 2.0, r.height / 2.0] for r, _ in ps]), KEYPOINT_JOINTS, uv, weight,
                           np.asarray(side), self.refine)
         return {j: (out.global_orient[k].numpy().astype(np.float32), out.body_pose[k].numpy().astype(np.float32),
                     float(out.loss_before[k]), float(out.loss_after[k])) for k, j in enumerate(rows)}
@@ -148,12 +148,13 @@ class SolverCamera:
                     m = torch.from_numpy(p.mask)
                     unsolved[id(r)] = unsolved[id(r)] | m if id(r) in unsolved else m
         extra = [unsolved.get(id(r)) for r, _ in ready]
-        kp = landmark_keypoints([p for _, p in ready], joints) if cfg.keypoint_weight > 0 else None
+        landmarks = landmark_keypoints([p for _, p in ready], joints)  # the solve's keypoint term, the refinement
+        kp = landmarks if cfg.keypoint_weight > 0 else None
         sol, _, margin, gain = solve_scene_with_probes(
             verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra, render_fn=render,
             with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain, keypoints=kp)
         margin, gain = margin.tolist(), gain.tolist()
-        refined = self.refined_poses(ready, sol, joints)
+        refined = self.refined_poses(ready, sol, landmarks)
         solved = {}
         for j, (r, p) in enumerate(ready):
             cx, cy = r.width / 2.0, r.height / 2.0

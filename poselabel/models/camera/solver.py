@@ -25,8 +25,8 @@ Schedule (per batch of persons, all steps batched):
 3. The final mesh is rasterised hard over the whole image at full resolution and compared
    with the mask (ignored pixels excluded): ``mask_iou``. If the descent lowered it below
    the start's (it sees only its crop), the start is kept.
-4. Second chance: persons whose ``objective_iou`` (``mask_iou`` with the symmetric objective) is below ``retry_below_iou`` run 1-3 again
-   with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
+4. Second chance: persons whose score (``CameraSolution.objective_iou``: ``mask_iou`` with the
+   symmetric objective) is below ``retry_below_iou`` run 1-3 again with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
    kept (``iterations`` counts both descents).
 """
 from __future__ import annotations
