@@ -376,3 +376,19 @@ def test_keypoint_start_recovers_the_camera_and_survives_too_few_points():
     f, a, b = keypoint_start(batch, (10.0, 1e4))
     assert abs(float(f[0]) - 180.0) < 0.1 and abs(float(a[0]) * 3.0 - 0.1) < 1e-3 and abs(float(b[0]) * 3.0 - 0.05) < 1e-3
     assert torch.isnan(f[1]) and torch.isnan(f[2])
+
+
+def test_probe_schedule_drops_the_finest_stage():
+    """The probes descend the coarse stages (their start is a perturbed solution); one stage
+    is kept whatever the drop, and an explicit ``probe_stages`` wins."""
+    import dataclasses
+
+    from poselabel.models.camera.config import CameraSolverConfig, SolverStage
+
+    cfg = CameraSolverConfig()
+    assert cfg.probe_schedule() == cfg.stages[:-1]
+    assert dataclasses.replace(cfg, probe_drop_fine=0).probe_schedule() == cfg.stages
+    one = dataclasses.replace(cfg, stages=cfg.stages[:1])
+    assert one.probe_schedule() == cfg.stages[:1]
+    own = (SolverStage(res=32, blur=1.0, iters=3, lr=0.5),)
+    assert dataclasses.replace(cfg, probe_stages=own).probe_schedule() == own

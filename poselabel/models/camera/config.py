@@ -48,6 +48,11 @@ class CameraSolverConfig:
     warm_stages: tuple[SolverStage, ...] | None = None
     warm_skip: int = 1
     warm_iters_scale: float = 0.4
+    # The probes' descents (scene.focal_margin, scene.depth_gain): ``stages`` less the finest
+    # ``probe_drop_fine`` (``probe_schedule()``); their start is a perturbed solution, whose
+    # basin the coarse stages find. ``probe_stages`` set explicitly overrides that.
+    probe_stages: tuple[SolverStage, ...] | None = None
+    probe_drop_fine: int = 1
     init_rounds: int = 3  # closed-form moment rounds giving one start candidate (0: BLADE start)
     init_res: int = 128  # global start: search window size (px) of the refinement and moment rounds
     init_search_res: int | None = 64  # ... and of the focal hypotheses' search (None: init_res)
@@ -102,6 +107,12 @@ class CameraSolverConfig:
             return self.warm_stages
         kept = self.stages[min(self.warm_skip, len(self.stages) - 1):]
         return tuple(replace(s, iters=max(1, round(s.iters * self.warm_iters_scale))) for s in kept)
+
+    def probe_schedule(self) -> tuple[SolverStage, ...]:
+        """The stages of a probe's descent (see ``probe_stages``)."""
+        if self.probe_stages is not None:
+            return self.probe_stages
+        return self.stages[:max(1, len(self.stages) - self.probe_drop_fine)]
 
     def own_objective(self, keypoints) -> bool:
         """Whether the solve's objective differs from ``1 −`` the symmetric IoU: an uncovered-mask

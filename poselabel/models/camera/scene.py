@@ -216,6 +216,7 @@ def _best_probe(vertices, faces, masks, sol: CameraSolution, config, ignore, pri
     the warm-started re-solves ``probes`` (``objective_iou``): callables ``idx -> (tz (b,), start, fixed_focal)``."""
     idx = [i for i in range(vertices.shape[0]) if (wanted is None or wanted[i]) and sol.reject_reasons[i] is None]
     best = torch.full((len(idx),), float("-inf"), dtype=torch.float64)
+    config = dataclasses.replace(config, stages=config.probe_schedule())
     for probe in probes if idx else ():
         tz, start, fixed = probe(idx)
         alt = solve_camera(vertices[idx], faces, tz, [masks[i] for i in idx], config,

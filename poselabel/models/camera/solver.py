@@ -219,8 +219,8 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
             start is kept where the descent does not beat its full-resolution IoU.
         short_descent: with ``start``, descend on ``config.warm_schedule()`` (the finer stages,
             fewer steps) instead of ``config.stages``: for a start that is already a solution
-            of nearly the same problem (the scene's depth-order pass). The probes and the peer
-            pass keep the full schedule: the fit score reads what the probes reach.
+            of nearly the same problem (the scene's depth-order pass). The peer pass keeps the
+            full schedule; the probes run ``config.probe_schedule()`` (``scene._best_probe``).
         keypoints: optional ``Keypoints`` of the B persons (body points in the vertices'
             frame, detected px, weights): with ``config.keypoint_weight > 0`` the descent
             also pulls the projected points onto them (BLADE's keypoint term).
