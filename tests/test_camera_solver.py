@@ -274,6 +274,39 @@ def test_bench_camera_end_to_end(tmp_path):
 
 
 
+def test_camera_cost_benchmark_runs_the_stage_on_saved_people(tmp_path, monkeypatch, capsys):
+    """benchmarks/camera_cost.py: the inputs saved once (safe load), the stage's calls on them,
+    and a person-by-person comparison of two runs."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from poselabel.synth.writer import write_synthetic_shards
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("camera_cost", root / "benchmarks" / "camera_cost.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    write_synthetic_shards(str(tmp_path / "gt"), 1, seed=5, max_persons=1)
+    monkeypatch.chdir(root)
+
+    def call(*argv):
+        monkeypatch.setattr(sys, "argv", ["camera_cost.py", *argv])
+        mod.main()
+
+    inputs, a, b = (str(tmp_path / n) for n in ("in.pt", "a.pt", "b.pt"))
+    call("dump", "--gt", str(tmp_path / "gt" / "synth-*.tar"), "--limit", "1", "--out", inputs)
+    call("run", inputs, "--out", a)
+    call("run", inputs, "--out", b, "--set", "init_passes=1")
+    call("compare", a, b)
+    out = capsys.readouterr().out
+    assert "1 persons:" in out and "CPU-s per person" in out and "gain: " not in out  # one person: no correlation
+    res = torch.load(a, weights_only=True)
+    assert res["n"] == 1 and res["renders"] > 20 and res["cpu_s"] > 0
+    assert torch.isfinite(res["focal"]).all() and 0.5 < float(res["iou"][0]) <= 1.0
+    assert torch.isfinite(res["gain"]).all()  # the depth probe ran
+
+
 def test_warm_schedule_is_the_finer_stages_shortened():
     cfg = CameraSolverConfig()
     warm = cfg.warm_schedule()
