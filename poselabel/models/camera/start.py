@@ -45,24 +45,52 @@ def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Ten
     return torch.fft.irfft2(kernel_f.conj() * image_f, s=(pad, pad))
 
 
-def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window, res: int,
+class WindowEvidence:
+    """What ``shift_search`` scores against: per person the window's (res x res) target
+    (area fractions) times the evidence weights and the weights, and their ``rfft2`` at each
+    FFT size asked for (cached: the searches of one start share them)."""
+
+    def __init__(self, target_valid: torch.Tensor, valid: torch.Tensor):
+        self.images = (target_valid, valid)  # (B, res, res) each
+        self._spectra: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def spectra(self, pad: int, rows: torch.Tensor | None = None):
+        """(rfft2 of target * valid, rfft2 of valid) at size (pad, pad): (b, pad, pad // 2 + 1) each."""
+        if pad not in self._spectra:
+            self._spectra[pad] = tuple(torch.fft.rfft2(im, s=(pad, pad)) for im in self.images)
+        out = self._spectra[pad]
+        return out if rows is None else tuple(t.index_select(0, rows) for t in out)
+
+
+# Render sides tried below the canvas (fractions of it): each person is rendered on the
+# smallest square around its body's projection that holds it (capped by the canvas), and
+# persons of one size share one FFT size ``res + side``.
+_CROP_FRACTIONS = (0.125, 0.25, 0.5)
+
+
+def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window, res: int,
                  canvas: int, orientation: int | None = None, cover_weight: float = 1.0, keypoints=None):
     """Best image shift of the mesh rendered at (focal, a, b) against the window's target.
 
     Args:
         verts: (B, V, 3) pelvis-centred mesh (m). tz, focal, a, b, cx, cy: (B,) each
             (``a = Tx / Tz``, ``b = Ty / Tz``; px for the others).
-        evidence_f: (rfft2 of target * valid, rfft2 of valid), each (B, P, P // 2 + 1), the
-            window's (res x res) target (area fractions) and evidence weights, P = res + canvas.
+        evidence: ``WindowEvidence`` of the B windows (``window_evidence``).
         area_t: (B,) target area seen by the weights (window px).
         window: (x0 (B,), y0 (B,), side (B,)) the window in full-image px.
-        canvas: side of the render canvas (window px), centred on the window.
+        canvas: side of the render canvas (window px), centred on the window: what of the
+            body lies outside it is not seen.
         orientation: ``front_orientation`` of the mesh (back-face culling) or None.
         cover_weight: the weight of uncovered target in the union (``windows.soft_iou``).
         keypoints: optional ``(Keypoints, box_side (B,) px, weight)``: each shift's score
             loses ``weight`` x the RMS distance of the shifted projected points to their
             keypoints over ``box_side`` (closed form over all shifts: a shift ``s`` moves
             every residual by ``s``).
+
+    Each person is rendered only on the part of the canvas its projected vertices span (a
+    square of a side in ``_CROP_FRACTIONS`` of the canvas, or the canvas); every shift is
+    then scored by FFTs of size ``res + side`` instead of ``res + canvas``: the same scores
+    (the render is empty elsewhere) at a fraction of the cost for bodies smaller than the canvas.
 
     Returns:
         ``(iou (B,), a (B,), b (B,), iou0 (B,))``: the best score (hard IoU, less the
@@ -74,39 +102,71 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, wind
     transl = torch.stack([a * tz, b * tz, tz], dim=1)
     # Canvas origin on the window grid, canvas centred on the window: whatever part of the
     # body is near the target is on it, however far the pelvis projects (close-ups).
-    nx = torch.full_like(a, float((res - canvas) // 2))
-    ny = nx
-    fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + nx * k, y0 + ny * k, side, res)
-    px = project_points(verts + transl[:, None], fw, cxw, cyw)
-    render = rasterize_coverage(px, faces, canvas, canvas, front_orientation=orientation).to(area_t.dtype)
-    pad = res + canvas
-    render_f = torch.fft.rfft2(render, s=(pad, pad))
-    inter = _xcorr(render_f, evidence_f[0], pad)
-    area_r = _xcorr(render_f, evidence_f[1], pad)
-    if cover_weight == 1.0:
-        iou = inter / (area_r + area_t[:, None, None] - inter).clamp(min=1e-6)
-    else:
-        iou = inter / (area_r + cover_weight * (area_t[:, None, None] - inter)).clamp(min=1e-6)
-    # Canvas offsets o in [-(canvas - 1), res - 1]: index i holds o = i (i < res) or i - pad.
-    idx = torch.arange(pad, device=iou.device)
-    off = torch.where(idx < res, idx, idx - pad)
-    if keypoints is not None:
-        iou = iou - _keypoint_penalty(keypoints, focal, transl, cx, cy, (off.to(k.dtype)[None] - nx[:, None]) * k[:, None])
-    best = iou.flatten(1).argmax(dim=1)
-    oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
-    score = iou.flatten(1).gather(1, best[:, None])[:, 0]
-    zero = int(nx[0]) % pad  # index of offset (nx, ny): the render where it was drawn
-    du, dv = (ox - nx) * k, (oy - ny) * k  # full px the render moves by
-    return score, a + du / focal, b + dv / focal, iou[:, zero, zero]
+    origin = float((res - canvas) // 2)
+    fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + origin * k, y0 + origin * k, side, res)
+    px = project_points(verts + transl[:, None], fw, cxw, cyw)  # canvas px
+    # Each person's body on the canvas: the pixel centres its vertices' box holds.
+    lo = torch.nan_to_num(px[..., :2].amin(dim=1), nan=0.0).clamp(0, canvas)
+    hi = torch.nan_to_num(px[..., :2].amax(dim=1), nan=float(canvas)).clamp(0, canvas)
+    c0 = torch.floor(lo - 0.5).clamp(min=0)  # (B, 2) first column, row that may be covered
+    extent = (torch.ceil(hi - 0.5) - c0 + 1).clamp(min=1).amax(dim=1)  # (B,)
+    sides = [max(1, int(round(f * canvas))) for f in _CROP_FRACTIONS if f * canvas < canvas] + [canvas]
+    size = torch.full_like(extent, float(canvas))
+    for s_ in reversed(sides):
+        size = torch.where(extent <= s_, torch.full_like(size, float(s_)), size)
+    c0 = torch.minimum(c0, (canvas - size)[:, None])  # the crop stays on the canvas
+    nx, ny = origin + c0[:, 0], origin + c0[:, 1]  # (B,) crop origin on the window grid
+    score = torch.empty_like(a)
+    iou0 = torch.empty_like(a)
+    du, dv = torch.zeros_like(a), torch.zeros_like(a)
+    for s_ in sides:
+        rows = torch.nonzero(size == s_).squeeze(1)
+        if rows.numel() == 0:
+            continue
+        sub = px.index_select(0, rows).clone()
+        sub[..., 0] -= c0[rows, 0, None]
+        sub[..., 1] -= c0[rows, 1, None]
+        render = rasterize_coverage(sub, faces, s_, s_, front_orientation=orientation).to(area_t.dtype)
+        pad = res + s_
+        render_f = torch.fft.rfft2(render, s=(pad, pad))
+        target_f, valid_f = evidence.spectra(pad, rows)
+        inter = _xcorr(render_f, target_f, pad)
+        area_r = _xcorr(render_f, valid_f, pad)
+        at = area_t[rows, None, None]
+        if cover_weight == 1.0:
+            iou = inter / (area_r + at - inter).clamp(min=1e-6)
+        else:
+            iou = inter / (area_r + cover_weight * (at - inter)).clamp(min=1e-6)
+        # Crop offsets o in [-(s_ - 1), res - 1]: index i holds o = i (i < res) or i - pad.
+        idx = torch.arange(pad, device=iou.device)
+        off = torch.where(idx < res, idx, idx - pad)
+        nxr, nyr = nx[rows], ny[rows]
+        if keypoints is not None:
+            kp, box_side, weight = keypoints
+            pen = _keypoint_penalty((kp[rows], box_side[rows], weight), focal[rows], transl[rows], cx[rows],
+                                    cy[rows], off.to(k.dtype)[None] * k[rows, None], nxr * k[rows], nyr * k[rows])
+            iou = iou - pen
+        flat = iou.flatten(1)
+        best = flat.argmax(dim=1)
+        oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
+        score[rows] = flat.gather(1, best[:, None])[:, 0]
+        # the render where it was drawn: offset (nx, ny), at index nx mod pad
+        zx, zy = nxr.long() % pad, nyr.long() % pad
+        iou0[rows] = flat.gather(1, (zy * pad + zx)[:, None])[:, 0]
+        seen = render.flatten(1).any(dim=1)  # a body off the canvas scores 0 everywhere: it stays
+        du[rows] = torch.where(seen, (ox - nxr) * k[rows], torch.zeros_like(ox))  # full px the render moves by
+        dv[rows] = torch.where(seen, (oy - nyr) * k[rows], torch.zeros_like(oy))
+    return score, a + du / focal, b + dv / focal, iou0
 
 
-def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: int, device, dtype,
+def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: float, device, dtype,
                     tables=None):
     """The search windows and what ``shift_search`` scores against.
 
-    Returns ``(evidence_f, area_t, window, canvas)`` as ``shift_search`` takes them: the
-    rfft2 of (target * valid, valid) at size ``res + canvas``, the target area seen by the
-    weights (B,), the windows ``(x0, y0, side)`` (each (B,), full-image px) and the canvas side.
+    Returns ``(evidence, area_t, window, canvas)`` as ``shift_search`` takes them: the
+    ``WindowEvidence`` of the windows' (res x res) target and evidence weights, the target
+    area seen by the weights (B,), the windows ``(x0, y0, side)`` (each (B,), full-image px)
+    and the canvas side (``canvas_factor`` x ``res``).
     ``tables``: ``mask_tables(masks, ignore, device)`` when the caller has them already.
     """
     wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
@@ -115,20 +175,20 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_
     target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res))
     window = tuple(w.to(device, dtype) for w in (x0, y0, side))
     canvas = int(round(canvas_factor * res))
-    pad = res + canvas
-    evidence_f = (torch.fft.rfft2(target * valid, s=(pad, pad)), torch.fft.rfft2(valid, s=(pad, pad)))
-    return evidence_f, (target * valid).sum(dim=(1, 2)), window, canvas
+    return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window, canvas
 
 
-def _keypoint_penalty(keypoints, focal, transl, cx, cy, shifts):
+def _keypoint_penalty(keypoints, focal, transl, cx, cy, offsets, ox, oy):
     """(B, P, P) keypoint penalty of every shift: ``weight`` x RMS distance / box side, where
-    ``shifts`` (B, P) are the full-px shifts along either axis (rows: y, columns: x)."""
+    ``offsets`` (B, P) are full-px positions along either axis (rows: y, columns: x) and
+    ``ox``, ``oy`` (B,) the full-px position where the points were projected: the shift is
+    ``offsets - ox`` (columns), ``offsets - oy`` (rows)."""
     kp, side, weight = keypoints
     r = keypoint_residuals(kp, focal, transl, cx, cy)  # (B, K, 2)
     w = kp.weight / kp.weight.sum(dim=1, keepdim=True).clamp(min=1e-9)
     mean = (w[..., None] * r).sum(dim=1)  # (B, 2)
     msq = (w * (r ** 2).sum(dim=-1)).sum(dim=1)  # (B,)
-    sx, sy = shifts[:, None, :], shifts[:, :, None]
+    sx, sy = (offsets - ox[:, None])[:, None, :], (offsets - oy[:, None])[:, :, None]
     sq = msq[:, None, None] + 2 * (sx * mean[:, 0, None, None] + sy * mean[:, 1, None, None]) + sx ** 2 + sy ** 2
     pen = weight * torch.sqrt(sq.clamp(min=0)) / side[:, None, None]
     return torch.where((kp.weight.sum(dim=1) > 0)[:, None, None], pen, torch.zeros_like(pen))
@@ -220,8 +280,8 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
         nonlocal verified
         best = None
         for _ in range(max(1, n)):
-            evidence_f, area_t, window, canvas = level(r, factor)
-            iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence_f, area_t, window,
+            evidence, area_t, window, canvas = level(r, factor)
+            iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window,
                                              r, canvas, orientation, cover_weight, keypoints)
             seen = torch.stack([focal, a, b, iou0])
             verified = seen if verified is None else torch.where((iou0 > verified[3])[None], seen, verified)
