@@ -57,8 +57,9 @@ class CameraSolverConfig:
     init_res: int = 128  # global start: search window size (px) of the refinement and moment rounds
     init_search_res: int | None = 64  # ... and of the focal hypotheses' search (None: init_res)
     init_passes: int = 3  # global start: render-and-shift passes per focal hypothesis
-    # Global start: render canvas side / search window side, for a hypothesis' first pass (the
-    # body may be anywhere) and for every later pass (it is on the target; start.global_start).
+    # Global start: render canvas side / search window side, for the focal hypotheses' passes (the
+    # body may be anywhere) and for the winner's settling and refinement (it is on the target;
+    # start.global_start; None: init_canvas).
     init_canvas: float = 4.0
     init_settle_canvas: float | None = 2.0
     # Global start: the best hypothesis' focal length is then tried scaled by each of these.
