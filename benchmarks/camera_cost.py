@@ -59,6 +59,7 @@ def run(args) -> None:
     sol, ign = sc.solve_scene_with_evidence(d["verts"], d["faces"], d["tz"], d["masks"], d["groups"], cfg,
                                             principal_point=d["pp"], extra_ignore=d["extra"])
     scene_s = time.process_time() - c0
+    # scene.touches_border, written out: commits before 2026-12-04 lack it
     cut = [bool(m[:, 0].any() or m[0, :].any() or m[:, -1].any() or m[-1, :].any()) for m in d["masks"]]
     margin = sc.focal_margin(d["verts"], d["faces"], d["tz"], d["masks"], sol, cfg, ign, wanted=cut,
                              principal_point=d["pp"])

@@ -110,10 +110,9 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     hi = torch.nan_to_num(px[..., :2].amax(dim=1), nan=float(canvas)).clamp(0, canvas)
     c0 = torch.floor(lo - 0.5).clamp(min=0)  # (B, 2) first column, row that may be covered
     extent = (torch.ceil(hi - 0.5) - c0 + 1).clamp(min=1).amax(dim=1)  # (B,)
-    sides = [max(1, int(round(f * canvas))) for f in _CROP_FRACTIONS if f * canvas < canvas] + [canvas]
-    size = torch.full_like(extent, float(canvas))
-    for s_ in reversed(sides):
-        size = torch.where(extent <= s_, torch.full_like(size, float(s_)), size)
+    sides = sorted({max(1, int(round(f * canvas))) for f in _CROP_FRACTIONS} | {canvas})
+    side_t = torch.tensor(sides, dtype=extent.dtype, device=extent.device)
+    size = side_t[torch.searchsorted(side_t, extent).clamp(max=len(sides) - 1)]  # smallest side >= extent
     c0 = torch.minimum(c0, (canvas - size)[:, None])  # the crop stays on the canvas
     nx, ny = origin + c0[:, 0], origin + c0[:, 1]  # (B,) crop origin on the window grid
     score = torch.empty_like(a)
