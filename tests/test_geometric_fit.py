@@ -46,6 +46,26 @@ def test_fit_recovers_joints_from_landmarks(body):
     assert err < 0.06
 
 
+def test_images_fitted_in_one_batch_get_their_own_fits(body):
+    """The Tz and pose stages fit the persons of a batch of images in one descent: each image's
+    fits must be those it gets alone (another image's landmarks must not move them)."""
+    _, _, _, joints = _random_bodies(body, 3, 4)
+    kp3d = np.zeros((3, 33, 3), np.float32)
+    for m, s in MP_TO_SMPLX:
+        kp3d[:, m] = joints[:, s]
+    kp3d[:, list(MP_EARS)] = joints[:, SMPLX_HEAD][:, None]
+    vis = np.full((3, 33), 0.9, np.float32)
+    vis[1, 20:] = 0.0  # persons see different shares of their landmarks
+    images = np.array([7, 3, 7])  # persons 0 and 2 share an image
+    together = fit_body_to_landmarks(body, kp3d, vis, images=images)
+    for rows in ([0, 2], [1]):
+        alone = fit_body_to_landmarks(body, kp3d[rows], vis[rows])
+        np.testing.assert_allclose(together.body_pose[rows], alone.body_pose, atol=1e-4)
+        np.testing.assert_allclose(together.joints[rows], alone.joints, atol=1e-4)
+    pooled = fit_body_to_landmarks(body, kp3d, vis)  # one image of three: the persons share the priors
+    assert np.abs(pooled.body_pose[1] - together.body_pose[1]).max() > 1e-3
+
+
 def test_perspective_solve_recovers_focal_and_translation_at_close_range(body):
     _, _, _, joints = _random_bodies(body, 3, 2)
     width, height = 640, 480

@@ -80,8 +80,14 @@ class SkeletonModel(torch.nn.Module):
 
 
 def fit_body_to_landmarks(body_model, kp3d: np.ndarray, visibility: np.ndarray, *, iterations: int = 120,
-                          lr: float = 0.05, pose_prior: float = 2e-3, shape_prior: float = 1e-3) -> BodyFit:
-    """Fit the body to MediaPipe world landmarks ``kp3d`` (N, 33, 3) metres with ``visibility`` (N, 33)."""
+                          lr: float = 0.05, pose_prior: float = 2e-3, shape_prior: float = 1e-3,
+                          images: np.ndarray | None = None) -> BodyFit:
+    """Fit the body to MediaPipe world landmarks ``kp3d`` (N, 33, 3) metres with ``visibility`` (N, 33).
+
+    ``images`` (N,) ints: which image each person is in (None: all in one). The loss of one
+    image is its persons' landmark error weighted by visibility over the image's total weight,
+    plus the priors over its person count; the descent minimises the sum over images, one
+    descent for any number of images, each image's fits the same as with it alone."""
     device, dtype = body_model.device, body_model.dtype
     skeleton = SkeletonModel(body_model).to(device)
     n = kp3d.shape[0]
@@ -89,6 +95,10 @@ def fit_body_to_landmarks(body_model, kp3d: np.ndarray, visibility: np.ndarray, 
     ids_t = torch.as_tensor(ids, device=device)
     tgt = torch.as_tensor(targets, device=device, dtype=dtype)
     w = torch.as_tensor(weights, device=device, dtype=dtype)
+    group = torch.as_tensor(np.zeros(n, np.int64) if images is None else np.unique(images, return_inverse=True)[1],
+                            device=device)
+    inv_w = 1.0 / torch.zeros(n, dtype=dtype, device=device).index_add_(0, group, w.sum(1))[group].clamp(min=1e-9)
+    inv_n = 1.0 / torch.bincount(group).to(dtype)[group]  # (N,) 1 / persons in the person's image
     zeros = torch.zeros
     with torch.no_grad():  # orientation from the torso, rest pose
         rest = skeleton(zeros(n, 10, dtype=dtype, device=device), zeros(n, 3, dtype=dtype, device=device),
@@ -104,7 +114,10 @@ def fit_body_to_landmarks(body_model, kp3d: np.ndarray, visibility: np.ndarray, 
         opt.zero_grad()
         joints = skeleton(betas, orient, pose)[:, ids_t] + offset
         err = ((joints - tgt) ** 2).sum(-1)
-        loss = (w * err).sum() / w.sum() + pose_prior * (pose ** 2).sum() / n + shape_prior * (betas ** 2).sum() / n
+        # A sum of per-image losses: Adam's steps are elementwise, so each image's fits are
+        # what they are with that image alone in the batch.
+        priors = pose_prior * (pose ** 2).sum(1) + shape_prior * (betas ** 2).sum(1)
+        loss = ((w * err).sum(1) * inv_w + priors * inv_n).sum()
         loss.backward()
         opt.step()
         with torch.no_grad():
@@ -181,47 +194,64 @@ def solve_perspective(points3d: np.ndarray, points2d: np.ndarray, weights: np.nd
                           rms_px=rms.astype(np.float32))
 
 
-def estimate_from_landmarks(body_model, kp2d: np.ndarray, kp3d: np.ndarray, *, width: int,
-                            height: int) -> list[LandmarkFit]:
-    """Batched no-weights estimate for N persons of one image.
+def estimate_from_landmarks(body_model, kp2d: np.ndarray, kp3d: np.ndarray, *, width, height,
+                            images: np.ndarray | None = None) -> list[LandmarkFit]:
+    """Batched no-weights estimate for N persons of one image or of several.
 
     ``kp2d`` (N, 33, 3) ``[u, v, visibility]`` pixels; ``kp3d`` (N, 33, 3)
-    MediaPipe world landmarks, metres. A person whose perspective solve finds
+    MediaPipe world landmarks, metres; ``width``, ``height``: the image's size in pixels,
+    or (N,) sequences, each person's image's; ``images`` (N,) which image each person is in
+    (None: one image; ``fit_body_to_landmarks``). A person whose perspective solve finds
     no valid answer (too few visible landmarks) gets a ``LandmarkFit`` with ``error`` set.
     """
-    if kp2d.shape[0] == 0:
+    n = kp2d.shape[0]
+    if n == 0:
         return []
-    fit = fit_body_to_landmarks(body_model, kp3d, kp2d[..., 2])
+    widths = np.broadcast_to(np.asarray(width), (n,))
+    heights = np.broadcast_to(np.asarray(height), (n,))
+    sizes = list(zip(widths.tolist(), heights.tolist()))
+    fit = fit_body_to_landmarks(body_model, kp3d, kp2d[..., 2], images=images)
     p3, p2, w = body_points_for_landmarks(fit.joints, kp2d)
-    cam = solve_perspective(p3, p2, w, width=width, height=height)
+    focal = np.full(n, np.nan, np.float32)
+    transl = np.full((n, 3), np.nan, np.float32)
+    rms = np.full(n, np.nan, np.float32)
+    for size in sorted(set(sizes)):  # the perspective solve per image size
+        rows = np.nonzero((widths == size[0]) & (heights == size[1]))[0]
+        cam = solve_perspective(p3[rows], p2[rows], w[rows], width=int(size[0]), height=int(size[1]))
+        focal[rows], transl[rows], rms[rows] = cam.focal_px, cam.transl, cam.rms_px
     out: list[LandmarkFit] = []
-    for i in range(kp2d.shape[0]):
-        if not np.isfinite(cam.focal_px[i]):
+    for i in range(n):
+        if not np.isfinite(focal[i]):
             out.append(LandmarkFit(error=SOLVE_FAILED))
             continue
         out.append(LandmarkFit(
             betas=fit.betas[i], global_orient=fit.global_orient[i], body_pose=fit.body_pose[i],
-            tz=float(cam.transl[i, 2]), focal_px=float(cam.focal_px[i]), transl=cam.transl[i],
-            landmark_error_m=float(fit.error_m[i]), reprojection_rms_px=float(cam.rms_px[i])))
+            tz=float(transl[i, 2]), focal_px=float(focal[i]), transl=transl[i],
+            landmark_error_m=float(fit.error_m[i]), reprojection_rms_px=float(rms[i])))
     return out
 
 
-def with_landmark_fits(record: ImageRecord, body_model) -> ImageRecord:
-    """``record`` with a :class:`LandmarkFit` on each person that has MediaPipe landmarks
-    (2D and 3D) and none yet: made once, whichever of the Tz and pose stages asks first.
-    The estimate's focal length and fit errors also go to the write-only diagnostics
-    (``geo_focal_px``, ``geo_landmark_error_m``, ``geo_reprojection_rms_px``)."""
-    todo = [p for p in record.persons if p.landmark_fit is None and p.keypoints_2d is not None
-            and p.keypoints_3d is not None]
-    if not todo:
-        return record
-    fits = estimate_from_landmarks(body_model, np.stack([p.keypoints_2d for p in todo]),
-                                   np.stack([p.keypoints_3d for p in todo]), width=record.width,
-                                   height=record.height)
-    by_index = {p.person_index: fit for p, fit in zip(todo, fits)}
+def _needs_fit(p: Person) -> bool:
+    return p.landmark_fit is None and p.keypoints_2d is not None and p.keypoints_3d is not None
 
-    def attach(p: Person) -> Person:
-        fit = by_index.get(p.person_index)
+
+def with_landmark_fits(records: list[ImageRecord], body_model) -> list[ImageRecord]:
+    """``records`` with a :class:`LandmarkFit` on each person that has MediaPipe landmarks
+    (2D and 3D) and none yet: made once, whichever of the Tz and pose stages asks first, for
+    the persons of all the records in one batch (one descent, not one per image). The
+    estimate's focal length and fit errors also go to the write-only diagnostics
+    (``geo_focal_px``, ``geo_landmark_error_m``, ``geo_reprojection_rms_px``)."""
+    todo = [(r, p) for r in records for p in r.persons if _needs_fit(p)]
+    if not todo:
+        return list(records)
+    fits = estimate_from_landmarks(body_model, np.stack([p.keypoints_2d for _, p in todo]),
+                                   np.stack([p.keypoints_3d for _, p in todo]),
+                                   width=[r.width for r, _ in todo], height=[r.height for r, _ in todo],
+                                   images=np.array([id(r) for r, _ in todo]))
+    by_person = {(id(r), p.person_index): fit for (r, p), fit in zip(todo, fits)}
+
+    def attach(r: ImageRecord, p: Person) -> Person:
+        fit = by_person.get((id(r), p.person_index))
         if fit is None:
             return p
         diag = p.diagnostics
@@ -230,7 +260,8 @@ def with_landmark_fits(record: ImageRecord, body_model) -> ImageRecord:
                     "geo_reprojection_rms_px": round(fit.reprojection_rms_px, 3)}
         return replace(p, landmark_fit=fit, diagnostics=diag)
 
-    return replace(record, persons=tuple(attach(p) for p in record.persons))
+    return [r if not any(_needs_fit(p) for p in r.persons)
+            else replace(r, persons=tuple(attach(r, p) for p in r.persons)) for r in records]
 
 
 def landmark_fit_error(p: Person) -> str | None:

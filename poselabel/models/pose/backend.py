@@ -73,7 +73,7 @@ class GeometricPose:
             return replace(p, betas=fit.betas, global_orient=fit.global_orient, body_pose=fit.body_pose,
                            fitted_to_landmarks=fitted_to_landmarks(p, "pose"))
 
-        return [map_persons(with_landmark_fits(r, self.body), pose) for r in records]
+        return [map_persons(r, pose) for r in with_landmark_fits(records, self.body)]
 
 
 class NetworkPose:

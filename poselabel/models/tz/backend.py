@@ -51,7 +51,7 @@ class GeometricTz:
                 return replace(p, tz_error=error)
             return replace(p, tz=p.landmark_fit.tz, fitted_to_landmarks=fitted_to_landmarks(p, "tz"))
 
-        return [map_persons(with_landmark_fits(r, self.body), tz) for r in records]
+        return [map_persons(r, tz) for r in with_landmark_fits(records, self.body)]
 
 
 class NetworkTz:
