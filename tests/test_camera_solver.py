@@ -253,7 +253,8 @@ def test_bench_camera_end_to_end(tmp_path):
                               "--limit", "2", "--iters", "8", "--json", str(out), "--tz-noise", "0.05"])
     assert args.func(args) == 0
     result = json.loads(out.read_text())
-    assert set(result) == {"num_persons", "mask", "methods"} and result["mask"] == "body"
+    assert set(result) == {"num_persons", "mask", "objective", "methods"} and result["mask"] == "body"
+    assert result["objective"] == {"cover_weight": 1.0, "keypoint_weight": 0.0}  # body silhouettes: symmetric
     assert 1 <= result["num_persons"] <= 2
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
@@ -272,6 +273,34 @@ def test_bench_camera_end_to_end(tmp_path):
     # The HMR 2.0 focal (5000 px per 256 px) is far off on synthetic web-like cameras.
     assert result["methods"]["hmr2"]["E_f"]["median"] > 1.0
 
+
+
+def test_bench_camera_solves_segmenter_masks_as_the_camera_stage_does(tmp_path):
+    """Clothed+segmenter shards are fitted with the clothed objective the camera stage uses for
+    segmenter masks (a user benching them must not get the symmetric IoU's 20 %+ focal errors),
+    and ``--solver`` still overrides it."""
+    import argparse
+
+    from poselabel.commands import bench
+    from poselabel.config import SEGMENTER_MASK_WEIGHTS
+    from poselabel.synth.writer import write_synthetic_shards
+
+    write_synthetic_shards(str(tmp_path / "gt"), 1, seed=5, max_persons=1, world="clothed+segmenter")
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers())
+    out = tmp_path / "bench.json"
+    args = parser.parse_args(["bench", "camera", "--gt", str(tmp_path / "gt" / "synth-*.tar"), "--limit", "1",
+                              "--iters", "8", "--methods", "solver", "--no-probes", "--json", str(out)])
+    assert args.func(args) == 0
+    result = json.loads(out.read_text())
+    assert result["mask"] == "segmenter"
+    assert result["objective"] == dict(zip(("cover_weight", "keypoint_weight"), SEGMENTER_MASK_WEIGHTS))
+
+    cover, keypoint = SEGMENTER_MASK_WEIGHTS
+    assert bench.mask_objective("segmenter") == {"cover_weight": cover, "keypoint_weight": keypoint}
+    assert bench.mask_objective("body") == {"cover_weight": 1.0, "keypoint_weight": 0.0}
+    assert bench.mask_objective("mixed")["cover_weight"] == 1.0
+    assert bench.mask_objective("segmenter", {"cover_weight": 0.3}) == {"cover_weight": 0.3, "keypoint_weight": keypoint}
 
 
 def test_camera_cost_benchmark_runs_the_stage_on_saved_people(tmp_path, monkeypatch, capsys):

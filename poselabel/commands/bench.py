@@ -297,6 +297,16 @@ def body_iou(gt: GTPersons, focal, transl, pp) -> "torch.Tensor":
     return out
 
 
+def mask_objective(mask_used: str, solver: dict | None = None) -> dict:
+    """The solver's config overrides: ``solver``, over the camera stage's objective for the
+    masks' kind (``config.CameraConfig.mask_weights``): segmenter-like masks (clothes, hair)
+    get ``SEGMENTER_MASK_WEIGHTS``, body silhouettes the symmetric IoU without keypoints."""
+    from poselabel.config import EXACT_MASK_WEIGHTS, SEGMENTER_MASK_WEIGHTS
+
+    cover, keypoint = SEGMENTER_MASK_WEIGHTS if mask_used == "segmenter" else EXACT_MASK_WEIGHTS
+    return {"cover_weight": cover, "keypoint_weight": keypoint, **(solver or {})}
+
+
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
                  device: str = "cpu", iters: int | None = None, batch_size: int = 64,
                  principal_point: str = "gt", workers: int = 1, scene: bool = True, probes: bool = True,
@@ -309,7 +319,9 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     pelvis occlusion rule only (``depth_order`` off, ``peer_min_iou`` 0). ``probes`` False: the
     solver without the focal-margin and depth-gain probes the camera stage runs.
     ``keypoint_noise``, ``keypoint_outliers``: give every method 2D keypoints (``gt_keypoints``); ``solver``:
-    ``CameraSolverConfig`` fields to override.
+    ``CameraSolverConfig`` fields to override. The objective is the camera stage's for the masks
+    fitted (``mask_objective``; ``results["objective"]``): segmenter-like masks get the clothed
+    objective, whose keypoint term needs ``keypoint_noise`` (without keypoints: the outside bound only).
 
     Cost per method: ``persons_per_s`` (wall), ``cpu_s_per_person`` (CPU time of the solving
     processes over persons) and ``renders_per_person`` (meshes rasterised, counted by the
@@ -322,7 +334,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
-    cfg = dataclasses.replace(scaled_config(iters, batch_size), **(solver or {}))
+    cfg = dataclasses.replace(scaled_config(iters, batch_size), **mask_objective(gt.mask_used, solver))
     kp = None if keypoint_noise is None else gt_keypoints(gt, keypoint_noise, seed, keypoint_outliers)
     if not scene:
         cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0)
@@ -331,7 +343,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
                      "keypoint_noise": keypoint_noise, "keypoint_outliers": keypoint_outliers, "solver": solver or {}, "mask": gt.mask_used,
-                     "methods": {}}
+                     "objective": {"cover_weight": cfg.cover_weight, "keypoint_weight": cfg.keypoint_weight}, "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
@@ -432,6 +444,11 @@ def run_camera(args: argparse.Namespace) -> int:
     for item in args.solver:
         key, _, value = item.partition("=")
         solver[key.strip()] = json.loads(value)
+    objective = mask_objective(gt.mask_used, solver)
+    print(f"solver objective: cover_weight {objective['cover_weight']:g}, keypoint_weight "
+          f"{objective['keypoint_weight']:g} (the camera stage's for {gt.mask_used} masks unless --solver sets them)"
+          + ("; no keypoints (--keypoint-noise): the keypoint term is off" if args.keypoint_noise is None
+             and objective["keypoint_weight"] > 0 else ""))
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
                            args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes,
                            args.keypoint_noise, solver, args.keypoint_outliers)
@@ -445,7 +462,7 @@ def run_camera(args: argparse.Namespace) -> int:
     if args.per_person:
         write_per_person(args.per_person, gt, results)
     if args.json:
-        out = {"num_persons": results["num_persons"], "mask": results["mask"],
+        out = {"num_persons": results["num_persons"], "mask": results["mask"], "objective": results["objective"],
                "methods": {k: {**{m: v[m] for m in METRICS + ("mIoU_body",) if m in v},
                                **{c: v[c] for c in ("persons_per_s", "cpu_s_per_person", "renders_per_person", "probes")},
                                "unoccluded": v["unoccluded"]}
