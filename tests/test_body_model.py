@@ -141,3 +141,25 @@ def test_rotation_helpers_round_trip():
     torch.testing.assert_close(matrix_to_axis_angle(mats), aa, atol=1e-4, rtol=0)
     torch.testing.assert_close(rotation_6d_to_matrix(matrix_to_rotation_6d(mats)), mats, atol=1e-5, rtol=0)
     torch.testing.assert_close(axis_angle_to_matrix(torch.zeros(1, 3)), torch.eye(3)[None])
+
+
+def test_the_stages_of_a_process_share_one_body_model(tmp_path):
+    """Tz, pose and camera read one body model per process (not three 85 MB copies); a file
+    rewritten in place is loaded again."""
+    from poselabel.config import load_config
+    from poselabel.models.body.model import shared_body_model
+    from poselabel.models.camera.backend import make_backend as camera_backend
+    from poselabel.models.pose.backend import make_backend as pose_backend
+    from poselabel.models.tz.backend import make_backend as tz_backend
+
+    path = write_procedural_body_model(str(tmp_path / "SMPLX_NEUTRAL_SHARED.npz"))
+    config = load_config(None, {"input": str(tmp_path / "x-*.tar"), "output": str(tmp_path / "out"),
+                                "body_model": path})
+    body = shared_body_model(path)
+    assert tz_backend(config).body is body and pose_backend(config).body is body
+    assert camera_backend(config).body is body
+    assert shared_body_model(path, "cpu") is body
+    write_procedural_body_model(path, resolution=1.25)  # rewritten: another mesh
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    again = shared_body_model(path)
+    assert again is not body and again.num_vertices > body.num_vertices

@@ -19,8 +19,10 @@ body: the pelvis (joint 0) lands exactly at ``transl``. Examples:
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import smplx
@@ -106,3 +108,23 @@ class BodyModel(torch.nn.Module):
         pelvis = out.joints[:, :1]
         offset = -pelvis if transl is None else transl[:, None, :] - pelvis
         return BodyOutput(vertices=out.vertices + offset, joints=out.joints[:, :NUM_JOINTS] + offset)
+
+
+_SHARED: dict[tuple, BodyModel] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_body_model(path: str | None = None, device: str | torch.device = "cpu") -> BodyModel:
+    """One ``BodyModel(path, device)`` per process for the stages that only read it (Tz, pose,
+    camera): each would otherwise load its own copy (85 MB of buffers and about 0.5 s each, in
+    every worker process). Keyed by the path (a local file also by its size and modification
+    time, so a file rewritten in place is loaded again) and the device. Callers must not
+    modify it (``.to()``, its buffers)."""
+    key: tuple = (path, str(torch.device(device)))
+    if path is not None and "://" not in path and os.path.exists(path):
+        st = os.stat(path)
+        key += (st.st_size, st.st_mtime_ns)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = BodyModel(path, device=device)
+        return _SHARED[key]

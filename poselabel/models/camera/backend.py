@@ -26,7 +26,7 @@ import torch
 
 from poselabel.models.body.keypoints import KEYPOINT_JOINTS, body_points_for_landmarks, keypoint_residual
 from poselabel.models.body.landmark_fit import SkeletonModel
-from poselabel.models.body.model import BodyModel
+from poselabel.models.body.model import BodyModel, shared_body_model
 from poselabel.models.body.refine import RefineConfig, refine_pose
 from poselabel.models.camera.batch import Keypoints
 from poselabel.models.camera.config import CameraSolverConfig
@@ -194,7 +194,7 @@ def make_backend(config):
         return OracleCamera()
     if camera.backend == "solver":
         cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle")
-        body = BodyModel(config.body_model, device=camera.device)
+        body = shared_body_model(config.body_model, device=camera.device)
         render = make_silhouette_rasterizer(cfg.backend, torch.device(camera.device), near=1e-3)
         return SolverCamera(body, cfg, render, with_focal_margin=camera.focal_margin,
                             with_depth_gain=camera.depth_gain, refine=RefineConfig() if camera.refine_pose else None)

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 
 from poselabel.models.body.landmark_fit import fitted_to_landmarks, landmark_fit_error, with_landmark_fits
-from poselabel.models.body.model import BodyModel
+from poselabel.models.body.model import BodyModel, shared_body_model
 from poselabel.models.ground_truth import match_ground_truth
 from poselabel.models.nets.checkpoints import load_pose_predictor, network_identity
 from poselabel.models.nets.share import Share, no_sharing
@@ -108,7 +108,7 @@ def make_backend(config, share: Share = no_sharing):
     if backend == "oracle":
         return OraclePose()
     if backend == "geometric":
-        return GeometricPose(BodyModel(config.body_model, device=device))
+        return GeometricPose(shared_body_model(config.body_model, device=device))
     if backend == "network":
         return NetworkPose(share(network_identity(path, device), functools.partial(PoseService, path, device)))
     raise ValueError(f"unknown pose backend {backend!r}")
