@@ -41,7 +41,7 @@ def dump(args) -> None:
 def run(args) -> None:
     sys.path.insert(0, ".")  # the checkout this runs from
     from poselabel.models.camera import scene as sc
-    from poselabel.models.camera.config import CameraSolverConfig
+    from poselabel.models.camera.config import CameraSolverConfig, SolverStage
     try:
         from poselabel.models.render.rasterize import render_count
     except ImportError:  # commits before the counter
@@ -53,7 +53,10 @@ def run(args) -> None:
     cfg = CameraSolverConfig()
     for kv in args.fields:
         key, value = kv.split("=", 1)
-        cfg = dataclasses.replace(cfg, **{key: json.loads(value)})
+        value = json.loads(value)
+        if key.endswith("stages") and value is not None:  # [[res, blur, iters, lr], ...]
+            value = tuple(SolverStage(*s) for s in value)
+        cfg = dataclasses.replace(cfg, **{key: value})
     n = d["verts"].shape[0]
     r0, c0 = render_count(), time.process_time()
     sol, ign = sc.solve_scene_with_evidence(d["verts"], d["faces"], d["tz"], d["masks"], d["groups"], cfg,
