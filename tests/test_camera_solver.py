@@ -289,11 +289,17 @@ def test_bench_camera_solves_segmenter_masks_as_the_camera_stage_does(tmp_path):
     parser = argparse.ArgumentParser()
     bench.register(parser.add_subparsers())
     out = tmp_path / "bench.json"
+    rows = tmp_path / "persons.csv"
     args = parser.parse_args(["bench", "camera", "--gt", str(tmp_path / "gt" / "synth-*.tar"), "--limit", "1",
-                              "--iters", "8", "--methods", "solver", "--no-probes", "--json", str(out)])
+                              "--iters", "8", "--methods", "solver", "--no-probes", "--json", str(out),
+                              "--per-person", str(rows)])
     assert args.func(args) == 0
     result = json.loads(out.read_text())
     assert result["mask"] == "segmenter"
+    import csv
+
+    person = next(csv.DictReader(rows.open()))  # the signed focal error beside the absolute one
+    assert abs(abs(float(person["f_ratio"]) - 1.0) - float(person["E_f"])) < 1e-4
     assert result["objective"] == dict(zip(("cover_weight", "keypoint_weight"), SEGMENTER_MASK_WEIGHTS))
 
     cover, keypoint = SEGMENTER_MASK_WEIGHTS

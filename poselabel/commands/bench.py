@@ -366,6 +366,7 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
         entry["rejected"] = sum(r is not None for r in sol.reject_reasons)
         entry["per_person"] = {k: v.tolist() for k, v in metrics.items()}
         entry["per_person"]["reject"] = list(sol.reject_reasons)
+        entry["per_person"]["f_ratio"] = (sol.focal_px.double() / gt.focal).tolist()  # signed: < 1 too short
         entry["per_person"]["focal_margin"] = margin.tolist()
         entry["per_person"]["depth_gain"] = gain.tolist()
         results["methods"][name] = entry
@@ -415,17 +416,18 @@ def format_table(results: dict, subset: str | None = None) -> str:
 
 
 def write_per_person(path: str, gt: GTPersons, results: dict) -> None:
-    """One CSV row per person and method: sample, person index, occluded, visible px, errors."""
+    """One CSV row per person and method: sample, person index, occluded, visible px, errors, and
+    ``f_ratio`` (solved / true focal length: the sign of the focal error)."""
     import csv
 
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
-        out.writerow(["sample", "person", "method", "occluded", "mask_px", *METRICS, "reject"])
+        out.writerow(["sample", "person", "method", "occluded", "mask_px", *METRICS, "f_ratio", "reject"])
         for name, e in results["methods"].items():
             pp = e["per_person"]
             for i, (sample, person) in enumerate(gt.keys):
                 out.writerow([sample, person, name, int(gt.occluded[i]), int(gt.masks[i].sum()),
-                              *(f"{pp[m][i]:.6g}" for m in METRICS), pp["reject"][i] or ""])
+                              *(f"{pp[m][i]:.6g}" for m in METRICS + ("f_ratio",)), pp["reject"][i] or ""])
 
 
 def run_camera(args: argparse.Namespace) -> int:
