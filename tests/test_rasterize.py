@@ -278,6 +278,32 @@ def test_compiled_coverage_equals_the_torch_loop(res, monkeypatch):
             assert fast.any()
 
 
+@pytest.mark.parametrize("res", [24, 96])
+def test_compiled_depth_equals_the_torch_z_buffer(res, monkeypatch):
+    from poselabel.models.render import kernels
+    from poselabel.models.render.rasterize import rasterize_depth
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people(n=2, seed=5)
+    behind = verts + torch.tensor([0.2, 0.0, 0.5], dtype=verts.dtype)  # a second body, partly hidden
+    verts, faces = torch.cat([verts, behind], dim=1), torch.cat([faces, faces + verts.shape[1]])
+    for dtype in (torch.float32, torch.float64):
+        px = project_points(verts.to(dtype), torch.full((2,), 1.5 * res, dtype=dtype),
+                            torch.full((2,), res / 2, dtype=dtype), torch.full((2,), res / 2, dtype=dtype))
+        px[1, :5] = float("nan")  # broken vertices drop their faces
+        px[1, 40, 2] = 1e-4  # a vertex behind the near plane
+        fast = rasterize_depth(px, faces, res, res)
+        slow = rasterize_faces(px, faces, res, res)[1]
+        assert fast.dtype == dtype and fast.shape == (2, res, res)
+        assert torch.equal(torch.isinf(fast), torch.isinf(slow)) and bool(torch.isfinite(fast).any())
+        fin = torch.isfinite(fast)
+        torch.testing.assert_close(fast[fin], slow[fin], rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=0)
+        with monkeypatch.context() as m:  # without numba: the torch z-buffer itself
+            m.setattr(kernels, "available", lambda: False)
+            assert torch.equal(rasterize_depth(px, faces, res, res), slow)
+
+
 def test_compiled_edge_gradient_equals_the_torch_loop(monkeypatch):
     from poselabel.models.render import kernels
     from poselabel.models.render.silhouette import TorchSilhouetteRasterizer

@@ -8,7 +8,7 @@ rule counts the arm as evidence that this person is absent: even the true camera
 scores an IoU below 1. So, per image:
 
 1. solve everyone with the pelvis rule (``occluder_masks``);
-2. render every fitted mesh's depth map at full resolution (``rasterize_faces``);
+2. render every fitted mesh's depth map at full resolution (``rasterize_depth``);
 3. add the pixels where a trusted fit (``depth_order_min_iou``) of another person is
    nearer than the person's own fitted surface (``depth_ordered_occluders``) and, for each
    person who gained such pixels, descend again from its first solution with the new
@@ -37,7 +37,7 @@ import torch
 from poselabel.models.camera.config import REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
 from poselabel.models.camera.occlusion import depth_ordered_occluders, occluder_masks
 from poselabel.models.camera.solver import solve_camera
-from poselabel.models.render.rasterize import project_points, rasterize_faces
+from poselabel.models.render.rasterize import project_points, rasterize_depth
 
 
 def fitted_depths(vertices: torch.Tensor, faces: torch.Tensor, focal: torch.Tensor, transl: torch.Tensor,
@@ -66,7 +66,7 @@ def fitted_depths(vertices: torch.Tensor, faces: torch.Tensor, focal: torch.Tens
         px = project_points(vertices[i:i + 1] + t.to(dev, dt), torch.tensor([f], dtype=dt, device=dev),
                             principal_point[i:i + 1, 0].to(dev, dt), principal_point[i:i + 1, 1].to(dev, dt))
         h, w = sizes[i]
-        out.append(rasterize_faces(px, faces, int(h), int(w))[1][0].float().cpu())
+        out.append(rasterize_depth(px, faces, int(h), int(w))[0].float().cpu())
     return out
 
 

@@ -1,5 +1,6 @@
 """Compiled CPU kernels (numba) for the rasterisers' hot loops, the same rules as their torch
-versions (``rasterize.rasterize_coverage``, ``silhouette.edge_sample_gradient``).
+versions (``rasterize.rasterize_coverage``, ``rasterize.rasterize_depth``,
+``silhouette.edge_sample_gradient``).
 
 The torch versions enumerate (face, pixel) pairs in tensors; a mesh of 25,000 faces at
 64-192 px is mostly sub-pixel faces, where that enumeration's overhead dominates. These
@@ -74,6 +75,49 @@ def coverage(verts_px: np.ndarray, faces: np.ndarray, height: int, width: int, n
         _coverage(np.ascontiguousarray(verts_px), np.ascontiguousarray(faces, np.int64), float(near),
                   int(orientation or 0), out)
     return out.view(bool)
+
+
+@_jit
+def _depth(vpx, faces, near, out):  # pragma: no cover - compiled
+    h, w = out.shape[1], out.shape[2]
+    for k in range(vpx.shape[0]):
+        for m in range(faces.shape[0]):
+            i0, i1, i2 = faces[m, 0], faces[m, 1], faces[m, 2]
+            az, bz, cz = float(vpx[k, i0, 2]), float(vpx[k, i1, 2]), float(vpx[k, i2, 2])
+            if not (az > near and bz > near and cz > near):
+                continue
+            ax, ay = float(vpx[k, i0, 0]), float(vpx[k, i0, 1])
+            bx, by = float(vpx[k, i1, 0]), float(vpx[k, i1, 1])
+            cx, cy = float(vpx[k, i2, 0]), float(vpx[k, i2, 1])
+            area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+            if not math.isfinite(area) or area == 0.0:
+                continue
+            x0 = max(int(math.ceil(min(ax, bx, cx) - 0.5)), 0)
+            x1 = min(int(math.floor(max(ax, bx, cx) - 0.5)), w - 1)
+            y0 = max(int(math.ceil(min(ay, by, cy) - 0.5)), 0)
+            y1 = min(int(math.floor(max(ay, by, cy) - 0.5)), h - 1)
+            s = 1.0 if area > 0 else -1.0
+            for py in range(y0, y1 + 1):
+                qy = py + 0.5
+                for px in range(x0, x1 + 1):
+                    qx = px + 0.5
+                    w0 = (cx - bx) * (qy - by) - (cy - by) * (qx - bx)
+                    w1 = (ax - cx) * (qy - cy) - (ay - cy) * (qx - cx)
+                    w2 = (bx - ax) * (qy - ay) - (by - ay) * (qx - ax)
+                    if w0 * s >= 0 and w1 * s >= 0 and w2 * s >= 0:
+                        z = area / (w0 / az + w1 / bz + w2 / cz)  # perspective-correct depth
+                        if z < out[k, py, px]:
+                            out[k, py, px] = z
+
+
+def depth(verts_px: np.ndarray, faces: np.ndarray, height: int, width: int, near: float) -> np.ndarray:
+    """(N, H, W) float64: the nearest face's perspective-correct depth (m) at each pixel centre,
+    ``+inf`` where none covers it (``rasterize.rasterize_faces``' depth; faces with a vertex at
+    ``z <= near`` or a non-finite corner skipped)."""
+    out = np.full((verts_px.shape[0], height, width), np.inf, np.float64)
+    if verts_px.shape[0] and faces.shape[0]:
+        _depth(np.ascontiguousarray(verts_px), np.ascontiguousarray(faces, np.int64), float(near), out)
+    return out
 
 
 @_jit

@@ -203,6 +203,18 @@ def rasterize_faces(verts_px: torch.Tensor, faces: torch.Tensor, height: int, wi
     return fbuf.view(n, height, width), zbuf.view(n, height, width)
 
 
+def rasterize_depth(verts_px: torch.Tensor, faces: torch.Tensor, height: int, width: int,
+                    *, near: float = 1e-3) -> torch.Tensor:
+    """``rasterize_faces``' depth alone: (N, H, W) (dtype of ``verts_px``), metres, ``+inf`` for
+    background. On the CPU the compiled kernel (``kernels.depth``, the same rule, in float64)
+    runs: no (face, pixel) pairs are enumerated; the torch z-buffer serves CUDA."""
+    if verts_px.device.type == "cpu" and kernels.available():
+        count_renders(verts_px.shape[0])
+        out = kernels.depth(verts_px.detach().numpy(), faces.cpu().numpy(), height, width, near)
+        return torch.from_numpy(out).to(verts_px.dtype)
+    return rasterize_faces(verts_px, faces, height, width, near=near)[1]
+
+
 def rasterize_coverage(verts_px: torch.Tensor, faces: torch.Tensor, height: int, width: int,
                        *, near: float = 1e-3, front_orientation: int | None = None) -> torch.Tensor:
     """Hard silhouette (no depth test): which pixel centres any face covers.
