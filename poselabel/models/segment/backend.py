@@ -8,6 +8,9 @@ that cannot be segmented keeps ``mask=None`` and is rejected later (``no_mask``)
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from poselabel.models.segment.segmenters import Segmenter, make_segmenter
@@ -15,8 +18,18 @@ from poselabel.records import ImageRecord, map_persons, replace
 
 
 class SegmentBackend:
-    def __init__(self, segmenter: Segmenter, reuse_detector_masks: bool):
-        self.segmenter, self.reuse = segmenter, reuse_detector_masks
+    """``segmenter``: a ``Segmenter``, or a callable that builds one when first needed (the
+    bundled MediaPipe segmenter behind the MediaPipe detector, whose masks every person found
+    usually has: its graph is then never built)."""
+
+    def __init__(self, segmenter: Segmenter | Callable[[], Segmenter], reuse_detector_masks: bool):
+        self._segmenter, self.reuse = segmenter, reuse_detector_masks
+
+    @property
+    def segmenter(self) -> Segmenter:
+        if not hasattr(self._segmenter, "segment"):  # the factory: build it now
+            self._segmenter = self._segmenter()
+        return self._segmenter
 
     def apply(self, record: ImageRecord) -> ImageRecord:
         if not record.persons:
@@ -44,4 +57,7 @@ class SegmentBackend:
 def make_backend(config) -> SegmentBackend:
     """The segment stage of a ``RunConfig`` (``segment.backend``)."""
     reuse = config.segment.backend == "mediapipe" and config.detect.backend == "mediapipe"
-    return SegmentBackend(make_segmenter(config.segment), reuse)
+    # Built at once where it may fail on the user's files (a checkpoint by path: refused at
+    # start-up, not sample by sample); the bundled MediaPipe one only if a person lacks a mask.
+    segmenter = functools.partial(make_segmenter, config.segment) if reuse else make_segmenter(config.segment)
+    return SegmentBackend(segmenter, reuse)
