@@ -23,44 +23,52 @@ import time
 import numpy as np
 
 
+def concurrent_writes(write_atomic, path: str, writers: int = 4, each: int = 500, readers: int = 2) -> dict:
+    """``writers`` threads replace the file ``path`` ``each`` times with ``write_atomic(path, data)``
+    while ``readers`` threads read it in a loop -> counts: ``failed`` writes (any exception),
+    reader ``opens``, opens that found no file (``missing``), reads of a ``torn`` file (not one
+    writer's 1,000 bytes). Also the test of ``io.outputs.write_atomic`` (tests/test_faults_output.py)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, b"x" * 1000)
+    counts = {"failed": 0, "opens": 0, "missing": 0, "torn": 0}
+    stop = threading.Event()
+
+    def writer(i):
+        for _ in range(each):
+            try:
+                write_atomic(path, bytes([65 + i]) * 1000)
+            except Exception:  # noqa: BLE001 - counted: what the fault is
+                counts["failed"] += 1
+
+    def reader():
+        while not stop.is_set():
+            counts["opens"] += 1
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                counts["torn"] += len(data) != 1000 or len(set(data)) != 1
+            except FileNotFoundError:
+                counts["missing"] += 1
+
+    reading = [threading.Thread(target=reader) for _ in range(readers)]
+    writing = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+    for t in reading + writing:
+        t.start()
+    for t in writing:
+        t.join()
+    stop.set()
+    for t in reading:
+        t.join()
+    return counts
+
+
 def writes(root: str, work: str) -> str:
     """4 threads replace one file 500 times each while 2 threads read it."""
     from poselabel.io import outputs
 
-    path = os.path.join(work, "race", "table.parquet")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    outputs.write_atomic(path, b"x" * 1000)
-    failed, opens, missing, torn = [0], [0], [0], [0]
-    stop = threading.Event()
-
-    def writer(i):
-        for _ in range(500):
-            try:
-                outputs.write_atomic(path, bytes([65 + i]) * 1000)
-            except Exception:  # noqa: BLE001 - counted: what the fault is
-                failed[0] += 1
-
-    def reader():
-        while not stop.is_set():
-            opens[0] += 1
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-                torn[0] += len(data) != 1000 or len(set(data)) != 1
-            except FileNotFoundError:
-                missing[0] += 1
-
-    readers = [threading.Thread(target=reader) for _ in range(2)]
-    writers = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for t in readers + writers:
-        t.start()
-    for t in writers:
-        t.join()
-    stop.set()
-    for t in readers:
-        t.join()
-    return (f"writes: {failed[0]} of 2000 writes failed; readers found no file on {missing[0]} of {opens[0]} "
-            f"opens ({100 * missing[0] / max(1, opens[0]):.1f} %), a torn file on {torn[0]}")
+    c = concurrent_writes(outputs.write_atomic, os.path.join(work, "race", "table.parquet"))
+    return (f"writes: {c['failed']} of 2000 writes failed; readers found no file on {c['missing']} of {c['opens']} "
+            f"opens ({100 * c['missing'] / max(1, c['opens']):.1f} %), a torn file on {c['torn']}")
 
 
 class _Touch:

@@ -95,37 +95,16 @@ def test_heartbeat_renews_and_notices_a_takeover(tmp_path):
 
 
 def test_concurrent_writes_never_leave_a_reader_without_the_file(tmp_path):
-    path = str(tmp_path / "t" / "table.parquet")
-    outputs.write_atomic(path, b"A" * 1000)
-    errors, missing, torn = [], [0], [0]
-    stop = threading.Event()
+    import importlib.util
+    from pathlib import Path
 
-    def writer(i):
-        for _ in range(150):
-            try:
-                outputs.write_atomic(path, bytes([66 + i]) * 1000)
-            except OSError as exc:
-                errors.append(exc)
-
-    def reader():
-        while not stop.is_set():
-            try:
-                with open(path, "rb") as f:
-                    data = f.read()
-                torn[0] += len(data) != 1000 or len(set(data)) != 1
-            except FileNotFoundError:
-                missing[0] += 1
-
-    readers = [threading.Thread(target=reader) for _ in range(2)]
-    writers = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
-    for t in readers + writers:
-        t.start()
-    for t in writers:
-        t.join()
-    stop.set()
-    for t in readers:
-        t.join()
-    assert errors == [] and missing == [0] and torn == [0]
+    spec = importlib.util.spec_from_file_location(
+        "faults_output", Path(__file__).resolve().parents[1] / "benchmarks" / "faults_output.py")
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    counts = harness.concurrent_writes(outputs.write_atomic, str(tmp_path / "t" / "table.parquet"), writers=3, each=150)
+    assert counts["opens"] > 0
+    assert counts["failed"] == 0 and counts["missing"] == 0 and counts["torn"] == 0
     assert sorted(os.listdir(tmp_path / "t")) == ["table.parquet"]  # no temporary left behind
 
 
