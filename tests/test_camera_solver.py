@@ -135,7 +135,8 @@ def test_shift_search_measures_the_state_it_rendered():
     masks = make_targets(v[None], f, focal, transl, 120, 160)
     boxes = [cc.mask_bbox(m) for m in masks]
     res = 48
-    ev, area_t, window, canvas = window_evidence(masks, [None, None], boxes, res, 2.5, 4, "cpu", torch.float32)
+    ev, area_t, window = window_evidence(masks, [None, None], boxes, res, 2.5, "cpu", torch.float32)
+    canvas = 4 * res
     cx, cy = torch.full((2,), 80.0), torch.full((2,), 60.0)
     a, b = torch.tensor([0.0, -0.05]), torch.tensor([0.0, 0.1])  # off the truth: IoU well below 1
     score, a1, b1, iou0 = shift_search(v[None].repeat(2, 1, 1), f, transl[:, 2], focal * 1.1, a, b, cx, cy, ev,

@@ -260,8 +260,8 @@ def with_landmark_fits(records: list[ImageRecord], body_model) -> list[ImageReco
                     "geo_reprojection_rms_px": round(fit.reprojection_rms_px, 3)}
         return replace(p, landmark_fit=fit, diagnostics=diag)
 
-    return [r if not any(_needs_fit(p) for p in r.persons)
-            else replace(r, persons=tuple(attach(r, p) for p in r.persons)) for r in records]
+    fitted = {id(r) for r, _ in todo}
+    return [replace(r, persons=tuple(attach(r, p) for p in r.persons)) if id(r) in fitted else r for r in records]
 
 
 def landmark_fit_error(p: Person) -> str | None:

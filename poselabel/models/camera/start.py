@@ -158,14 +158,13 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     return score, a + du / focal, b + dv / focal, iou0
 
 
-def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_factor: float, device, dtype,
-                    tables=None):
+def window_evidence(masks, ignore, boxes, res: int, window_scale: float, device, dtype, tables=None):
     """The search windows and what ``shift_search`` scores against.
 
-    Returns ``(evidence, area_t, window, canvas)`` as ``shift_search`` takes them: the
+    Returns ``(evidence, area_t, window)`` as ``shift_search`` takes them: the
     ``WindowEvidence`` of the windows' (res x res) target and evidence weights, the target
-    area seen by the weights (B,), the windows ``(x0, y0, side)`` (each (B,), full-image px)
-    and the canvas side (``canvas_factor`` x ``res``).
+    area seen by the weights (B,) and the windows ``(x0, y0, side)`` (each (B,), full-image px);
+    any canvas side may search them.
     ``tables``: ``mask_tables(masks, ignore, device)`` when the caller has them already.
     """
     wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
@@ -173,8 +172,7 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, canvas_
     x0, y0, side = window_tensors(wins, tables.table.device)
     target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res))
     window = tuple(w.to(device, dtype) for w in (x0, y0, side))
-    canvas = int(round(canvas_factor * res))
-    return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window, canvas
+    return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window
 
 
 def _keypoint_penalty(keypoints, focal, transl, cx, cy, offsets, ox, oy):
@@ -266,12 +264,12 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     dev, dt = verts.device, verts.dtype
     tables = tables or mask_tables(masks, ignore, dev)
     near = settle_canvas_factor or canvas_factor
-    levels = {}
+    levels = {}  # per window size: the windows' evidence, whatever canvas searches it (spectra cached per FFT size)
 
     def level(r, factor):
-        if (r, factor) not in levels:
-            levels[r, factor] = window_evidence(masks, ignore, boxes, r, window_scale, factor, dev, dt, tables)
-        return levels[r, factor]
+        if r not in levels:
+            levels[r] = window_evidence(masks, ignore, boxes, r, window_scale, dev, dt, tables)
+        return (*levels[r], int(round(factor * r)))
 
     verified = None  # best state whose IoU was measured on its own render (not predicted)
 

@@ -18,17 +18,18 @@ from poselabel.records import ImageRecord, map_persons, replace
 
 
 class SegmentBackend:
-    """``segmenter``: a ``Segmenter``, or a callable that builds one when first needed (the
-    bundled MediaPipe segmenter behind the MediaPipe detector, whose masks every person found
-    usually has: its graph is then never built)."""
+    """``segmenter``: the ``Segmenter``, or None with ``build``, which makes it when a person
+    first needs it (the bundled MediaPipe segmenter behind the MediaPipe detector, whose masks
+    every person found usually has: its graph is then never built)."""
 
-    def __init__(self, segmenter: Segmenter | Callable[[], Segmenter], reuse_detector_masks: bool):
-        self._segmenter, self.reuse = segmenter, reuse_detector_masks
+    def __init__(self, segmenter: Segmenter | None, reuse_detector_masks: bool,
+                 build: Callable[[], Segmenter] | None = None):
+        self._segmenter, self.reuse, self._build = segmenter, reuse_detector_masks, build
 
     @property
     def segmenter(self) -> Segmenter:
-        if not hasattr(self._segmenter, "segment"):  # the factory: build it now
-            self._segmenter = self._segmenter()
+        if self._segmenter is None:
+            self._segmenter = self._build()
         return self._segmenter
 
     def apply(self, record: ImageRecord) -> ImageRecord:
@@ -59,5 +60,6 @@ def make_backend(config) -> SegmentBackend:
     reuse = config.segment.backend == "mediapipe" and config.detect.backend == "mediapipe"
     # Built at once where it may fail on the user's files (a checkpoint by path: refused at
     # start-up, not sample by sample); the bundled MediaPipe one only if a person lacks a mask.
-    segmenter = functools.partial(make_segmenter, config.segment) if reuse else make_segmenter(config.segment)
-    return SegmentBackend(segmenter, reuse)
+    if reuse:
+        return SegmentBackend(None, reuse, build=functools.partial(make_segmenter, config.segment))
+    return SegmentBackend(make_segmenter(config.segment), reuse)
