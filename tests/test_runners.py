@@ -90,3 +90,24 @@ def test_sigkill_after_first_shard_then_rerun(three_shards, direct_out, tmp_path
     assert pq.read_table(str(out / "images")).num_rows == 6 * 4
     persons = duckdb.sql(f"select key, person_index, count(*) n from '{out}/persons/*.parquet' group by all").fetchall()
     assert all(n == 1 for *_, n in persons)
+
+
+def test_a_stage_worker_exits_with_its_heap_frozen(tmp_path):
+    """A process that set a stage up freezes its heap at exit (``base.freeze_heap_at_exit``), so the
+    interpreter's last collections skip the millions of objects torch and MediaPipe leave: the
+    direct runner closes its workers one after the other and waited about 1.5 s for each."""
+    probe = tmp_path / "frozen.txt"
+    code = (
+        "import atexit, gc, sys\n"
+        # registered first, so it runs after the stage's hook (atexit runs last-in, first-out)
+        f"atexit.register(lambda: open({str(probe)!r}, 'w').write(str(gc.get_freeze_count())))\n"
+        "from poselabel.config import load_config\n"
+        "from poselabel.transforms.judge_quality import JudgeQuality\n"
+        f"stage = JudgeQuality(load_config(None, {{'input': 'x', 'output': {str(tmp_path / 'out')!r}}}))\n"
+        "stage.setup(); stage.setup()\n"  # once per process, however many stages
+        "print(gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) == 0  # nothing frozen while the worker runs
+    assert int(probe.read_text()) > 10_000  # and the whole heap at exit
