@@ -107,6 +107,25 @@ def test_second_chance_only_where_the_first_solve_failed():
     assert torch.equal(twice.focal_px[~retried], once.focal_px[~retried])
 
 
+def test_no_second_chance_for_an_own_objective_unless_asked():
+    """Fits with their own objective (here: uncovered mask weighted 0.3, as for segmenter masks)
+    get no second chance by default (``retry_own_objective``); asked for, the same weak first
+    solves are retried and improved."""
+    v, f = person_mesh()
+    focal = torch.tensor([120.0, 300.0])
+    transl = torch.tensor([[0.3, 0.1, 3.0], [0.0, 0.0, 2.0]])
+    masks = make_targets(v[None], f, focal, transl, 120, 160)
+    weak = dataclasses.replace(SMALL, init_rounds=0, init_fovs_deg=(), stages=(SolverStage(64, 2.0, 1, 1.0),),
+                               cover_weight=0.3)
+    once = solve_camera(v[None].repeat(2, 1, 1), f, transl[:, 2], masks, dataclasses.replace(weak, retry_below_iou=0.0))
+    default = solve_camera(v[None].repeat(2, 1, 1), f, transl[:, 2], masks, weak)
+    asked = solve_camera(v[None].repeat(2, 1, 1), f, transl[:, 2], masks,
+                         dataclasses.replace(weak, retry_own_objective=True))
+    assert torch.equal(default.iterations, once.iterations) and torch.equal(default.focal_px, once.focal_px)
+    retried = asked.iterations > once.iterations
+    assert retried.any() and (asked.fit_iou[retried] - once.fit_iou[retried]).max() > 0.3
+
+
 def test_reported_iou_is_the_iou_of_the_returned_camera():
     """Whichever start the solver took (predicted or measured, ``init_verified_below``) and
     whether or not the descent's result was kept, ``mask_iou`` belongs to the returned

@@ -26,7 +26,8 @@ Schedule (per batch of persons, all steps batched):
    with the mask (ignored pixels excluded): ``mask_iou``. If the descent lowered it below
    the start's (it sees only its crop), the start is kept.
 4. Second chance: persons whose score (``CameraSolution.objective_iou``: ``mask_iou`` with the
-   symmetric objective) is below ``retry_below_iou`` run 1-3 again with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
+   symmetric objective; fits with their own objective only with ``retry_own_objective``) is
+   below ``retry_below_iou`` run 1-3 again with a denser focal grid (``retry_fovs_deg``) and more passes; the better result is
    kept (``iterations`` counts both descents).
 """
 from __future__ import annotations
@@ -247,7 +248,7 @@ def solve_camera(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor,
     orientation = front_orientation(vertices[todo[0]], faces) if todo else None
     fixed = fixed_focal is not None or not config.optimize_focal
     retry_cfg = None
-    if config.retry_below_iou > 0 and not fixed and start is None:
+    if config.retry_below_iou > 0 and not fixed and start is None and (config.retry_own_objective or not own_objective):
         retry_cfg = dataclasses.replace(config, init_fovs_deg=config.retry_fovs_deg,
                                         init_passes=config.retry_passes, retry_below_iou=0.0)
     for s in range(0, len(todo), config.batch_size):
