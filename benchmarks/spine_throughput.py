@@ -8,6 +8,9 @@ each worker count against the first measured in the same run, and the share of
 stage time per stage (from the images tables' per-sample timings).
 
     .venv/bin/python benchmarks/spine_throughput.py --shards 4 --per-shard 16 --workers 1 2
+
+Another commit's figures: its own copy of this script, from its checkout, with
+``PYTHONPATH=<checkout>`` (its worker processes import the package of the directory they start in).
 """
 from __future__ import annotations
 
@@ -42,6 +45,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="configuration overrides, e.g. --set camera.backend=none")
     args = parser.parse_args()
+    if args.json:
+        args.json = os.path.abspath(args.json)
+    # The direct runner starts its worker processes with ``python -m`` in the current directory,
+    # which comes first on their sys.path: run from another checkout, they would import that
+    # checkout's package while this process imports this one's. Run from this script's checkout.
+    os.chdir(Path(__file__).resolve().parents[1])
 
     from poselabel.assets import demo_samples
     from poselabel.config import load_config, parse_dotted
