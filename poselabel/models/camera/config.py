@@ -104,7 +104,7 @@ class CameraSolverConfig:
     # The second chance for fits with their own objective (``own_objective``: segmenter masks,
     # keypoints). Off: on clothed synthetic people (2026-12-06, seeds 21 + 41, 266 people with
     # MediaPipe-like keypoints) it ran for 80 % of them at the cost of a second solve (CPU per
-    # person 1.17 -> 0.66 s without it, probes included) and found the same fits within noise:
+    # person 1.17 -> 0.68 s without it, probes included) and found the same fits within noise:
     # good labels (E_f <= 5 %, E_Txy <= 3 cm) 130 with, 129 without; the two solves' scores
     # differed by about 0.001 where the retry won, its focal lengths better or worse alike.
     # docs/camera_solver.md, "Cost".
