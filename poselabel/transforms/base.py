@@ -11,6 +11,7 @@ stages whose network is shared (``share``; ``transforms/shared_models.py``).
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import logging
 import os
@@ -34,9 +35,7 @@ def torch_threads(config) -> int:
     return config.torch_threads or max(1, (os.cpu_count() or 1) // max(1, config.workers))
 
 
-_EXIT_FREEZE = False
-
-
+@functools.cache  # once per process
 def freeze_heap_at_exit() -> None:
     """Let this process exit without the interpreter's last collections over its whole heap.
 
@@ -46,12 +45,9 @@ def freeze_heap_at_exit() -> None:
     ``gc.freeze()`` at exit (an ``atexit`` hook, run before those collections) moves every object
     to the permanent generation; reference counting still frees them, only cycles are left to
     the operating system, as at any exit. Nothing is written at that point: a stage's outputs
-    are committed before the runner closes its workers. Registered once per process.
+    are committed before the runner closes its workers.
     """
-    global _EXIT_FREEZE
-    if not _EXIT_FREEZE:
-        atexit.register(gc.freeze)
-        _EXIT_FREEZE = True
+    atexit.register(gc.freeze)
 
 
 class SampleStage(beam.DoFn):
