@@ -159,6 +159,16 @@ class CameraConfig:
     cover_weight: float | None = None
     keypoint_weight: float | None = None
     refine_pose: bool = True  # the pose refined on the landmarks after the solve (models/body/refine.py)
+    # The people of an image share one camera (camera.scene.share_camera, docs/camera_solver.md
+    # "One camera per image"): their focal lengths, each of which absorbed its own Tz's error,
+    # are pooled and every depth is rescaled to the image's. None: on unless the Tz stage is the
+    # oracle (ground-truth depths carry no error to pool).
+    share_camera: bool | None = None
+
+    def shares_camera(self, oracle_tz: bool) -> bool:
+        """Whether the solve shares one camera per image: ``share_camera``, else not with
+        ground-truth depths (``oracle_tz``: ``tz.backend=oracle``) and yes otherwise."""
+        return (not oracle_tz) if self.share_camera is None else self.share_camera
 
     def mask_weights(self, exact_masks: bool) -> tuple[float, float]:
         """``(cover_weight, keypoint_weight)`` of the solve: the given ones, else the defaults of

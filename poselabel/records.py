@@ -41,7 +41,8 @@ REASON_NOT_FITTED = "not_fitted"
 
 # What the camera stage measures, under the keys the persons table's ``diagnostics`` JSON
 # holds them by (``CameraFit.to_diagnostics`` / ``from_diagnostics``).
-CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count", "fit_iou")
+CAMERA_MEASURES = ("focal_margin", "depth_gain", "keypoint_error", "keypoint_count", "fit_iou", "solo_focal_px",
+                   "solo_iou")
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,11 @@ class CameraFit:
       projected by the solved camera, against the detector's 2D keypoints;
     - ``fit_iou``: the solve's own objective as a score (``CameraSolution.fit_iou``: the IoU
       with uncovered mask down-weighted, less the keypoint term), where it is not the
-      symmetric ``mask_iou`` (segmenter masks); the probes above are in its terms.
+      symmetric ``mask_iou`` (segmenter masks); the probes above are in its terms;
+    - ``solo_focal_px`` (px) and ``solo_iou``: where the image's shared camera replaced the
+      person's own (``camera.scene.share_camera``), the focal length and the score
+      (``fit_iou``, else ``mask_iou``) of the person's own solve: what the accept rule weighs;
+      the person's ``focal_px``, ``transl``, ``tz``, ``mask_iou`` and ``fit_iou`` are the shared camera's.
     None: not measured. In the persons table ``cx, cy, fit_loss, fit_iters`` are columns, the
     rest keys of ``diagnostics`` (``camera_reject`` for ``reject``).
     """
@@ -129,6 +134,8 @@ class CameraFit:
     keypoint_error: float | None = None
     keypoint_count: int | None = None
     fit_iou: float | None = None
+    solo_focal_px: float | None = None
+    solo_iou: float | None = None
 
     def to_diagnostics(self) -> dict[str, Any]:
         """The measures the ``diagnostics`` JSON holds (absent: not measured)."""

@@ -89,10 +89,11 @@ def test_an_arm_reaching_in_front_is_no_evidence_after_the_first_fit():
 
 
 def test_scene_solve_reports_the_iou_of_the_evidence_it_used():
-    """The reported IoU is the IoU of the returned camera under the depth-ordered evidence."""
+    """The reported IoU is the IoU of the returned camera under the depth-ordered evidence
+    (the image's shared camera off: the depths are the true ones)."""
     verts, faces, focal, transl, masks = _scene()
     tz = transl[:, 2]
-    sol = solve_scene(verts, faces, tz, masks, [0, 0], SMALL)
+    sol = solve_scene(verts, faces, tz, masks, [0, 0], dataclasses.replace(SMALL, share_camera=False))
     pp = torch.tensor([[80.0, 60.0]] * 2, dtype=torch.float64)
     depths = fitted_depths(verts, faces, sol.focal_px, sol.transl, pp, [m.shape for m in masks])
     ign = depth_ordered_occluders(masks, depths, tz.tolist(), [0, 0], SMALL.occluder_depth_margin)
@@ -181,3 +182,51 @@ def test_depth_gain_finds_a_wrong_depth_close_up_not_far_away():
     assert abs(float(gain[3])) < 0.02, gain  # 6 m: the silhouette barely depends on depth at a fixed size
     skipped = depth_gain(verts, f, masks4, sol, SMALL, wanted=[True, False, False, False])
     assert torch.isnan(skipped[1:]).all() and skipped[0] == gain[0]
+
+
+def _two_apart(tz_error=(1.12, 0.92)):
+    """Two people side by side in one 160 x 240 image (no overlap), focal 300 px, at 3 m and
+    3.5 m; returns verts (2, V, 3), faces, true focal, true transl (2, 3), masks and the
+    depths given to the solve: the true ones scaled by ``tz_error``."""
+    body, faces = person_mesh()
+    verts = torch.stack([body, body])
+    transl = torch.tensor([[-0.6, 0.1, 3.0], [0.7, 0.0, 3.5]])
+    h, w, focal = 160, 240, 300.0
+    masks = make_targets(verts, faces, torch.full((2,), focal), transl, h, w)
+    assert not (masks[0] & masks[1]).any()
+    return verts, faces, focal, transl, masks, transl[:, 2] * torch.tensor(tz_error)
+
+
+def test_one_camera_per_image_pools_the_depths_errors():
+    """Each person's solve absorbs its own Tz's error into f; the image's shared camera (the
+    median of the good fits' log focal lengths) averages the errors out: both people end at
+    one focal length nearer the truth than either own solve, their depths rescaled nearer the
+    true ones, their IoUs kept; the accept rule's evidence (``solo_focal_px``, ``solo_iou``)
+    keeps each own solve. Off, or across images, each keeps its own."""
+    from poselabel.models.camera.scene import share_camera, solve_scene_with_evidence
+
+    verts, faces, focal, transl, masks, tz = _two_apart()
+    alone = dataclasses.replace(SMALL, share_camera=False)
+    own, ignore = solve_scene_with_evidence(verts, faces, tz, masks, [0, 0], alone)
+    assert own.solo_focal_px is None
+    e_own = (own.focal_px / focal - 1).abs()
+    assert float(e_own.min()) > 0.04  # each f took its depth's error (x1.12, x0.92)
+    shared = share_camera(own, verts, faces, masks, [0, 0], SMALL, ignore)
+    assert float(shared.focal_px[0]) == float(shared.focal_px[1])
+    assert abs(float(shared.focal_px[0]) / focal - 1) < 0.5 * float(e_own.min())
+    e_tz_own = (own.transl[:, 2] / transl[:, 2].double() - 1).abs()
+    e_tz = (shared.transl[:, 2] / transl[:, 2].double() - 1).abs()
+    assert bool((e_tz < e_tz_own).all())
+    assert bool((shared.mask_iou >= own.mask_iou - SMALL.share_max_loss).all())
+    assert torch.equal(shared.solo_focal_px, own.focal_px) and torch.equal(shared.solo_iou, own.mask_iou)
+    assert bool((shared.iterations > own.iterations).all())
+    # the same through solve_scene, and nothing shared when off or across images
+    assert torch.equal(solve_scene(verts, faces, tz, masks, [0, 0], SMALL).focal_px, shared.focal_px)
+    assert torch.equal(solve_scene(verts, faces, tz, masks, [0, 0], alone).focal_px, own.focal_px)
+    apart = share_camera(own, verts, faces, masks, ["a", "b"], SMALL, ignore)
+    assert apart is own
+    # a fit outside the band keeps its own camera; one voter is no vote
+    narrow = share_camera(own, verts, faces, masks, [0, 0], dataclasses.replace(SMALL, share_focal_band=1.01), ignore)
+    assert torch.equal(narrow.focal_px, own.focal_px)
+    poor = dataclasses.replace(own, mask_iou=torch.tensor([0.99, 0.5], dtype=torch.float64))
+    assert share_camera(poor, verts, faces, masks, [0, 0], SMALL, ignore) is poor

@@ -274,7 +274,8 @@ def test_bench_camera_end_to_end(tmp_path):
     assert args.func(args) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"num_persons", "mask", "objective", "methods"} and result["mask"] == "body"
-    assert result["objective"] == {"cover_weight": 1.0, "keypoint_weight": 0.0}  # body silhouettes: symmetric
+    # body silhouettes: symmetric; estimated depths (Tz noise): one camera per image
+    assert result["objective"] == {"cover_weight": 1.0, "keypoint_weight": 0.0, "share_camera": True}
     assert 1 <= result["num_persons"] <= 2
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
@@ -320,13 +321,15 @@ def test_bench_camera_solves_segmenter_masks_as_the_camera_stage_does(tmp_path):
 
     person = next(csv.DictReader(rows.open()))  # the signed focal error beside the absolute one
     assert abs(abs(float(person["f_ratio"]) - 1.0) - float(person["E_f"])) < 1e-4
-    assert result["objective"] == dict(zip(("cover_weight", "keypoint_weight"), SEGMENTER_MASK_WEIGHTS))
-
     cover, keypoint = SEGMENTER_MASK_WEIGHTS
-    assert bench.mask_objective("segmenter") == {"cover_weight": cover, "keypoint_weight": keypoint}
-    assert bench.mask_objective("body") == {"cover_weight": 1.0, "keypoint_weight": 0.0}
+    # ground-truth depths (no --tz-noise): each person keeps its own camera, as the stage with oracle Tz
+    assert result["objective"] == {"cover_weight": cover, "keypoint_weight": keypoint, "share_camera": False}
+
+    assert bench.mask_objective("segmenter") == {"cover_weight": cover, "keypoint_weight": keypoint, "share_camera": False}
+    assert bench.mask_objective("body", tz_noise=0.1) == {"cover_weight": 1.0, "keypoint_weight": 0.0, "share_camera": True}
     assert bench.mask_objective("mixed")["cover_weight"] == 1.0
-    assert bench.mask_objective("segmenter", {"cover_weight": 0.3}) == {"cover_weight": 0.3, "keypoint_weight": keypoint}
+    assert bench.mask_objective("segmenter", {"cover_weight": 0.3, "share_camera": True}) == {
+        "cover_weight": 0.3, "keypoint_weight": keypoint, "share_camera": True}
 
 
 def test_camera_cost_benchmark_runs_the_stage_on_saved_people(tmp_path, monkeypatch, capsys):

@@ -131,6 +131,27 @@ def test_focal_disagreement_needs_well_fitted_peers_of_the_same_image():
     assert judge_row(good_row(focal_px=1.3 * f), Q) == ()
 
 
+def test_the_votes_are_the_own_solves_not_the_images_shared_camera():
+    """After the image's shared camera (camera.scene.share_camera) both people carry one focal
+    length; the accept rule still hears what each own solve found (``solo_focal_px``,
+    ``solo_iou`` in ``diagnostics``), as it did before the sharing; the range checks read the
+    label (the shared camera)."""
+    f = good_row()["focal_px"]
+    shared = lambda own_f, iou=0.97: json.dumps({"solo_focal_px": own_f, "solo_iou": iou})  # noqa: E731
+    rows = [good_row(focal_px=1.1 * f, diagnostics=shared(f)), good_row(focal_px=1.1 * f, diagnostics=shared(1.3 * f))]
+    facts = [facts_from_row(r) for r in rows]
+    assert facts[1].solo_focal_px == 1.3 * f and facts[1].focal_px == 1.1 * f
+    assert judge_image(facts, Q) == [("focal_disagreement",)] * 2
+    unshared = [facts_from_row(good_row(focal_px=f)), facts_from_row(good_row(focal_px=1.3 * f))]
+    assert judge_image(unshared, Q) == judge_image(facts, Q)
+    # the fit's IoU the rule reads is its own solve's
+    poor = facts_from_row(good_row(mask_iou=0.97, diagnostics=shared(f, 0.3)))
+    assert poor.objective_iou == 0.3 and "low_mask_iou" in judge_image([poor], Q)[0]
+    # the field of view is the label's: a shared focal length out of range is rejected
+    narrow = facts_from_row(good_row(focal_px=50 * f, diagnostics=shared(f)))
+    assert "fov_out_of_range" in judge_image([narrow], Q)[0]
+
+
 def test_peers_who_agree_vouch_for_a_truncated_person():
     f = good_row()["focal_px"]
     cut = dict(mask=ellipse(cy=390, ry=200))  # truncated alone (test_size_and_truncation)

@@ -21,7 +21,7 @@ def test_solver_stage_recovers_the_camera(tmp_path):
     config = load_config(None, {
         "input": str(gt_dir / "synth-*.tar"), "output": str(out), "progress": False,
         "detect": {"backend": "oracle"}, "segment": {"backend": "oracle"}, "tz": {"backend": "oracle"},
-        "pose": {"backend": "oracle"}, "camera": {"backend": "solver", "batch_size": 8}})
+        "pose": {"backend": "oracle"}, "camera": {"backend": "solver", "batch_size": 8, "share_camera": True}})
     run_job(config)
     focal = {s.key: json.loads(s.members["json"])["camera"]["focal_px"]
              for path in list_shards(str(gt_dir / "synth-*.tar")) for s in iter_samples(path)}
@@ -37,3 +37,13 @@ def test_solver_stage_recovers_the_camera(tmp_path):
     inside = [(k, f) for k, f, _, _, _, (x0, y0, x1, y1), w, h in solved if x0 > 1 and y0 > 1 and x1 < w - 1 and y1 < h - 1]
     for key, f in inside:
         assert abs(f - focal[key]) / focal[key] < 0.05
+    # One camera per image (asked for here: with oracle depths it is off by default): where two
+    # people of an image took the shared focal length, each keeps its own solve's in diagnostics.
+    by_key = {}
+    for key, f, _, _, diag, *_ in solved:
+        by_key.setdefault(key, []).append((f, json.loads(diag or "{}")))
+    shared = [people for people in by_key.values() if all("solo_focal_px" in d for _, d in people) and len(people) > 1]
+    assert shared
+    for people in shared:
+        assert len({f for f, _ in people}) == 1
+        assert all(0 < d["solo_iou"] <= 1 and abs(d["solo_focal_px"] / f - 1) < 0.5 for f, d in people)

@@ -297,14 +297,16 @@ def body_iou(gt: GTPersons, focal, transl, pp) -> "torch.Tensor":
     return out
 
 
-def mask_objective(mask_used: str, solver: dict | None = None) -> dict:
-    """The solver's config overrides: ``solver``, over the camera stage's objective for the
-    masks' kind (``config.CameraConfig.mask_weights``): segmenter-like masks (clothes, hair)
-    get ``SEGMENTER_MASK_WEIGHTS``, body silhouettes the symmetric IoU without keypoints."""
+def mask_objective(mask_used: str, solver: dict | None = None, tz_noise: float = 0.0) -> dict:
+    """The solver's config overrides: ``solver``, over the camera stage's choices for the
+    masks' kind (``config.CameraConfig.mask_weights``: segmenter-like masks (clothes, hair)
+    get ``SEGMENTER_MASK_WEIGHTS``, body silhouettes the symmetric IoU without keypoints) and
+    for the depths (``CameraConfig.shares_camera``: one camera per image unless the depths are
+    the ground truth's, ``tz_noise`` 0)."""
     from poselabel.config import EXACT_MASK_WEIGHTS, SEGMENTER_MASK_WEIGHTS
 
     cover, keypoint = SEGMENTER_MASK_WEIGHTS if mask_used == "segmenter" else EXACT_MASK_WEIGHTS
-    return {"cover_weight": cover, "keypoint_weight": keypoint, **(solver or {})}
+    return {"cover_weight": cover, "keypoint_weight": keypoint, "share_camera": tz_noise > 0, **(solver or {})}
 
 
 def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: int = 0,
@@ -334,16 +336,17 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
     n = gt.verts.shape[0]
     gen = torch.Generator().manual_seed(seed)
     tz_in = gt.transl[:, 2] * (1.0 + tz_noise * torch.randn(n, generator=gen, dtype=torch.float64))
-    cfg = dataclasses.replace(scaled_config(iters, batch_size), **mask_objective(gt.mask_used, solver))
+    cfg = dataclasses.replace(scaled_config(iters, batch_size), **mask_objective(gt.mask_used, solver, tz_noise))
     kp = None if keypoint_noise is None else gt_keypoints(gt, keypoint_noise, seed, keypoint_outliers)
     if not scene:
-        cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0)
+        cfg = dataclasses.replace(cfg, depth_order=False, peer_min_iou=0.0, share_camera=False)
     pp = gt.pp if principal_point == "gt" else gt.size / 2
     extra = unbenched(gt)
     verts, faces = gt.verts.to(device), gt.faces.to(device)
     results: dict = {"num_persons": n, "skipped_persons": gt.skipped, "tz_noise": tz_noise, "workers": workers,
                      "keypoint_noise": keypoint_noise, "keypoint_outliers": keypoint_outliers, "solver": solver or {}, "mask": gt.mask_used,
-                     "objective": {"cover_weight": cfg.cover_weight, "keypoint_weight": cfg.keypoint_weight}, "methods": {}}
+                     "objective": {"cover_weight": cfg.cover_weight, "keypoint_weight": cfg.keypoint_weight,
+                                   "share_camera": cfg.share_camera}, "methods": {}}
     for name in methods:
         fixed = None if name == "solver" else HEURISTICS[name](gt.size[:, 0], gt.size[:, 1])
         start = time.perf_counter()
@@ -446,11 +449,14 @@ def run_camera(args: argparse.Namespace) -> int:
     for item in args.solver:
         key, _, value = item.partition("=")
         solver[key.strip()] = json.loads(value)
-    objective = mask_objective(gt.mask_used, solver)
+    objective = mask_objective(gt.mask_used, solver, args.tz_noise)
+    share = objective["share_camera"] and not args.one_pass
     print(f"solver objective: cover_weight {objective['cover_weight']:g}, keypoint_weight "
           f"{objective['keypoint_weight']:g} (the camera stage's for {gt.mask_used} masks unless --solver sets them)"
           + ("; no keypoints (--keypoint-noise): the keypoint term is off" if args.keypoint_noise is None
              and objective["keypoint_weight"] > 0 else ""))
+    print(f"one camera per image: {'yes' if share else 'no'} (the camera stage's "
+          f"{'with estimated depths' if args.tz_noise > 0 else 'with ground-truth depths'} unless --solver share_camera=... sets it)")
     results = bench_camera(gt, methods, args.tz_noise, args.seed, args.device, args.iters,
                            args.batch_size, args.principal_point, args.workers, not args.one_pass, not args.no_probes,
                            args.keypoint_noise, solver, args.keypoint_outliers)

@@ -13,6 +13,10 @@ per person, over batches of records, with what the solve measured (``records.Cam
   by the image border (``scene.focal_margin``, ``camera.focal_margin``), ``depth_gain`` for
   every solved person (``scene.depth_gain``, ``camera.depth_gain``), and the keypoint
   residual against the detector's 2D landmarks (``body.keypoints.keypoint_residual``).
+  Then, unless the depths are the ground truth's, one camera per image
+  (``scene.share_camera``): a person whose focal length the image's was given keeps its
+  own solve's focal length and score as ``camera.solo_focal_px`` and ``camera.solo_iou``,
+  the evidence the accept rule weighs (its focal length is its vote among its peers).
   Last, with ``camera.refine_pose``, the pose of each solved person with landmarks is
   refined against them under the solved camera (``body.refine``); the camera's measures
   (``mask_iou``, the probes, the keypoint residual) are those of the solve, before it.
@@ -37,9 +41,10 @@ from poselabel.records import CameraFit, ImageRecord, Person, replace
 
 
 
-def solver_config(camera_config, exact_masks: bool = False) -> CameraSolverConfig:
+def solver_config(camera_config, exact_masks: bool = False, oracle_tz: bool = False) -> CameraSolverConfig:
     """``CameraSolverConfig`` from the run's ``CameraConfig``; ``exact_masks``: the masks are
-    body silhouettes (the oracle segmenter), not a segmenter's (``CameraConfig.mask_weights``)."""
+    body silhouettes (the oracle segmenter), not a segmenter's (``CameraConfig.mask_weights``);
+    ``oracle_tz``: the depths are the ground truth's (``CameraConfig.shares_camera``)."""
     base = CameraSolverConfig()
     cover_weight, keypoint_weight = camera_config.mask_weights(exact_masks)
 
@@ -52,7 +57,7 @@ def solver_config(camera_config, exact_masks: bool = False) -> CameraSolverConfi
                                batch_size=camera_config.batch_size,
                                retry_below_iou=camera_config.retry_below_iou,
                                depth_order=camera_config.depth_order, cover_weight=cover_weight,
-                               keypoint_weight=keypoint_weight)
+                               keypoint_weight=keypoint_weight, share_camera=camera_config.shares_camera(oracle_tz))
 
 
 def person_keypoint_residual(person: Person, joints_cam: np.ndarray, focal_px: float, cx: float,
@@ -154,6 +159,7 @@ class SolverCamera:
             verts, body.faces, tz, masks, [id(r) for r, _ in ready], cfg, extra_ignore=extra, render_fn=render,
             with_focal_margin=self.with_focal_margin, with_depth_gain=self.with_depth_gain, keypoints=kp)
         margin, gain = margin.tolist(), gain.tolist()
+        solo_f, solo_iou = sol.solo("solo_focal_px"), sol.solo("solo_iou")
         refined = self.refined_poses(ready, sol, landmarks)
         solved = {}
         for j, (r, p) in enumerate(ready):
@@ -168,7 +174,9 @@ class SolverCamera:
                             focal_margin=_finite_or_none(margin[j]), depth_gain=_finite_or_none(gain[j]),
                             keypoint_error=None if kp_error is None else round(kp_error, 5),
                             keypoint_count=None if kp_error is None else kp_count,
-                            fit_iou=None if sol.fit_iou is None else _finite_or_none(round(float(sol.fit_iou[j]), 5)))
+                            fit_iou=None if sol.fit_iou is None else _finite_or_none(round(float(sol.fit_iou[j]), 5)),
+                            solo_focal_px=_finite_or_none(float(solo_f[j])),
+                            solo_iou=_finite_or_none(round(float(solo_iou[j]), 5)))
             pose = {}
             if j in refined:  # the keypoint residual above is the solve's, before the refinement
                 orient, body_pose, before, after = refined[j]
@@ -193,7 +201,7 @@ def make_backend(config):
     if camera.backend == "oracle":
         return OracleCamera()
     if camera.backend == "solver":
-        cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle")
+        cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle", oracle_tz=config.tz.backend == "oracle")
         body = shared_body_model(config.body_model, device=camera.device)
         render = make_silhouette_rasterizer(cfg.backend, torch.device(camera.device), near=1e-3)
         return SolverCamera(body, cfg, render, with_focal_margin=camera.focal_margin,

@@ -95,6 +95,16 @@ class CameraSolverConfig:
     depth_order: bool = True
     depth_order_min_iou: float = 0.8
     peer_min_iou: float = 0.95
+    # camera.scene.share_camera: the people of one image share one camera. Fits of objective
+    # IoU >= share_min_iou vote (the median of their log focal lengths, two voters at least);
+    # every solved person whose own focal length lies within a factor share_focal_band of it
+    # is solved again at it, its depth Tz scaled by the ratio (the same image under weak
+    # perspective), and keeps that camera unless its objective IoU falls by more than
+    # share_max_loss. False: each person keeps its own focal length.
+    share_camera: bool = True
+    share_min_iou: float = 0.8
+    share_focal_band: float = 1.5
+    share_max_loss: float = 0.01
     # Second chance: persons below this full-resolution IoU are solved again with a denser
     # focal grid and more passes; the better of the two is kept. 0 disables.
     retry_below_iou: float = 0.9
@@ -139,6 +149,8 @@ class CameraSolverConfig:
             raise ValueError("cover_weight must be in (0, 1], keypoint_weight >= 0")
         if self.soft_iou_form not in ("tanimoto", "blade"):
             raise ValueError(f"unknown soft_iou_form {self.soft_iou_form!r}")
+        if self.share_focal_band < 1 or self.share_max_loss < 0:
+            raise ValueError("share_focal_band >= 1 and share_max_loss >= 0 required")
         if self.backend not in ("auto", "torch", "nvdiffrast"):
             raise ValueError(f"unknown backend {self.backend!r}")
 
@@ -158,6 +170,10 @@ class CameraSolution:
       ``cover_weight``, minus ``keypoint_weight`` × the keypoint term); None where it is the
       symmetric ``mask_iou`` (no ``cover_weight``, no keypoints). Read it as
       :attr:`objective_iou`: what the scene passes and the probes compare.
+    - ``solo_focal_px``, ``solo_iou`` (B,) float64 or None: where the image's shared camera
+      (``scene.share_camera``) replaced a person's own, the focal length (px) and the
+      ``objective_iou`` of the person's own solve (the evidence the accept rule weighs), NaN
+      elsewhere; None where no camera was shared.
     """
 
     focal_px: torch.Tensor
@@ -167,24 +183,36 @@ class CameraSolution:
     final_loss: torch.Tensor
     reject_reasons: list[str | None] = field(default_factory=list)
     fit_iou: torch.Tensor | None = None
+    solo_focal_px: torch.Tensor | None = None
+    solo_iou: torch.Tensor | None = None
 
     @property
     def objective_iou(self) -> torch.Tensor:
         """(B,) float64: ``fit_iou`` where the solve had its own objective, else ``mask_iou``."""
         return self.mask_iou if self.fit_iou is None else self.fit_iou
 
+    def solo(self, name: str) -> torch.Tensor:
+        """(B,) float64 ``solo_focal_px`` or ``solo_iou`` (``name``), NaN where none."""
+        value = getattr(self, name)
+        return torch.full((self.focal_px.shape[0],), float("nan"), dtype=torch.float64) if value is None else value
+
     @classmethod
     def cat(cls, sols: list["CameraSolution"]) -> "CameraSolution":
         """The persons of several solutions, in order."""
         fit = None if all(s.fit_iou is None for s in sols) else torch.cat([s.objective_iou for s in sols])
+        shared = any(s.solo_focal_px is not None for s in sols)
         return cls(focal_px=torch.cat([s.focal_px for s in sols]), transl=torch.cat([s.transl for s in sols]),
                    mask_iou=torch.cat([s.mask_iou for s in sols]), iterations=torch.cat([s.iterations for s in sols]),
                    final_loss=torch.cat([s.final_loss for s in sols]),
-                   reject_reasons=[r for s in sols for r in s.reject_reasons], fit_iou=fit)
+                   reject_reasons=[r for s in sols for r in s.reject_reasons], fit_iou=fit,
+                   solo_focal_px=torch.cat([s.solo("solo_focal_px") for s in sols]) if shared else None,
+                   solo_iou=torch.cat([s.solo("solo_iou") for s in sols]) if shared else None)
 
     def take(self, rows: list[int]) -> "CameraSolution":
         """The persons ``rows`` (indices into this solution), in that order."""
         return CameraSolution(focal_px=self.focal_px[rows], transl=self.transl[rows], mask_iou=self.mask_iou[rows],
                               iterations=self.iterations[rows], final_loss=self.final_loss[rows],
                               reject_reasons=[self.reject_reasons[r] for r in rows],
-                              fit_iou=None if self.fit_iou is None else self.fit_iou[rows])
+                              fit_iou=None if self.fit_iou is None else self.fit_iou[rows],
+                              solo_focal_px=None if self.solo_focal_px is None else self.solo_focal_px[rows],
+                              solo_iou=None if self.solo_iou is None else self.solo_iou[rows])

@@ -17,7 +17,12 @@ scores an IoU below 1. So, per image:
 4. the people of one image share one camera: a person still below ``retry_below_iou``
    whose image has fits of IoU >= ``peer_min_iou`` is solved again at their median focal
    length (translation by the global shift search), then with the focal length free from
-   there; the better of its results is kept.
+   there; the better of its results is kept;
+5. (``share_camera``, after the probes, which read each person's own solve) one camera per
+   image: the well-fitted people vote on the image's focal length, and everyone whose own
+   focal length is near it takes it, its depth scaled to keep its image
+   (each person's ``Tz`` comes with its own error; their focal lengths absorbed it, the
+   image's median averages it out).
 
 Every person's reported ``mask_iou`` is measured under the evidence it was last solved
 with. The gates and comparisons (trusted fits, "still below", "better") and the probes read
@@ -88,11 +93,16 @@ def solve_scene(vertices: torch.Tensor, faces: torch.Tensor, tz: torch.Tensor, m
     Returns:
         ``CameraSolution`` for the B persons (tensors on CPU); ``iterations`` counts every
         descent of a person. ``config.depth_order`` False skips step 3; ``peer_min_iou`` 0
-        (or a fixed focal length) skips step 4.
+        (or a fixed focal length) skips step 4; ``share_camera`` False (or a fixed focal
+        length) skips step 5.
     """
-    return solve_scene_with_evidence(vertices, faces, tz, masks, groups, config, fixed_focal=fixed_focal,
-                                     principal_point=principal_point, extra_ignore=extra_ignore,
-                                     render_fn=render_fn, keypoints=keypoints)[0]
+    masks = [torch.as_tensor(m).bool() for m in masks]
+    kw = dict(principal_point=principal_point, render_fn=render_fn, keypoints=keypoints)
+    sol, ignore = solve_scene_with_evidence(vertices, faces, tz, masks, groups, config, fixed_focal=fixed_focal,
+                                            extra_ignore=extra_ignore, **kw)
+    if fixed_focal is None:
+        sol = share_camera(sol, vertices, faces, masks, groups, config, ignore, **kw)
+    return sol
 
 
 def solve_scene_with_evidence(vertices, faces, tz, masks, groups, config=CameraSolverConfig(), *, fixed_focal=None,
@@ -310,4 +320,65 @@ def solve_scene_with_probes(vertices, faces, tz, masks, groups, config=CameraSol
             margin = focal_margin(vertices, faces, tz, masks, sol, config, ignore, wanted=cut, **kw)
     if with_depth_gain:  # would another depth explain the mask better?
         gain = depth_gain(vertices, faces, masks, sol, config, ignore, **kw)
+    sol = share_camera(sol, vertices, faces, masks, groups, config, ignore, **kw)
     return sol, ignore, margin, gain
+
+
+def share_camera(sol: CameraSolution, vertices, faces, masks, groups, config: CameraSolverConfig, ignore, *,
+                 principal_point=None, render_fn=None, keypoints=None) -> CameraSolution:
+    """Step 5 of the module docstring: the people of one image share one camera.
+
+    Each person's solve takes its ``Tz`` as given, and a ``Tz`` off by some per cent is
+    absorbed by ``f`` (the same image, weak perspective): the people of one image then
+    disagree on ``f`` by their depths' errors. Per image, the solved people of
+    ``objective_iou >= config.share_min_iou`` vote (two at least): ``f_c``, the median of
+    their log focal lengths. Every solved person whose own ``f`` lies within a factor
+    ``config.share_focal_band`` of ``f_c`` is solved again with ``f`` fixed at ``f_c``,
+    warm-started at its depth scaled by ``f_c / f`` (``Tx, Ty`` kept: the same silhouette,
+    up to perspective) on the short schedule, under its own no-evidence pixels
+    ``ignore``; it keeps the result unless its ``objective_iou`` falls by more than
+    ``config.share_max_loss`` (a close-up's perspective may pin its own ``f``). Others keep
+    their own camera. ``final_loss`` stays the own solve's; ``solo_focal_px`` and ``solo_iou``
+    record the replaced focal length and score. ``config.share_camera`` False: ``sol`` as is.
+    Args as :func:`solve_scene`; returns the solution (tensors on CPU).
+    """
+    if not config.share_camera:
+        return sol
+    score = sol.objective_iou
+    members = collections.defaultdict(list)
+    for i, (g, r) in enumerate(zip(groups, sol.reject_reasons)):
+        if r is None and bool(torch.isfinite(sol.focal_px[i])):
+            members[g].append(i)
+    follow, f_c = [], []
+    band = math.log(config.share_focal_band)
+    for g, people in members.items():
+        voters = [i for i in people if bool(score[i] >= config.share_min_iou)]
+        if len(people) < 2 or len(voters) < 2:
+            continue
+        logs = torch.log(sol.focal_px[voters].double()).sort().values
+        c = float(torch.exp((logs[(len(logs) - 1) // 2] + logs[len(logs) // 2]) / 2))
+        follow += [i for i in people if abs(math.log(float(sol.focal_px[i]) / c)) <= band]
+        f_c += [c] * (len(follow) - len(f_c))
+    if not follow:
+        return sol
+    focal = torch.tensor(f_c, dtype=torch.float64)
+    transl = sol.transl[follow].double().clone()
+    transl[:, 2] *= focal / sol.focal_px[follow].double()  # f / Tz, hence the image, kept; Tx, Ty as they were
+    sub = solve_camera(vertices[follow], faces, transl[:, 2].to(vertices.dtype), [masks[i] for i in follow], config,
+                       ignore=[ignore[i] for i in follow], fixed_focal=focal, principal_point=_subset(principal_point, follow),
+                       render_fn=render_fn, start=(focal, transl), short_descent=True,
+                       keypoints=_subset(keypoints, follow))
+    own = sol.fit_iou is not None
+    out = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), transl=sol.transl.clone(),
+                              mask_iou=sol.mask_iou.clone(), iterations=sol.iterations.clone(),
+                              fit_iou=None if sol.fit_iou is None else sol.fit_iou.clone(),
+                              solo_focal_px=sol.solo("solo_focal_px").clone(), solo_iou=sol.solo("solo_iou").clone())
+    for k, i in enumerate(follow):
+        out.iterations[i] += sub.iterations[k]
+        if sub.reject_reasons[k] is not None or not bool(sub.objective_iou[k] >= score[i] - config.share_max_loss):
+            continue
+        out.solo_focal_px[i], out.solo_iou[i] = sol.focal_px[i], score[i]
+        out.focal_px[i], out.transl[i], out.mask_iou[i] = sub.focal_px[k], sub.transl[k], sub.mask_iou[k]
+        if own:
+            out.fit_iou[i] = sub.objective_iou[k]
+    return out

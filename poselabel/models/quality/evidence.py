@@ -84,7 +84,8 @@ def focal_votes(f: PersonFacts, config) -> tuple[int, int] | None:
     of its own, and how many outside. A person whose own mask pins its focal length
     (:func:`focal_pinned`) hears only peers whose masks pin theirs: a truncated peer's focal
     length is whatever its solver stopped at. None: not fitted, or no peer to ask."""
-    if not (finite(f.focal_px) and f.focal_px > 0):
+    own_f = f.solo_focal_px
+    if not (finite(own_f) and own_f > 0):
         return None
     peers = [(p[0], p[1], p[2] if len(p) > 2 else math.nan) for p in f.peers]  # (focal, iou, margin)
     peers = [p for p in peers if finite(p[0]) and p[0] > 0 and finite(p[1]) and p[1] >= config.min_peer_mask_iou]
@@ -94,7 +95,7 @@ def focal_votes(f: PersonFacts, config) -> tuple[int, int] | None:
     if not peers:
         return None
     tol = math.log1p(config.max_focal_disagreement)
-    agree = sum(abs(math.log(float(f.focal_px) / p[0])) <= tol for p in peers)
+    agree = sum(abs(math.log(float(own_f) / p[0])) <= tol for p in peers)
     return agree, len(peers) - agree
 
 
@@ -109,12 +110,14 @@ def focal_disagreement(f: PersonFacts, config) -> bool | None:
 
 def with_peers(facts: list[PersonFacts]) -> list[PersonFacts]:
     """The facts of one image's people, each with the others' ``(focal_px, mask_iou,
-    focal_margin)`` as ``peers`` (fitted people only; nan: not measured)."""
+    focal_margin)`` as ``peers`` (fitted people only; nan: not measured), the focal lengths and
+    IoUs of their own solves (``solo_focal_px``, ``objective_iou``): the votes of independent
+    fits, not of the image's shared camera."""
     def peer(f: PersonFacts):
         if not is_fitted(f):
             return None
         margin = f.camera.focal_margin
-        return (float(f.focal_px), float(f.objective_iou) if finite(f.objective_iou) else math.nan,
+        return (float(f.solo_focal_px), float(f.objective_iou) if finite(f.objective_iou) else math.nan,
                 float(margin) if finite(margin) else math.nan)
 
     fitted = [peer(f) for f in facts]

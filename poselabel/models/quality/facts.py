@@ -62,10 +62,19 @@ class PersonFacts:
 
     @property
     def objective_iou(self) -> float | None:
-        """The fit's IoU as its solve measured it: ``camera.fit_iou`` where the solve had its own
-        objective (segmenter masks: uncovered mask down-weighted, keypoints), else ``mask_iou``.
-        What the accept rule reads; the probes are in its terms."""
+        """The fit's IoU as its own solve measured it: ``camera.solo_iou`` where the image's
+        shared camera replaced it, else ``camera.fit_iou`` where the solve had its own objective
+        (segmenter masks: uncovered mask down-weighted, keypoints), else ``mask_iou``. What the
+        accept rule reads; the probes are in its terms."""
+        if finite(self.camera.solo_iou):
+            return self.camera.solo_iou
         return self.camera.fit_iou if finite(self.camera.fit_iou) else self.mask_iou
+
+    @property
+    def solo_focal_px(self) -> float | None:
+        """The focal length (px) of the person's own solve: ``camera.solo_focal_px`` where the
+        image's shared camera replaced it, else ``focal_px``. Its vote among its peers."""
+        return self.camera.solo_focal_px if finite(self.camera.solo_focal_px) else self.focal_px
 
 
 def finite(x) -> bool:
