@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,14 @@ def test_filter_keeps_the_labelling_run_and_adds_its_thresholds(labelled, tmp_pa
     marker = json.loads((tmp_path / "f" / "_done" / "a-000000.json").read_text())
     assert marker["run_id"] == manifest["run_id"] and marker["url"].startswith("file:///")
     assert list(json.loads((tmp_path / "f" / "manifest.json").read_text())["runs"]) == [manifest["run_id"]]
+
+
+def test_run_ids_sort_by_start_time_within_a_second():
+    """The manifest's latest run is the greatest id: ids made one after the other sort in
+    that order, also within one second (they once had second resolution and a random tail)."""
+    ids = [provenance.new_run_id() for _ in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert re.fullmatch(r"\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}", ids[0])
 
 
 def test_manifest_lists_each_run_with_the_shards_it_made(tmp_path):

@@ -61,9 +61,18 @@ RUNS = "_runs"
 UNREAD = "_unread"
 
 
+_last_run_ms = 0
+
+
 def new_run_id() -> str:
-    """A sortable unique run id: UTC start time and 6 random hex digits."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    """A sortable unique run id: UTC start time to the millisecond (one past this process's
+    last id where two fall in one millisecond) and 6 random hex digits
+    (``20261207T010512.345Z-1a2b3c``). Seconds alone left two runs of one second in random
+    order, and the manifest's latest run is the greatest id."""
+    global _last_run_ms
+    now = _last_run_ms = max(time.time_ns() // 1_000_000, _last_run_ms + 1)  # increasing within a process
+    return (time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1000)) + f".{now % 1000:03d}Z-"
+            + uuid.uuid4().hex[:6])
 
 
 def file_sha256(path: str) -> str | None:
