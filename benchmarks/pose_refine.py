@@ -118,7 +118,9 @@ def main(argv=None) -> int:
     seen = torch.tensor(np.stack([p["kp_seen"] for p in persons]), dtype=torch.float64)
     true_uv = torch.tensor(np.stack([p["kp_true"] for p in persons]))
     cover, kp_weight = CameraConfig().mask_weights(exact_masks=persons[0]["mask_kind"] != "segmenter")
-    cfg = CameraSolverConfig(cover_weight=cover, keypoint_weight=kp_weight)
+    # the true depths: each person keeps its own camera, as the camera stage with oracle Tz
+    cfg = CameraSolverConfig(cover_weight=cover, keypoint_weight=kp_weight,
+                             share_camera=CameraConfig().shares_camera(oracle_tz=True))
     tz = torch.tensor([float(p["transl"][2]) for p in persons])
     t0 = time.process_time()
     sol = solve_scene(verts, body.faces, tz, [torch.from_numpy(p["mask"]) for p in persons],

@@ -64,6 +64,10 @@ def test_card_shows_the_keypoint_error_when_the_fit_has_one():
     assert "kp 0.123" in shown and "keypoint_mismatch" in shown
     counted = card({**c, "row": {**row, "diagnostics": json.dumps({"keypoint_error": 0.1234, "keypoint_count": 3})}})
     assert "kp 0.123 on 3" in counted
+    # a focal length the image's people share says so, with the person's own solve's
+    assert "own" not in card(c)
+    shared = card({**c, "row": {**row, "diagnostics": json.dumps({"solo_focal_px": 561.7, "solo_iou": 0.9})}})
+    assert "f 500 px (image's; own 562)" in shared
 
 
 def test_cards_show_the_fit_score_of_the_runs_rule(labelled, tmp_path):

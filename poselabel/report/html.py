@@ -50,13 +50,15 @@ def card(c: dict[str, Any]) -> str:
     diag = row_diagnostics(r)
     kp, n_kp = diag.get("keypoint_error"), diag.get("keypoint_count")
     kp = "" if kp is None else f" · kp {fmt(kp, '.3f')}" + ("" if n_kp is None else f" on {int(n_kp)}")
+    solo = diag.get("solo_focal_px")  # the image's shared camera replaced the person's own
+    solo = "" if solo is None else f" (image's; own {fmt(solo, '.0f')})"
     score = "" if c.get("fit_score") is None else f"fit score {c['fit_score']:.2f} · "
     if score and not r.get("accepted") and c.get("fit_loss_by"):  # what the score lost most on
         lost = ", ".join(f"{esc(LABELS.get(n, n))} −{v:.1f}" for n, v in c["fit_loss_by"])
         score = f"fit score {c['fit_score']:.2f} (lost most on {lost})<br>"
     return (f"<div class='card {cls}'><img src='{c['uri']}' alt='{esc(r['key'])}'>"
             f"<b>{verdict}</b> {esc(r['shard'])}/{esc(r['key'])} #{r['person_index']}<br>"
-            f"Tz {fmt(tz, '.2f')} m · f {fmt(r.get('focal_px'), '.0f')} px · FoV {fmt(c['fov'], '.0f')}°<br>"
+            f"Tz {fmt(tz, '.2f')} m · f {fmt(r.get('focal_px'), '.0f')} px{solo} · FoV {fmt(c['fov'], '.0f')}°<br>"
             f"IoU {fmt(r.get('mask_iou'), '.3f')} · det {fmt(r.get('det_score'), '.2f')} · "
             f"loss {fmt(r.get('fit_loss'), '.3f')}{kp}<br>{score}{reasons}{note}</div>")
 
