@@ -16,7 +16,9 @@ per person, over batches of records, with what the solve measured (``records.Cam
   Then, unless the depths are the ground truth's, one camera per image
   (``scene.share_camera``): a person whose focal length the image's was given keeps its
   own solve's focal length and score as ``camera.solo_focal_px`` and ``camera.solo_iou``,
-  the evidence the accept rule weighs (its focal length is its vote among its peers).
+  the evidence the accept rule weighs (its focal length is its vote among its peers); its
+  ``focal_px``, ``transl``, ``tz``, ``mask_iou`` and keypoint residual are the shared camera's
+  (the same image under weak perspective), the probes its own solve's.
   Last, with ``camera.refine_pose``, the pose of each solved person with landmarks is
   refined against them under the solved camera (``body.refine``); the camera's measures
   (``mask_iou``, the probes, the keypoint residual) are those of the solve, before it.
