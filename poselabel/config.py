@@ -107,10 +107,19 @@ class SegmentConfig:
 class TzConfig:
     backend: str = "geometric"  # none | geometric (no weights: MediaPipe landmarks) | network | oracle
     model: str | None = None
+    # With backend=oracle: the true depth times (1 + N(0, oracle_noise)), drawn per person from its
+    # key and index (the same on every run): a depth estimate of known error, for benchmarks.
+    oracle_noise: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        """Whether the depths are the ground truth's: the oracle without noise."""
+        return self.backend == "oracle" and self.oracle_noise == 0
 
     def validate(self) -> None:
         _check(self.backend in ("none", "geometric", "network", "oracle"),
                f"tz.backend must be none, geometric, network or oracle, not {self.backend!r}")
+        _check(0 <= self.oracle_noise < 1, f"tz.oracle_noise must be in [0, 1), not {self.oracle_noise!r}")
         _check(self.backend != "network" or bool(self.model), "tz.backend=network needs tz.model (--tz-model DIR)")
 
 
@@ -161,13 +170,13 @@ class CameraConfig:
     refine_pose: bool = True  # the pose refined on the landmarks after the solve (models/body/refine.py)
     # The people of an image share one camera (camera.scene.share_camera, docs/camera_solver.md
     # "One camera per image"): their focal lengths, each of which absorbed its own Tz's error,
-    # are pooled and every depth is rescaled to the image's. None: on unless the Tz stage is the
-    # oracle (ground-truth depths carry no error to pool).
+    # are pooled and every depth is rescaled to the image's. None: on unless the depths are the
+    # ground truth's (TzConfig.exact: they carry no error to pool).
     share_camera: bool | None = None
 
     def shares_camera(self, oracle_tz: bool) -> bool:
         """Whether the solve shares one camera per image: ``share_camera``, else not with
-        ground-truth depths (``oracle_tz``: ``tz.backend=oracle``) and yes otherwise."""
+        ground-truth depths (``oracle_tz``: ``TzConfig.exact``) and yes otherwise."""
         return (not oracle_tz) if self.share_camera is None else self.share_camera
 
     def mask_weights(self, exact_masks: bool) -> tuple[float, float]:

@@ -47,3 +47,31 @@ def test_solver_stage_recovers_the_camera(tmp_path):
     for people in shared:
         assert len({f for f, _ in people}) == 1
         assert all(0 < d["solo_iou"] <= 1 and abs(d["solo_focal_px"] / f - 1) < 0.5 for f, d in people)
+
+
+def test_oracle_depths_with_a_known_error_are_drawn_per_person_and_shared():
+    """``tz.oracle_noise``: the true depth times (1 + N(0, noise)), the same draw for the same
+    person on every run, another for another person; such depths are estimates, so the camera
+    stage shares one camera per image (exact oracle depths: not)."""
+    import numpy as np
+
+    from poselabel.config import CameraConfig
+    from poselabel.models.tz.backend import OracleTz
+    from poselabel.records import ImageRecord, Person
+
+    meta = {"persons": [{"bbox_xyxy": [10, 10, 50, 90], "transl": [0.0, 0.0, 4.0]},
+                        {"bbox_xyxy": [60, 10, 100, 90], "transl": [0.5, 0.0, 2.0]}]}
+    people = tuple(Person(person_index=i, bbox_xyxy=np.array(p["bbox_xyxy"], np.float32), det_score=1.0)
+                   for i, p in enumerate(meta["persons"]))
+    record = ImageRecord(key="k", shard="s", url="file:///s.tar", width=120, height=100, meta=meta, persons=people)
+    exact = [p.tz for p in OracleTz().apply_batch([record])[0].persons]
+    assert exact == [4.0, 2.0]
+    noisy = [p.tz for p in OracleTz(0.1).apply_batch([record])[0].persons]
+    again = [p.tz for p in OracleTz(0.1).apply_batch([record])[0].persons]
+    assert noisy == again and noisy != exact
+    assert noisy[0] / 4.0 != noisy[1] / 2.0 and all(0.6 < t / e < 1.4 for t, e in zip(noisy, exact))
+    tz = load_config(None, {"input": "x", "output": "y", "tz": {"backend": "oracle", "oracle_noise": 0.1}}).tz
+    assert not tz.exact and CameraConfig().shares_camera(tz.exact)
+    assert load_config(None, {"input": "x", "output": "y", "tz": {"backend": "oracle"}}).tz.exact
+    with pytest.raises(Exception, match="oracle_noise"):
+        load_config(None, {"input": "x", "output": "y", "tz": {"oracle_noise": 2}}).validate()

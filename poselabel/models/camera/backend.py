@@ -203,7 +203,7 @@ def make_backend(config):
     if camera.backend == "oracle":
         return OracleCamera()
     if camera.backend == "solver":
-        cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle", oracle_tz=config.tz.backend == "oracle")
+        cfg = solver_config(camera, exact_masks=config.segment.backend == "oracle", oracle_tz=config.tz.exact)
         body = shared_body_model(config.body_model, device=camera.device)
         render = make_silhouette_rasterizer(cfg.backend, torch.device(camera.device), near=1e-3)
         return SolverCamera(body, cfg, render, with_focal_margin=camera.focal_margin,

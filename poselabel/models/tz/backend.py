@@ -6,7 +6,8 @@
   on the person (``Person.landmark_fit``) for the pose stage;
 - ``network``: BLADE's Tz network (``tz.model``, a checkpoint directory, local or gs://),
   batched across images and shared as ``models.share`` says;
-- ``oracle``: ground truth from the sample's json, for benchmarks.
+- ``oracle``: ground truth from the sample's json, for benchmarks (``tz.oracle_noise``: with a
+  seeded relative error, a depth estimate of known quality).
 
 ``make_backend(config, share)`` builds one; its ``apply_batch(records)`` returns the records
 with ``tz`` set. A person the backend cannot handle keeps ``tz = None`` and a ``tz_error``
@@ -15,6 +16,7 @@ with ``tz`` set. A person the backend cannot handle keeps ``tz = None`` and a ``
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 
@@ -32,12 +34,26 @@ class NoTz:
 
 
 class OracleTz:
-    def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
-        def tz(p: Person, meta) -> Person:
-            gt = match_ground_truth(p.bbox_xyxy, meta)
-            return replace(p, tz=float(gt["transl"][2])) if gt else replace(p, tz_error="no matching ground truth")
+    """The ground truth's pelvis depth; with ``noise`` > 0 times ``1 + N(0, noise)``, drawn from
+    a hash of the sample's key and the person's index (a rerun draws the same)."""
 
-        return [map_persons(r, lambda p, m=r.meta: tz(p, m)) for r in records]
+    def __init__(self, noise: float = 0.0):
+        self.noise = noise
+
+    def _factor(self, key: str, index: int) -> float:
+        if self.noise <= 0:
+            return 1.0
+        seed = int.from_bytes(hashlib.sha256(f"{key}/{index}".encode()).digest()[:8], "little")
+        return max(0.05, 1.0 + self.noise * float(np.random.default_rng(seed).standard_normal()))
+
+    def apply_batch(self, records: list[ImageRecord]) -> list[ImageRecord]:
+        def tz(p: Person, r: ImageRecord) -> Person:
+            gt = match_ground_truth(p.bbox_xyxy, r.meta)
+            if not gt:
+                return replace(p, tz_error="no matching ground truth")
+            return replace(p, tz=float(gt["transl"][2]) * self._factor(r.key, p.person_index))
+
+        return [map_persons(r, lambda p, rec=r: tz(p, rec)) for r in records]
 
 
 class GeometricTz:
@@ -71,7 +87,7 @@ def make_backend(config, share: Share = no_sharing):
     if backend == "none":
         return NoTz()
     if backend == "oracle":
-        return OracleTz()
+        return OracleTz(config.tz.oracle_noise)
     if backend == "geometric":
         return GeometricTz(shared_body_model(config.body_model, device=device))
     if backend == "network":
