@@ -7,6 +7,7 @@ import torch
 from test_camera_solver import SMALL, make_targets, person_mesh
 from test_rasterize import ellipsoid_mesh
 
+from poselabel.models.camera.config import CameraSolution
 from poselabel.models.camera.occlusion import depth_ordered_occluders, occluder_masks
 from poselabel.models.camera.scene import depth_gain, fitted_depths, solve_scene
 from poselabel.models.camera.solver import solve_camera
@@ -230,3 +231,21 @@ def test_one_camera_per_image_pools_the_depths_errors():
     assert torch.equal(narrow.focal_px, own.focal_px)
     poor = dataclasses.replace(own, mask_iou=torch.tensor([0.99, 0.5], dtype=torch.float64))
     assert share_camera(poor, verts, faces, masks, [0, 0], SMALL, ignore) is poor
+
+
+def test_the_median_voter_keeps_its_own_solve():
+    """Three people: the image's focal length is the middle one's own, which is not solved again
+    (its label and iterations are its solve's); the other two take it."""
+    from poselabel.models.camera.scene import share_camera
+
+    verts, faces, focal, transl, masks, tz = _two_apart()
+    own = solve_camera(verts, faces, tz, masks, dataclasses.replace(SMALL, retry_below_iou=0.0))
+    three = CameraSolution.cat([own, own.take([0])])
+    three.focal_px[2] *= 0.95  # a third voter between the two (the same image: f / Tz kept)
+    three.transl[2, 2] *= 0.95
+    verts3, masks3 = torch.cat([verts, verts[:1]]), masks + masks[:1]
+    shared = share_camera(three, verts3, faces, masks3, [0, 0, 0], SMALL, [None, None, None])
+    assert torch.allclose(shared.focal_px, three.focal_px[2].expand(3), rtol=1e-6)  # (the solve's float32)
+    assert float(shared.focal_px[2]) == float(three.focal_px[2])
+    assert torch.equal(shared.transl[2], three.transl[2]) and shared.iterations[2] == three.iterations[2]
+    assert torch.isnan(shared.solo_focal_px[2]) and bool(torch.isfinite(shared.solo_focal_px[:2]).all())

@@ -357,7 +357,8 @@ def share_camera(sol: CameraSolution, vertices, faces, masks, groups, config: Ca
             continue
         logs = torch.log(sol.focal_px[voters].double()).sort().values
         c = float(torch.exp((logs[(len(logs) - 1) // 2] + logs[len(logs) // 2]) / 2))
-        follow += [i for i in people if abs(math.log(float(sol.focal_px[i]) / c)) <= band]
+        # (the median voter of an odd count has the image's f already: it keeps its solve)
+        follow += [i for i in people if 1e-9 < abs(math.log(float(sol.focal_px[i]) / c)) <= band]
         f_c += [c] * (len(follow) - len(f_c))
     if not follow:
         return sol
