@@ -280,7 +280,8 @@ def test_bench_camera_end_to_end(tmp_path):
     assert set(result["methods"]) == {"solver", "hmr2", "cliff", "nlf"}
     for entry in result["methods"].values():
         assert set(entry) == {"E_f", "E_Txy", "E_Tz", "E_inv_Tz", "mIoU", "mIoU_body", "persons_per_s", "cpu_s_per_person",
-                              "renders_per_person", "probes", "unoccluded"}
+                              "renders_per_person", "probes", "shared_camera", "unoccluded"}
+        assert 0 <= entry["shared_camera"] <= result["num_persons"]
         assert entry["persons_per_s"] > 0 and entry["cpu_s_per_person"] > 0
         assert entry["renders_per_person"] >= 8  # at least the descent's steps
         assert 0.0 <= entry["mIoU"]["mean"] <= 1.0

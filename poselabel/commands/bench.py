@@ -327,7 +327,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
 
     Cost per method: ``persons_per_s`` (wall), ``cpu_s_per_person`` (CPU time of the solving
     processes over persons) and ``renders_per_person`` (meshes rasterised, counted by the
-    rasterisers: ``render.rasterize.render_count``)."""
+    rasterisers: ``render.rasterize.render_count``); ``shared_camera``: the persons whose result
+    is their image's shared camera (``results["objective"]["share_camera"]``)."""
     import torch
 
     from poselabel.evaluation.metrics import camera_errors
@@ -367,6 +368,8 @@ def bench_camera(gt: GTPersons, methods=METHODS, tz_noise: float = 0.0, seed: in
         entry["unoccluded"] = {k: _summary(v[clear]) for k, v in metrics.items()}
         entry["unoccluded"]["count"] = int(clear.sum())
         entry["rejected"] = sum(r is not None for r in sol.reject_reasons)
+        # persons whose label is their image's shared camera (camera.scene.share_camera)
+        entry["shared_camera"] = int(torch.isfinite(sol.solo("solo_focal_px")).sum())
         entry["per_person"] = {k: v.tolist() for k, v in metrics.items()}
         entry["per_person"]["reject"] = list(sol.reject_reasons)
         entry["per_person"]["f_ratio"] = (sol.focal_px.double() / gt.focal).tolist()  # signed: < 1 too short
@@ -467,12 +470,15 @@ def run_camera(args: argparse.Namespace) -> int:
     for name, e in results["methods"].items():
         if e["rejected"]:
             print(f"{name}: {e['rejected']} person(s) rejected by the solver (excluded from the metrics)")
+        if e["shared_camera"]:
+            print(f"{name}: {e['shared_camera']} person(s) took their image's camera (one camera per image)")
     if args.per_person:
         write_per_person(args.per_person, gt, results)
     if args.json:
         out = {"num_persons": results["num_persons"], "mask": results["mask"], "objective": results["objective"],
                "methods": {k: {**{m: v[m] for m in METRICS + ("mIoU_body",) if m in v},
-                               **{c: v[c] for c in ("persons_per_s", "cpu_s_per_person", "renders_per_person", "probes")},
+                               **{c: v[c] for c in ("persons_per_s", "cpu_s_per_person", "renders_per_person", "probes",
+                                                    "shared_camera")},
                                "unoccluded": v["unoccluded"]}
                            for k, v in results["methods"].items()}}
         with open(args.json, "w") as fh:
