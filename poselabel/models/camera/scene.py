@@ -369,17 +369,13 @@ def share_camera(sol: CameraSolution, vertices, faces, masks, groups, config: Ca
                        ignore=[ignore[i] for i in follow], fixed_focal=focal, principal_point=_subset(principal_point, follow),
                        render_fn=render_fn, start=(focal, transl), short_descent=True,
                        keypoints=_subset(keypoints, follow))
-    own = sol.fit_iou is not None
-    out = dataclasses.replace(sol, focal_px=sol.focal_px.clone(), transl=sol.transl.clone(),
-                              mask_iou=sol.mask_iou.clone(), iterations=sol.iterations.clone(),
-                              fit_iou=None if sol.fit_iou is None else sol.fit_iou.clone(),
-                              solo_focal_px=sol.solo("solo_focal_px").clone(), solo_iou=sol.solo("solo_iou").clone())
+    def keep(k, i):
+        return sub.reject_reasons[k] is None and bool(sub.objective_iou[k] >= score[i] - config.share_max_loss)
+
+    solo_f, solo_iou = sol.solo("solo_focal_px").clone(), sol.solo("solo_iou").clone()
     for k, i in enumerate(follow):
-        out.iterations[i] += sub.iterations[k]
-        if sub.reject_reasons[k] is not None or not bool(sub.objective_iou[k] >= score[i] - config.share_max_loss):
-            continue
-        out.solo_focal_px[i], out.solo_iou[i] = sol.focal_px[i], score[i]
-        out.focal_px[i], out.transl[i], out.mask_iou[i] = sub.focal_px[k], sub.transl[k], sub.mask_iou[k]
-        if own:
-            out.fit_iou[i] = sub.objective_iou[k]
-    return out
+        if keep(k, i):
+            solo_f[i], solo_iou[i] = sol.focal_px[i], score[i]
+    # the own solve's final loss stays: it is evidence, like solo_focal_px and solo_iou
+    return dataclasses.replace(_merge(sol, follow, sub, keep), final_loss=sol.final_loss,
+                               solo_focal_px=solo_f, solo_iou=solo_iou)
