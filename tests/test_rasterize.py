@@ -330,3 +330,67 @@ def test_compiled_edge_gradient_equals_the_torch_loop(monkeypatch):
     assert fast[1].abs().sum() > 0
     torch.testing.assert_close(fast[1], slow[1], rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(fast[2], slow[2], rtol=1e-9, atol=1e-9)
+
+
+def test_contour_coverage_equals_the_face_kernel():
+    """``kernels.coverage_contour`` (signed row crossings of the edges with one front face)
+    covers the pixels the face loop covers, broken and near-plane vertices included."""
+    from poselabel.models.render import kernels
+    from poselabel.models.render.silhouette import MeshEdges, front_orientation
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people(seed=7)
+    edges = MeshEdges(faces)
+    orient = front_orientation(verts[0], faces, edges)
+    assert orient is not None
+    for res, focal in ((24, 36.0), (96, 150.0), (96, 600.0)):  # the last: bodies far over the border
+        px = project_points(verts, torch.full((4,), focal, dtype=torch.float64), torch.full((4,), res / 2.0,
+                            dtype=torch.float64), torch.full((4,), res / 2.0, dtype=torch.float64))
+        px[1, :5] = float("nan")
+        px[2, 7, 2] = 1e-4
+        faces_cov = kernels.coverage(px.numpy(), faces.numpy(), res, res, 1e-3, orient)
+        edge_cov = kernels.coverage_contour(px.numpy(), *edges.numpy(), edges.dir_a_np, res, res, 1e-3, orient)
+        assert faces_cov.any() and not faces_cov.all()
+        assert (faces_cov == edge_cov).all(), f"{int((faces_cov != edge_cov).sum())} pixels differ at {res} px"
+
+
+def test_rigid_silhouettes_equal_the_general_path():
+    """The descents' path (``render_rigid``: projection and chain rule in the kernels, coverage
+    from the edges that can be on a contour) gives the general path's silhouettes and gradients
+    w.r.t. ``T, f, cx, cy``, while the mesh moves within its edge lists' margin and beyond it,
+    and for a body cut by the image border."""
+    from poselabel.models.render import kernels
+    from poselabel.models.render.rigid import render_rigid
+    from poselabel.models.render.silhouette import TorchSilhouetteRasterizer
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people(seed=11)
+    verts = verts - verts.mean(dim=1, keepdim=True)  # pelvis-like origin; the translation places them
+    res = 64
+    weights = torch.randn(3, res, res, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    rows = torch.tensor([3, 0, 2])
+    rigid_fn, general_fn = TorchSilhouetteRasterizer(), TorchSilhouetteRasterizer()
+
+    def run(fn, transl, focal, rigid):
+        params = [t.clone().requires_grad_(True) for t in (transl, focal, torch.full((3,), 30.0, dtype=torch.float64),
+                                                           torch.full((3,), 33.0, dtype=torch.float64))]
+        if rigid:
+            sil = render_rigid(fn, verts, rows, faces, *params, (res, res))
+        else:
+            sil = fn(verts[rows] + params[0][:, None], faces, *params[1:], (res, res))
+        (sil * weights).sum().backward()
+        return sil.detach(), [p.grad for p in params]
+
+    base = torch.tensor([[0.05, -0.1, 2.5], [0.3, 0.2, 3.0], [-0.2, 0.0, 2.2]], dtype=torch.float64)
+    steps = [(0.0, 100.0), (0.02, 100.0), (0.05, 110.0), (0.5, 100.0), (0.0, 260.0)]  # the last: cut by the border
+    for shift, focal in steps:
+        transl, f = base + shift, torch.full((3,), focal, dtype=torch.float64)
+        fast, slow = run(rigid_fn, transl, f, True), run(general_fn, transl, f, False)
+        assert torch.equal(fast[0], slow[0]) and fast[0].any()
+        for g_fast, g_slow in zip(fast[1], slow[1]):
+            assert g_slow.abs().sum() > 0
+            torch.testing.assert_close(g_fast, g_slow, rtol=1e-7, atol=1e-7)
+    active = rigid_fn._active
+    assert 0 < active.count.max() < 0.5 * active.ids.shape[1]  # the lists hold a fraction of the edges

@@ -55,6 +55,7 @@ from poselabel.models.camera.batch import (
 )
 from poselabel.models.camera.config import REJECT_NAN, REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
 from poselabel.models.camera.start import moment_start
+from poselabel.models.render.rigid import render_rigid
 from poselabel.models.render.silhouette import front_orientation, make_silhouette_rasterizer
 
 
@@ -95,8 +96,8 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
         for it in range(stage.iters + 1):  # the extra pass scores the last step
             f, transl = decode_params(batch, params[0], params[1], params[2], side)
             fw, cxw, cyw = cc.crop_intrinsics(f, batch.cx, batch.cy, x0, y0, side, stage.res)
-            sil = render_fn(batch.verts[rows] + transl[rows, None], faces, fw[rows], cxw[rows], cyw[rows],
-                            (stage.res, stage.res))
+            sil = render_rigid(render_fn, batch.verts, rows, faces, transl[rows], fw[rows], cxw[rows], cyw[rows],
+                               (stage.res, stage.res))
             pred = cc.gaussian_blur(sil * valid[rows], stage.blur)
             loss = 1.0 - cc.soft_iou(pred, target[rows], torch.ones_like(pred), cfg.soft_iou_form, cfg.cover_weight)
             if use_kp:

@@ -94,6 +94,79 @@ def coverage(verts_px: np.ndarray, faces: np.ndarray, height: int, width: int, n
 
 
 @_jit
+def _coverage_contour(vpx, v0, v1, opp_a, opp_b, dir_a, near, orientation, ids, rows, cnt, acc,
+                      out):  # pragma: no cover - compiled
+    h, w = out.shape[1], out.shape[2]
+    for k in range(vpx.shape[0]):
+        acc[:, :] = 0
+        n = cnt[k] if cnt[k] >= 0 else v0.shape[0]
+        for j in range(n):
+            e = ids[rows[k], j] if cnt[k] >= 0 else j
+            a, b, c, d = v0[e], v1[e], opp_a[e], opp_b[e]
+            if not (vpx[k, a, 2] > near and vpx[k, b, 2] > near):
+                continue
+            ax, ay = vpx[k, a, 0], vpx[k, a, 1]
+            ex, ey = vpx[k, b, 0] - ax, vpx[k, b, 1] - ay
+            if ey == 0.0:
+                continue  # crosses no row centre (half-open rows)
+            total = 0
+            # Each front face adds +1 right of the crossing when it lies on the +x side of the
+            # edge (its third vertex), else -1: the face's winding along the row.
+            if vpx[k, c, 2] > near:
+                sc = ex * (vpx[k, c, 1] - ay) - ey * (vpx[k, c, 0] - ax)
+                area = sc * dir_a[e]
+                if math.isfinite(area) and area * orientation < 0:
+                    total += 1 if sc * ey < 0 else -1
+            if d >= 0 and vpx[k, d, 2] > near:
+                sd = ex * (vpx[k, d, 1] - ay) - ey * (vpx[k, d, 0] - ax)
+                area = -sd * dir_a[e]
+                if math.isfinite(area) and area * orientation < 0:
+                    total += 1 if sd * ey < 0 else -1
+            if total == 0:
+                continue
+            by = ay + ey  # rows py whose centre py + 0.5 lies in [min(ay, by), max(ay, by))
+            r0 = int(math.ceil(max(min(ay, by) - 0.5, -1.0)))
+            r1 = int(math.ceil(min(max(ay, by) - 0.5, h + 1.0))) - 1
+            for py in range(max(r0, 0), min(r1, h - 1) + 1):
+                xs = ax + (py + 0.5 - ay) * ex / ey - 0.5  # first column right of the crossing: ceil(xs)
+                if xs <= w - 1:
+                    acc[py, int(math.ceil(xs)) if xs > 0 else 0] += total
+        for py in range(h):
+            run = 0
+            for px in range(w):
+                run += acc[py, px]
+                out[k, py, px] = 1 if run > 0 else 0
+
+
+def coverage_contour(verts_px: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a: np.ndarray, opp_b: np.ndarray,
+                     dir_a: np.ndarray, height: int, width: int, near: float, orientation: int,
+                     edge_lists=None) -> np.ndarray:
+    """(N, H, W) bool: :func:`coverage` of a closed, consistently wound mesh with back faces
+    culled (``orientation`` +1 / -1), from its edges (``silhouette.MeshEdges``: ends ``v0 <
+    v1``, third vertices ``opp_a``, ``opp_b``, ``dir_a`` +1 where the first face runs
+    ``v0 -> v1``) instead of its faces: along each row of pixel centres, the number of front
+    faces covering a pixel is the sum of the signed crossings of the edges with one front face
+    (an edge shared by two front faces cancels), so only the silhouette's contour and folds
+    are scanned. The same coverage as :func:`coverage` up to pixel centres lying exactly on a
+    contour (half-open rows and columns here, closed triangles there). ``edge_lists``: optional
+    ``(ids (B, E), rows (N,), cnt (N,))``: mesh ``k`` scans only the edges ``ids[rows[k],
+    :cnt[k]]`` (all where ``cnt[k] < 0``), those that are not shared by two faces both front or
+    both back (``ActiveEdges`` in ``render/rigid.py``)."""
+    out = np.zeros((verts_px.shape[0], height, width), np.uint8)
+    if verts_px.shape[0] and v0.shape[0]:
+        acc = np.zeros((height, width), np.int32)
+        ids, rows, cnt = edge_lists or _all_edges(verts_px.shape[0])
+        _coverage_contour(np.ascontiguousarray(verts_px, np.float64), v0, v1, opp_a, opp_b, dir_a, float(near),
+                          int(orientation), ids, rows, cnt, acc, out)
+    return out.view(bool)
+
+
+def _all_edges(n: int):
+    """``edge_lists`` that scan every edge of ``n`` meshes."""
+    return np.zeros((1, 0), np.int32), np.zeros(n, np.int64), np.full(n, -1, np.int64)
+
+
+@_jit
 def _depth(vpx, faces, near, out):  # pragma: no cover - compiled
     h, w = out.shape[1], out.shape[2]
     for k in range(vpx.shape[0]):
@@ -142,12 +215,23 @@ def _bilinear(img, k, x, y):  # pragma: no cover - compiled
     return total
 
 
+@_inlined
+def _clip(a, e, lo, hi, t_lo, t_hi):  # pragma: no cover - compiled
+    """``[t_lo, t_hi]`` narrowed to where ``a + t e`` lies in ``[lo, hi]`` (empty: t_lo > t_hi)."""
+    if e == 0.0:
+        return (t_lo, t_hi) if lo <= a <= hi else (1.0, 0.0)
+    t1, t2 = (lo - a) / e, (hi - a) / e
+    return max(t_lo, min(t1, t2)), min(t_hi, max(t1, t2))
+
+
 @_jit
 def _edge_gradient(uv, z, v0, v1, opp_a, opp_b, cov, grad_out, near, probe, spacing, max_samples,
-                   grad):  # pragma: no cover - compiled
+                   grad, rigid, cam, pgrad, ids, rows, cnt):  # pragma: no cover - compiled
     h, w = cov.shape[1], cov.shape[2]
     for k in range(uv.shape[0]):
-        for e in range(v0.shape[0]):
+        n = cnt[k] if cnt[k] >= 0 else v0.shape[0]
+        for j in range(n):
+            e = ids[rows[k], j] if cnt[k] >= 0 else j
             a, b, c, d = v0[e], v1[e], opp_a[e], opp_b[e]
             if not (z[k, a] > near and z[k, b] > near and z[k, c] > near):
                 continue
@@ -169,17 +253,27 @@ def _edge_gradient(uv, z, v0, v1, opp_a, opp_b, cov, grad_out, near, probe, spac
                 nx, ny = -nx, -ny
             n_s = min(max(int(math.ceil(length / spacing)), 1), max_samples)
             piece = length / n_s
-            for s in range(n_s):
+            # Only samples within a pixel of the image can weigh anything (bilinear, zero outside):
+            # the edge's part inside [-1, w + 1] x [-1, h + 1] (Liang-Barsky), same samples there.
+            t_lo, t_hi = _clip(ax, ex, -1.0, w + 1.0, 0.0, 1.0)
+            t_lo, t_hi = _clip(ay, ey, -1.0, h + 1.0, t_lo, t_hi)
+            if t_lo > t_hi:
+                continue
+            for s in range(max(int(math.ceil(t_lo * n_s - 0.5)), 0), min(int(math.floor(t_hi * n_s - 0.5)), n_s - 1) + 1):
                 t = (s + 0.5) / n_s
                 sx, sy = ax + t * ex, ay + t * ey
                 qx, qy = int(math.floor(sx + probe * nx)), int(math.floor(sy + probe * ny))
                 if 0 <= qx < w and 0 <= qy < h and cov[k, qy, qx]:
                     continue  # the pixel just outside is covered: not on the silhouette
                 g = _bilinear(grad_out, k, sx, sy) * piece
-                grad[k, a, 0] += g * (1.0 - t) * nx
-                grad[k, a, 1] += g * (1.0 - t) * ny
-                grad[k, b, 0] += g * t * nx
-                grad[k, b, 1] += g * t * ny
+                if rigid:
+                    _chain(pgrad, k, g * (1.0 - t) * nx, g * (1.0 - t) * ny, uv[k, a, 0], uv[k, a, 1], z[k, a], cam)
+                    _chain(pgrad, k, g * t * nx, g * t * ny, uv[k, b, 0], uv[k, b, 1], z[k, b], cam)
+                else:
+                    grad[k, a, 0] += g * (1.0 - t) * nx
+                    grad[k, a, 1] += g * (1.0 - t) * ny
+                    grad[k, b, 0] += g * t * nx
+                    grad[k, b, 1] += g * t * ny
 
 
 def edge_gradient(uv: np.ndarray, z: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a: np.ndarray,
@@ -192,5 +286,125 @@ def edge_gradient(uv: np.ndarray, z: np.ndarray, v0: np.ndarray, v1: np.ndarray,
     if uv.shape[0] and v0.shape[0]:
         _edge_gradient(np.ascontiguousarray(uv), np.ascontiguousarray(z), v0, v1, opp_a, opp_b,
                        np.ascontiguousarray(cov), np.ascontiguousarray(grad_out, np.float64), float(near),
-                       float(probe), float(spacing), int(max_samples), grad)
+                       float(probe), float(spacing), int(max_samples), grad, False, _NO_CAM, _NO_PGRAD,
+                       *_all_edges(uv.shape[0]))
     return grad
+
+
+_NO_CAM = np.zeros((0, 3), np.float64)
+_NO_PGRAD = np.zeros((0, 6), np.float64)
+
+
+@_inlined
+def _chain(pgrad, k, gu, gv, u, v, z, cam):  # pragma: no cover - compiled
+    """Add a vertex's ``(dL/du, dL/dv)`` to mesh ``k``'s ``[Tx, Ty, Tz, f, cx, cy]`` gradient
+    (``u = f (X + Tx) / (Z + Tz) + cx``, likewise ``v``; ``cam[k]`` is ``(f, cx, cy)``)."""
+    f, cx, cy = cam[k, 0], cam[k, 1], cam[k, 2]
+    inv = 1.0 / (z if abs(z) > 1e-9 else 1e-9)
+    radial = gu * (u - cx) + gv * (v - cy)
+    pgrad[k, 0] += gu * f * inv
+    pgrad[k, 1] += gv * f * inv
+    pgrad[k, 2] -= radial * inv
+    if f != 0.0:
+        pgrad[k, 3] += radial / f
+    pgrad[k, 4] += gu
+    pgrad[k, 5] += gv
+
+
+@_jit
+def _project_rigid(verts, rows, transl, cam, out):  # pragma: no cover - compiled
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        tx, ty, tz = transl[k, 0], transl[k, 1], transl[k, 2]
+        f, cx, cy = cam[k, 0], cam[k, 1], cam[k, 2]
+        for i in range(verts.shape[1]):
+            z = float(verts[r, i, 2]) + tz
+            inv = 1.0 / (z if abs(z) > 1e-9 else 1e-9)
+            out[k, i, 0] = f * (float(verts[r, i, 0]) + tx) * inv + cx
+            out[k, i, 1] = f * (float(verts[r, i, 1]) + ty) * inv + cy
+            out[k, i, 2] = z
+
+
+def project_rigid(verts: np.ndarray, rows: np.ndarray, transl: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """(b, V, 3) float64 ``[u, v, z]`` (px, m) of the meshes ``verts[rows]`` (verts (B, V, 3), m)
+    moved by ``transl`` (b, 3) m and seen through ``cam`` (b, 3) ``(f, cx, cy)`` px
+    (``rasterize.project_points`` of ``verts[rows] + transl[:, None]``)."""
+    out = np.empty((rows.shape[0], verts.shape[1], 3), np.float64)
+    if rows.shape[0]:
+        _project_rigid(np.ascontiguousarray(verts), np.ascontiguousarray(rows, np.int64),
+                       np.ascontiguousarray(transl, np.float64), np.ascontiguousarray(cam, np.float64), out)
+    return out
+
+
+def edge_gradient_rigid(verts_px: np.ndarray, cam: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a: np.ndarray,
+                        opp_b: np.ndarray, cov: np.ndarray, grad_out: np.ndarray, near: float, probe: float,
+                        spacing: float, max_samples: int, edge_lists=None) -> np.ndarray:
+    """(b, 6) float64: :func:`edge_gradient` for ``verts_px`` (b, V, 3) ``[u, v, z]`` of rigidly
+    moved meshes (:func:`project_rigid`), chained to each mesh's ``[Tx, Ty, Tz, f, cx, cy]``
+    (``cam`` (b, 3) ``(f, cx, cy)``) without the (b, V, 2) per-vertex gradient; ``edge_lists``
+    as :func:`coverage_contour` (every silhouette edge is in them)."""
+    pgrad = np.zeros((verts_px.shape[0], 6), np.float64)
+    if verts_px.shape[0] and v0.shape[0]:
+        _edge_gradient(verts_px, verts_px[:, :, 2], v0, v1, opp_a, opp_b, np.ascontiguousarray(cov),
+                       np.ascontiguousarray(grad_out, np.float64), float(near), float(probe), float(spacing),
+                       int(max_samples), _NO_GRAD, True, np.ascontiguousarray(cam, np.float64), pgrad,
+                       *(edge_lists or _all_edges(verts_px.shape[0])))
+    return pgrad
+
+
+@_jit
+def _active_edges(verts, rows, transl, faces, face_a, face_b, rel_margin, near, t_ref, margin, ids, count,
+                  status):  # pragma: no cover - compiled
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        tx, ty, tz = transl[k, 0], transl[k, 1], transl[k, 2]
+        dx, dy, dz = tx - t_ref[r, 0], ty - t_ref[r, 1], tz - t_ref[r, 2]
+        if dx * dx + dy * dy + dz * dz < margin[r] * margin[r]:
+            continue  # (NaN: refreshed) the lists of mesh r hold for this translation
+        m = rel_margin * math.sqrt(tx * tx + ty * ty + tz * tz)
+        t_ref[r, 0], t_ref[r, 1], t_ref[r, 2], margin[r] = tx, ty, tz, m
+        zmin = math.inf
+        for i in range(verts.shape[1]):
+            zmin = min(zmin, float(verts[r, i, 2]) + tz)
+        if not (zmin > near + m and m > 0):
+            count[r] = -1  # a vertex may reach the near plane (or no finite margin): every edge
+            continue
+        for f in range(faces.shape[0]):
+            i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+            x0, y0, z0 = float(verts[r, i0, 0]) + tx, float(verts[r, i0, 1]) + ty, float(verts[r, i0, 2]) + tz
+            ax, ay, az = float(verts[r, i1, 0]) - verts[r, i0, 0], float(verts[r, i1, 1]) - verts[r, i0, 1], \
+                float(verts[r, i1, 2]) - verts[r, i0, 2]
+            bx, by, bz = float(verts[r, i2, 0]) - verts[r, i0, 0], float(verts[r, i2, 1]) - verts[r, i0, 1], \
+                float(verts[r, i2, 2]) - verts[r, i0, 2]
+            nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+            side = x0 * nx + y0 * ny + z0 * nz  # which side of the face's plane the camera centre is on
+            reach = m * math.sqrt(nx * nx + ny * ny + nz * nz)
+            status[f] = 1 if side > reach else (-1 if side < -reach else 0)
+        c = 0
+        for e in range(face_a.shape[0]):
+            sa = status[face_a[e]]
+            sb = status[face_b[e]] if face_b[e] >= 0 else 0
+            if sa == 0 or sb == 0 or sa != sb:
+                ids[r, c] = e
+                c += 1
+        count[r] = c
+
+
+def active_edges(verts: np.ndarray, rows: np.ndarray, transl: np.ndarray, faces: np.ndarray, face_a: np.ndarray,
+                 face_b: np.ndarray, rel_margin: float, near: float, t_ref: np.ndarray, margin: np.ndarray,
+                 ids: np.ndarray, count: np.ndarray) -> None:
+    """Refresh, in place, the edge lists of the meshes ``verts[rows]`` (verts (B, V, 3) m) moved by
+    ``transl`` (b, 3) m where it lies ``margin[r]`` or more from the ``t_ref[r]`` they were made
+    for: the edges whose two faces (``face_a``, ``face_b``; -1: none) are not both seen from the
+    same side by every camera centre within ``rel_margin * |transl|`` of the origin (each face's
+    plane is farther than that from it) go to ``ids[r, :count[r]]``; ``count[r]`` -1 where a
+    vertex may reach ``near``. Any translation within ``margin[r]`` of ``t_ref[r]`` sees every
+    other edge's two faces both front or both back: on no contour, and the front pairs' row
+    crossings cancel (``coverage_contour``)."""
+    status = np.empty(faces.shape[0], np.int8)
+    _active_edges(np.ascontiguousarray(verts), np.ascontiguousarray(rows, np.int64),
+                  np.ascontiguousarray(transl, np.float64), np.ascontiguousarray(faces, np.int64), face_a, face_b,
+                  float(rel_margin), float(near), t_ref, margin, ids, count, status)
+
+
+_NO_GRAD = np.zeros((0, 0, 2), np.float64)

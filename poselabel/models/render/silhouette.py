@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from poselabel.models.render import kernels
+from poselabel.models.render import kernels, rigid
 from poselabel.models.render.rasterize import count_renders, gather_vertices, rasterize_coverage
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class MeshEdges:
         v0, v1: (E,) edge end vertices.
         opp_a: (E,) the third vertex of the first face.
         opp_b: (E,) the third vertex of the second face, ``-1`` for boundary edges.
+        dir_a: (E,) +1 where the first face runs ``v0 -> v1``, -1 where it runs ``v1 -> v0``.
+    ``face_ab``: the two faces' indices, int64 arrays (E,) each (-1: no second face).
     """
 
     def __init__(self, faces: torch.Tensor):
@@ -76,11 +78,17 @@ class MeshEdges:
         has_pair[in_range] = key[nxt[in_range]] == key[starts[in_range]]
         opp_b = np.full(len(starts), -1, dtype=np.int64)
         opp_b[has_pair] = opp[nxt[has_pair]]
+        fid = np.tile(np.arange(nf, dtype=np.int64), 3)[order]
+        face_b = np.full(len(starts), -1, dtype=np.int64)
+        face_b[has_pair] = fid[nxt[has_pair]]
+        self.face_ab = (np.ascontiguousarray(fid[starts]), face_b)  # (E,) int64 each: the faces (-1: none)
         dev = faces.device
         self.v0 = torch.as_tensor(lo[starts], device=dev)
         self.v1 = torch.as_tensor(hi[starts], device=dev)
         self.opp_a = torch.as_tensor(opp[starts], device=dev)
         self.opp_b = torch.as_tensor(opp_b, device=dev)
+        # +1 where the first face runs v0 -> v1 (its winding), -1 where it runs v1 -> v0
+        self.dir_a = torch.as_tensor(np.where(a[order][starts] == lo[starts], 1, -1).astype(np.int64), device=dev)
         self.num_faces = nf
         # Closed and consistently wound: every directed edge a->b appears once and so
         # does its reverse b->a (then back faces can be culled for coverage).
@@ -92,12 +100,18 @@ class MeshEdges:
         self.orientation: int | None = None  # sign of the signed volume, set on first use
         self._numpy = None
 
+    @property
+    def dir_a_np(self) -> np.ndarray:
+        """``dir_a`` as an int64 array (for ``kernels.coverage_contour``)."""
+        self.numpy()
+        return self._numpy[4]
+
     def numpy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(v0, v1, opp_a, opp_b)`` as int64 arrays (for ``kernels.edge_gradient``), cached."""
         if self._numpy is None:
             self._numpy = tuple(np.ascontiguousarray(t.cpu().numpy()) for t in
-                                (self.v0, self.v1, self.opp_a, self.opp_b))
-        return self._numpy
+                                (self.v0, self.v1, self.opp_a, self.opp_b, self.dir_a))
+        return self._numpy[:4]
 
 
 def front_orientation(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges | None = None) -> int | None:
@@ -233,6 +247,7 @@ class TorchSilhouetteRasterizer:
     def __init__(self, near: float = 1e-3):
         self.near = near
         self._edges: dict[tuple[int, int, str], MeshEdges] = {}
+        self._active: rigid.ActiveEdges | None = None  # the edge lists of the meshes last moved rigidly
 
     def _mesh_edges(self, faces: torch.Tensor) -> MeshEdges:
         key = (faces.data_ptr(), faces.shape[0], str(faces.device))
@@ -250,6 +265,19 @@ class TorchSilhouetteRasterizer:
         u = focal[:, None] * (x * inv_z) + cx[:, None]
         v = focal[:, None] * (y * inv_z) + cy[:, None]
         return _EdgeSampledSilhouette.apply(u, v, z.detach(), faces, edges, h, w, self.near)
+
+    def rigid(self, verts, rows, faces, transl, focal, cx, cy, size: tuple[int, int]) -> torch.Tensor:
+        """:func:`render_rigid`: on the CPU with the compiled kernels, projection, coverage and the
+        edge-sampled gradient of the moved meshes in one pass each (``_RigidSilhouette``)."""
+        if verts.device.type != "cpu" or not kernels.available():
+            return self(verts.index_select(0, rows) + transl[:, None], faces, focal, cx, cy, size)
+        edges = self._mesh_edges(faces)
+        if edges.closed_oriented and edges.orientation is None and rows.numel() > 0:
+            edges.orientation = front_orientation(verts[int(rows[0])], faces, edges)
+        if self._active is None or not self._active.serves(verts, faces):
+            self._active = rigid.ActiveEdges(verts, faces, edges, rigid.REL_MARGIN)
+        return rigid.RigidSilhouette.apply(transl, focal, cx, cy, verts, rows, faces, edges, self._active,
+                                           size[0], size[1], self.near)
 
 
 def clip_space_positions(verts_cam, focal, cx, cy, size, near=1e-3, far=100.0):
