@@ -59,6 +59,29 @@ from poselabel.models.render.rigid import render_rigid
 from poselabel.models.render.silhouette import front_orientation, make_silhouette_rasterizer
 
 
+class _Adam:
+    """``torch.optim.Adam`` (betas 0.9, 0.999, eps 1e-8, bias-corrected; the same operations,
+    so the same steps) for the descent's few small tensors, without the optimiser's machinery:
+    ``torch.optim`` costs a process 1.6 CPU-s on its first use (its lazy imports)."""
+
+    def __init__(self, params, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.betas, self.eps, self.t = params, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            if p.grad is None:
+                continue
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad.conj(), value=1 - b2)
+            p.addcdiv_(m, (v.sqrt() / math.sqrt(c2)).add_(self.eps), value=-lr / c1)
+
+
 def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, render_fn):
     """Coarse-to-fine Adam stages; returns (th_f, th_uv, th_z, best_loss, iterations (b,) long CPU, windows side)."""
     b = batch.verts.shape[0]
@@ -84,7 +107,7 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
         target = cc.gaussian_blur(target * valid, stage.blur)
         params = [t.clone().requires_grad_(True) for t in th]
         free = [p for p, on in zip(params, (not fixed, True, cfg.refine_tz)) if on]
-        opt = torch.optim.Adam(free, lr=stage.lr)
+        opt = _Adam(free)
         best = [t.clone() for t in th]
         best_loss = torch.full((b,), float("inf"), dtype=dt, device=dev)
         # Persons still descending; one whose best loss stopped improving (``stop_window``)
@@ -121,15 +144,15 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
                 if not bool(moving.all()):
                     loss = loss[moving[rows]]
                     rows = torch.nonzero(moving).squeeze(1)
-            for group in opt.param_groups:
-                group["lr"] = stage.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * it / max(1, stage.iters))))
-            opt.zero_grad(set_to_none=True)
+            lr = stage.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * it / max(1, stage.iters))))
+            for p in free:
+                p.grad = None
             loss.sum().backward()
             held = [p.detach().clone() for p in params]
             for p in params:  # NaN-safe: a person with a broken gradient does not move
                 if p.grad is not None:
                     p.grad.nan_to_num_(0.0, 0.0, 0.0)
-            opt.step()
+            opt.step(lr)
             iters += moving.long()
             with torch.no_grad():
                 params[0].copy_(torch.maximum(torch.minimum(params[0], hi_f), lo_f))
