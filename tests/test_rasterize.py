@@ -394,3 +394,29 @@ def test_rigid_silhouettes_equal_the_general_path():
             torch.testing.assert_close(g_fast, g_slow, rtol=1e-7, atol=1e-7)
     active = rigid_fn._active
     assert 0 < active.count.max() < 0.5 * active.ids.shape[1]  # the lists hold a fraction of the edges
+
+
+def test_hard_rigid_coverage_equals_rasterize_coverage():
+    """``rigid.hard_coverage`` (the camera start's and full-resolution renders) covers what
+    ``rasterize_coverage`` covers for meshes moved by translations near and far from the ones
+    their edge lists were made for, for a subset of the meshes, and without culling."""
+    from poselabel.models.render import kernels
+    from poselabel.models.render.rigid import hard_coverage, project_rigid
+    from poselabel.models.render.silhouette import front_orientation
+
+    if not kernels.available():
+        pytest.skip("numba is not importable")
+    verts, faces = _random_people(seed=13)
+    verts = (verts - verts.mean(dim=1, keepdim=True)).float()
+    orient = front_orientation(verts[0], faces)
+    rows = torch.tensor([1, 3])
+    for shift in (0.0, 0.03, 0.8):
+        transl = torch.tensor([[0.1, 0.0, 2.5], [-0.2, 0.1, 3.0]]) + shift
+        focal, c = torch.tensor([90.0, 140.0]), torch.tensor([40.0, 40.0])
+        px = project_rigid(verts, rows, transl, focal, c, c)
+        ref_px = project_points(verts[rows] + transl[:, None], focal, c, c)
+        assert px.dtype == torch.float64 and torch.allclose(px.float(), ref_px, atol=1e-3)
+        for o in (orient, None):
+            got = hard_coverage(px, verts, rows, faces, transl, o, 80, 72)
+            want = rasterize_coverage(px, faces, 80, 72, front_orientation=o)
+            assert got.any() and torch.equal(got, want)

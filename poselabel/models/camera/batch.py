@@ -20,7 +20,7 @@ from poselabel.models.camera.config import (
     REJECT_SMALL_MASK,
     CameraSolverConfig,
 )
-from poselabel.models.render.rasterize import project_points, rasterize_coverage
+from poselabel.models.render.rigid import hard_coverage, project_rigid
 
 REF_RES = 128.0  # parameter units: 1 = one pixel of the crop sampled at 128 px
 LOG_SCALE = 100.0  # 1 unit of log-f / log-Tz = 1 % (about one crop pixel of body size)
@@ -135,8 +135,9 @@ def render_hard(batch, focal, transl, windows, res, faces):
     y0 = torch.tensor([w[1] for w in windows], dtype=focal.dtype, device=focal.device)
     side = torch.tensor([w[2] for w in windows], dtype=focal.dtype, device=focal.device)
     fw, cxw, cyw = cc.crop_intrinsics(focal, batch.cx, batch.cy, x0, y0, side, res)
-    px = project_points(batch.verts + transl[:, None], fw, cxw, cyw)
-    return rasterize_coverage(px, faces, res, res, front_orientation=batch.orientation).to(focal.dtype)
+    rows = torch.arange(focal.shape[0], device=batch.verts.device)
+    px = project_rigid(batch.verts, rows, transl, fw, cxw, cyw)
+    return hard_coverage(px, batch.verts, rows, faces, transl, batch.orientation, res, res).to(focal.dtype)
 
 
 def transl_from_ratios(tz, a, b):
@@ -207,9 +208,9 @@ def full_res_counts(batch: SolveBatch, focal, transl, faces) -> torch.Tensor:
         idx = list(range(s, min(b, s + step)))
         bx0 = torch.tensor([boxes[i][0] for i in idx], dtype=focal.dtype, device=focal.device)
         by0 = torch.tensor([boxes[i][1] for i in idx], dtype=focal.dtype, device=focal.device)
-        px = project_points(batch.verts[idx] + transl[idx, None], focal[idx],
-                            batch.cx[idx] - bx0, batch.cy[idx] - by0)
-        cov = rasterize_coverage(px, faces, hmax, wmax, front_orientation=batch.orientation).cpu()
+        rows = torch.tensor(idx, device=batch.verts.device)
+        px = project_rigid(batch.verts, rows, transl[idx], focal[idx], batch.cx[idx] - bx0, batch.cy[idx] - by0)
+        cov = hard_coverage(px, batch.verts, rows, faces, transl[idx], batch.orientation, hmax, wmax).cpu()
         for j, i in enumerate(idx):
             x0, y0, x1, y1 = boxes[i]
             r = cov[j, : y1 - y0, : x1 - x0]

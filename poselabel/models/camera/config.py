@@ -62,6 +62,7 @@ class CameraSolverConfig:
     # start.global_start; None: init_canvas).
     init_canvas: float = 4.0
     init_settle_canvas: float | None = 2.0
+    init_refine_canvas: float | None = 1.5  # ... and for the focal refinement (None: init_settle_canvas)
     # Global start: the best hypothesis' focal length is then tried scaled by each of these.
     init_refine_scales: tuple[float, ...] = (0.9, 1.11, 0.95, 1.05, 0.975, 1.025)
     # Global start: below this full-resolution IoU the predicted best is replaced by the best

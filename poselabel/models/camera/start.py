@@ -36,7 +36,8 @@ from poselabel.models.camera.batch import (
     window_tensors,
 )
 from poselabel.models.camera.config import CameraSolverConfig
-from poselabel.models.render.rasterize import project_points, rasterize_coverage
+from poselabel.models.render.rasterize import project_points
+from poselabel.models.render.rigid import hard_coverage, project_rigid
 
 
 def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Tensor:
@@ -104,7 +105,8 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     # body is near the target is on it, however far the pelvis projects (close-ups).
     origin = float((res - canvas) // 2)
     fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + origin * k, y0 + origin * k, side, res)
-    px = project_points(verts + transl[:, None], fw, cxw, cyw)  # canvas px
+    every = torch.arange(verts.shape[0], device=verts.device)
+    px = project_rigid(verts, every, transl, fw, cxw, cyw).to(a.dtype)  # canvas px
     # Each person's body on the canvas: the pixel centres its vertices' box holds.
     lo = torch.nan_to_num(px[..., :2].amin(dim=1), nan=0.0).clamp(0, canvas)
     hi = torch.nan_to_num(px[..., :2].amax(dim=1), nan=float(canvas)).clamp(0, canvas)
@@ -125,7 +127,7 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         sub = px.index_select(0, rows).clone()
         sub[..., 0] -= c0[rows, 0, None]
         sub[..., 1] -= c0[rows, 1, None]
-        render = rasterize_coverage(sub, faces, s_, s_, front_orientation=orientation).to(area_t.dtype)
+        render = hard_coverage(sub, verts, rows, faces, transl[rows], orientation, s_, s_).to(area_t.dtype)
         pad = res + s_
         render_f = torch.fft.rfft2(render, s=(pad, pad))
         target_f, valid_f = evidence.spectra(pad, rows)
@@ -227,7 +229,7 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
                  res: int = 128, window_scale: float = 2.5, canvas_factor: float = 4, passes: int = 3,
                  refine_scales=(0.9, 1.11, 0.95, 1.05, 0.975, 1.025), orientation: int | None = None,
                  search_res: int | None = None, tables=None, cover_weight: float = 1.0, keypoints=None,
-                 settle_canvas_factor: float | None = 2.0):
+                 settle_canvas_factor: float | None = 2.0, refine_canvas_factor: float | None = None):
     """Pick, per person, the best focal hypothesis after shift searches, then refine it.
 
     Every hypothesis gets ``passes`` shift searches, each re-rendered at the previous
@@ -296,7 +298,8 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     for s in refine_scales:
         f_s = (best[0] * s).clamp(*focal_range)
         # a / s, b / s keep the pelvis on its pixel (u = f a + cx): the body scales in place
-        new = settle(f_s, best[1] * best[0] / f_s, best[2] * best[0] / f_s, 2)
+        a_s, b_s = best[1] * best[0] / f_s, best[2] * best[0] / f_s
+        new = settle(f_s, a_s, b_s, 2, factor=refine_canvas_factor or near)
         best = torch.where((new[3] > best[3])[None], new, best)
     return best[0], best[1], best[2], best[3], verified
 
@@ -370,7 +373,7 @@ def moment_start(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool)
         cfg.focal_range, cfg.init_res, passes=cfg.init_passes, search_res=cfg.init_search_res,
         refine_scales=cfg.init_refine_scales if not fixed else (), orientation=batch.orientation,
         tables=batch.tables, cover_weight=cfg.cover_weight, keypoints=kp_search, canvas_factor=cfg.init_canvas,
-        settle_canvas_factor=cfg.init_settle_canvas)
+        settle_canvas_factor=cfg.init_settle_canvas, refine_canvas_factor=cfg.init_refine_canvas)
     # The search ranks by the IoU its shift *predicts*; in close-ups the 2D-shift model can
     # be far off (an IoU of 0.88 predicted, 0 realised, measured). Where the predicted
     # start barely overlaps at full resolution, its best *measured* state starts instead

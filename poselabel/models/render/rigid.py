@@ -114,3 +114,49 @@ def render_rigid(render_fn, verts: torch.Tensor, rows: torch.Tensor, faces: torc
     if fast is not None:
         return fast(verts, rows, faces, transl, focal, cx, cy, size)
     return render_fn(verts.index_select(0, rows) + transl[:, None], faces, focal, cx, cy, size)
+
+
+_hard: dict = {}  # the hard renders' MeshEdges (per faces tensor) and ActiveEdges (per vertex tensor)
+
+
+def _hard_lists(verts: torch.Tensor, faces: torch.Tensor):
+    from poselabel.models.render.silhouette import MeshEdges  # (silhouette.py imports this module)
+
+    key = (faces.data_ptr(), tuple(faces.shape))
+    if _hard.get("faces_key") != key:
+        _hard.clear()
+        _hard["faces_key"], _hard["edges"] = key, MeshEdges(faces)
+    active = _hard.get("active")
+    if active is None or not active.serves(verts, faces):
+        active = _hard["active"] = ActiveEdges(verts, faces, _hard["edges"])
+    return _hard["edges"], active
+
+
+def project_rigid(verts: torch.Tensor, rows: torch.Tensor, transl: torch.Tensor, focal: torch.Tensor,
+                  cx: torch.Tensor, cy: torch.Tensor) -> torch.Tensor:
+    """``rasterize.project_points(verts[rows] + transl[:, None], focal, cx, cy)`` (b, V, 3)
+    ``[u, v, z]`` px, m; float64 from the compiled kernel on the CPU (not differentiable)."""
+    if verts.device.type != "cpu" or not kernels.available():
+        from poselabel.models.render.rasterize import project_points
+        return project_points(verts.index_select(0, rows) + transl[:, None], focal, cx, cy)
+    cam = torch.stack([focal, cx, cy], dim=1).detach().double().numpy()
+    return torch.from_numpy(kernels.project_rigid(verts.detach().numpy(), rows.numpy(),
+                                                  transl.detach().double().numpy(), cam))
+
+
+def hard_coverage(verts_px: torch.Tensor, verts: torch.Tensor, rows: torch.Tensor, faces: torch.Tensor,
+                  transl: torch.Tensor, orientation: int | None, height: int, width: int,
+                  near: float = 1e-3) -> torch.Tensor:
+    """``rasterize.rasterize_coverage(verts_px, faces, height, width, front_orientation=orientation)``
+    (b, H, W) bool, where ``verts_px`` (b, V, 3) are the meshes ``verts[rows]`` (verts (B, V, 3) m)
+    moved by ``transl`` (b, 3) m and projected by any pinhole: on the CPU, from the edges that
+    can be on their contours (this module's docstring; lists kept per ``verts`` tensor)."""
+    from poselabel.models.render.rasterize import rasterize_coverage
+
+    if verts_px.device.type != "cpu" or not kernels.available() or orientation is None:
+        return rasterize_coverage(verts_px, faces, height, width, near=near, front_orientation=orientation)
+    edges, active = _hard_lists(verts, faces)
+    count_renders(verts_px.shape[0])
+    lists = active.lists(rows.numpy(), transl.detach().double().numpy(), near)
+    return torch.from_numpy(kernels.coverage_contour(verts_px.detach().double().numpy(), *edges.numpy(),
+                                                     edges.dir_a_np, height, width, near, orientation, lists))
