@@ -338,7 +338,7 @@ def plot(records, base: QualityConfig, png: str) -> None:
 
 
 def _all_checks():
-    from poselabel.config import QUALITY_CHECKS
+    from poselabel.models.quality.checks import QUALITY_CHECKS
 
     return QUALITY_CHECKS
 
@@ -448,13 +448,13 @@ def main(argv=None) -> int:
             attach_keypoints(records, persons)
             attach_peers(records)
     summary = report(records, base)
-    plot(records, base, args.png)
-    if not args.from_json:
+    if not args.from_json:  # the fits first: a failure below loses no solving
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"args": vars(args), "pve_max_frac": PVE_MAX_FRAC, "ef_max": EF_MAX,
                                                "quality": dataclasses.asdict(base), "summary": summary,
                                                "fits": records}, default=float))
         print(f"wrote {args.json}")
+    plot(records, base, args.png)
     return 0
 
 
