@@ -247,7 +247,8 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     Canvas: the hypotheses may place the body anywhere, so they render on a canvas
     ``canvas_factor`` times the window; the winner's settling and refinement (which scales
     ``f`` about the pelvis' pixel) start with the body on the target and render on
-    ``settle_canvas_factor`` times the window (None: ``canvas_factor``): the FFTs' cost goes
+    ``settle_canvas_factor`` times the window (None: ``canvas_factor``), the refinement on
+    ``refine_canvas_factor`` times it (None: the settling's): the FFTs' cost goes
     with the square of ``res + canvas``, 0.36 at 2 against 4. (A canvas of 1.5-2.5 for the
     hypotheses' later passes too lost IoU on close-ups, whose bodies overflow it: 60 people
     of the 500-person set, 2026-12-06.)
