@@ -40,10 +40,11 @@ from poselabel.models.render.rasterize import project_points
 from poselabel.models.render.rigid import hard_coverage, project_rigid
 
 
-def _xcorr(kernel_f: torch.Tensor, image_f: torch.Tensor, pad: int) -> torch.Tensor:
-    """``out[o] = Σ_y kernel[y] image[y + o]`` from the operands' ``rfft2`` at size (P, P):
-    (B, P, P), offset ``o`` stored at ``o mod P`` (no aliasing when P >= n_kernel + n_image - 1)."""
-    return torch.fft.irfft2(kernel_f.conj() * image_f, s=(pad, pad))
+def _xcorr(kernel_f: torch.Tensor, images_f: torch.Tensor, pad: int) -> torch.Tensor:
+    """``out[..., o] = Σ_y kernel[y] image[y + o]`` from the operands' ``rfft2`` at size (P, P):
+    ``kernel_f`` (B, P, P // 2 + 1), ``images_f`` (B, K, P, P // 2 + 1) -> (B, K, P, P), offset
+    ``o`` stored at ``o mod P`` (no aliasing when P >= n_kernel + n_image - 1)."""
+    return torch.fft.irfft2(kernel_f.conj()[:, None] * images_f, s=(pad, pad))
 
 
 class WindowEvidence:
@@ -52,15 +53,15 @@ class WindowEvidence:
     FFT size asked for (cached: the searches of one start share them)."""
 
     def __init__(self, target_valid: torch.Tensor, valid: torch.Tensor):
-        self.images = (target_valid, valid)  # (B, res, res) each
-        self._spectra: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.images = torch.stack([target_valid, valid], dim=1)  # (B, 2, res, res)
+        self._spectra: dict[int, torch.Tensor] = {}
 
-    def spectra(self, pad: int, rows: torch.Tensor | None = None):
-        """(rfft2 of target * valid, rfft2 of valid) at size (pad, pad): (b, pad, pad // 2 + 1) each."""
+    def spectra(self, pad: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """rfft2 of (target * valid, valid) at size (pad, pad): (b, 2, pad, pad // 2 + 1)."""
         if pad not in self._spectra:
-            self._spectra[pad] = tuple(torch.fft.rfft2(im, s=(pad, pad)) for im in self.images)
+            self._spectra[pad] = torch.fft.rfft2(self.images, s=(pad, pad))
         out = self._spectra[pad]
-        return out if rows is None else tuple(t.index_select(0, rows) for t in out)
+        return out if rows is None else out.index_select(0, rows)
 
 
 # Render sides tried below the canvas (fractions of it): each person is rendered on the
@@ -130,9 +131,7 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         render = hard_coverage(sub, verts, rows, faces, transl[rows], orientation, s_, s_).to(area_t.dtype)
         pad = res + s_
         render_f = torch.fft.rfft2(render, s=(pad, pad))
-        target_f, valid_f = evidence.spectra(pad, rows)
-        inter = _xcorr(render_f, target_f, pad)
-        area_r = _xcorr(render_f, valid_f, pad)
+        inter, area_r = _xcorr(render_f, evidence.spectra(pad, rows), pad).unbind(1)
         at = area_t[rows, None, None]
         if cover_weight == 1.0:
             iou = inter / (area_r + at - inter).clamp(min=1e-6)
