@@ -173,6 +173,24 @@ def test_shift_search_measures_the_state_it_rendered():
     assert (direct < 0.9).all() and (score > iou0).all()  # the shift predicts an improvement
 
 
+def test_shift_search_correlations_equal_torchs_ffts():
+    """On the CPU the start's FFTs are scipy's (``start._rfft2``, ``start._xcorr``): the same
+    correlations as ``torch.fft`` gives, every offset."""
+    from poselabel.models.camera.start import _rfft2, _xcorr
+
+    g = torch.Generator().manual_seed(4)
+    kernel = (torch.rand(3, 20, 20, generator=g) > 0.5).float()
+    images = torch.rand(3, 2, 24, 24, generator=g)
+    pad = 44
+    got = _xcorr(_rfft2(kernel, pad), _rfft2(images, pad), pad)
+    want = torch.fft.irfft2(torch.fft.rfft2(kernel, s=(pad, pad)).conj()[:, None] * torch.fft.rfft2(images, s=(pad, pad)),
+                            s=(pad, pad))
+    assert got.shape == (3, 2, pad, pad) and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+    direct = (kernel[1] * images[1, 0, 2:22, 3:23]).sum()  # offset (2, 3): kernel[y] image[y + o]
+    assert abs(float(got[1, 0, 2, 3]) - float(direct)) < 1e-3
+
+
 def test_degenerate_inputs_give_reasons_not_exceptions():
     v, f = person_mesh()
     h, w = 96, 128

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import scipy.fft
 import torch
 
 from poselabel.models.camera import windows as cc
@@ -40,11 +41,23 @@ from poselabel.models.render.rasterize import project_points
 from poselabel.models.render.rigid import hard_coverage, project_rigid
 
 
+def _rfft2(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """``torch.fft.rfft2(x, s=(pad, pad))``; on the CPU scipy's (pocketfft in single precision:
+    0.3-0.75x the time of torch's at the sizes searched here, measured 2026-12-07)."""
+    if x.device.type != "cpu":
+        return torch.fft.rfft2(x, s=(pad, pad))
+    return torch.from_numpy(scipy.fft.rfft2(x.numpy(), s=(pad, pad)))
+
+
 def _xcorr(kernel_f: torch.Tensor, images_f: torch.Tensor, pad: int) -> torch.Tensor:
     """``out[..., o] = Σ_y kernel[y] image[y + o]`` from the operands' ``rfft2`` at size (P, P):
     ``kernel_f`` (B, P, P // 2 + 1), ``images_f`` (B, K, P, P // 2 + 1) -> (B, K, P, P), offset
-    ``o`` stored at ``o mod P`` (no aliasing when P >= n_kernel + n_image - 1)."""
-    return torch.fft.irfft2(kernel_f.conj()[:, None] * images_f, s=(pad, pad))
+    ``o`` stored at ``o mod P`` (no aliasing when P >= n_kernel + n_image - 1). On the CPU the
+    inverse is scipy's (0.4x the time of torch's ``irfft2`` at 256-512, measured 2026-12-07)."""
+    prod = kernel_f.conj()[:, None] * images_f
+    if prod.device.type != "cpu":
+        return torch.fft.irfft2(prod, s=(pad, pad))
+    return torch.from_numpy(scipy.fft.irfft2(prod.numpy(), s=(pad, pad), overwrite_x=True))
 
 
 class WindowEvidence:
@@ -59,9 +72,11 @@ class WindowEvidence:
     def spectra(self, pad: int, rows: torch.Tensor | None = None) -> torch.Tensor:
         """rfft2 of (target * valid, valid) at size (pad, pad): (b, 2, pad, pad // 2 + 1)."""
         if pad not in self._spectra:
-            self._spectra[pad] = torch.fft.rfft2(self.images, s=(pad, pad))
+            self._spectra[pad] = _rfft2(self.images, pad)
         out = self._spectra[pad]
-        return out if rows is None else out.index_select(0, rows)
+        if rows is None or (rows.numel() == out.shape[0] and bool((rows == torch.arange(out.shape[0])).all())):
+            return out
+        return out.index_select(0, rows)
 
 
 # Render sides tried below the canvas (fractions of it): each person is rendered on the
@@ -130,7 +145,7 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         sub[..., 1] -= c0[rows, 1, None]
         render = hard_coverage(sub, verts, rows, faces, transl[rows], orientation, s_, s_).to(area_t.dtype)
         pad = res + s_
-        render_f = torch.fft.rfft2(render, s=(pad, pad))
+        render_f = _rfft2(render, pad)
         inter, area_r = _xcorr(render_f, evidence.spectra(pad, rows), pad).unbind(1)
         at = area_t[rows, None, None]
         if cover_weight == 1.0:
