@@ -122,10 +122,10 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     origin = float((res - canvas) // 2)
     fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + origin * k, y0 + origin * k, side, res)
     every = torch.arange(verts.shape[0], device=verts.device)
-    px = project_rigid(verts, every, transl, fw, cxw, cyw).to(a.dtype)  # canvas px
+    px = project_rigid(verts, every, transl, fw, cxw, cyw)  # canvas px
     # Each person's body on the canvas: the pixel centres its vertices' box holds.
-    lo = torch.nan_to_num(px[..., :2].amin(dim=1), nan=0.0).clamp(0, canvas)
-    hi = torch.nan_to_num(px[..., :2].amax(dim=1), nan=float(canvas)).clamp(0, canvas)
+    lo = torch.nan_to_num(px[..., :2].amin(dim=1).to(a.dtype), nan=0.0).clamp(0, canvas)
+    hi = torch.nan_to_num(px[..., :2].amax(dim=1).to(a.dtype), nan=float(canvas)).clamp(0, canvas)
     c0 = torch.floor(lo - 0.5).clamp(min=0)  # (B, 2) first column, row that may be covered
     extent = (torch.ceil(hi - 0.5) - c0 + 1).clamp(min=1).amax(dim=1)  # (B,)
     sides = sorted({max(1, int(round(f * canvas))) for f in _CROP_FRACTIONS} | {canvas})
@@ -140,10 +140,8 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         rows = torch.nonzero(size == s_).squeeze(1)
         if rows.numel() == 0:
             continue
-        sub = px.index_select(0, rows).clone()
-        sub[..., 0] -= c0[rows, 0, None]
-        sub[..., 1] -= c0[rows, 1, None]
-        render = hard_coverage(sub, verts, rows, faces, transl[rows], orientation, s_, s_).to(area_t.dtype)
+        render = hard_coverage(px, verts, rows, faces, transl[rows], orientation, s_, s_, sel=rows,
+                               offset=c0[rows]).to(area_t.dtype)
         pad = res + s_
         render_f = _rfft2(render, pad)
         inter, area_r = _xcorr(render_f, evidence.spectra(pad, rows), pad).unbind(1)

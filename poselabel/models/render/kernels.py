@@ -94,36 +94,38 @@ def coverage(verts_px: np.ndarray, faces: np.ndarray, height: int, width: int, n
 
 
 @_jit
-def _coverage_contour(vpx, v0, v1, opp_a, opp_b, dir_a, near, orientation, ids, rows, cnt, acc,
+def _coverage_contour(verts_px, sel, offset, v0, v1, opp_a, opp_b, dir_a, near, orientation, ids, rows, cnt, acc,
                       out):  # pragma: no cover - compiled
     h, w = out.shape[1], out.shape[2]
-    for k in range(vpx.shape[0]):
+    for k in range(out.shape[0]):
+        vpx = verts_px[sel[k]]
         acc[:, :] = 0
         n = cnt[k] if cnt[k] >= 0 else v0.shape[0]
         for j in range(n):
             e = ids[rows[k], j] if cnt[k] >= 0 else j
             a, b, c, d = v0[e], v1[e], opp_a[e], opp_b[e]
-            if not (vpx[k, a, 2] > near and vpx[k, b, 2] > near):
+            if not (vpx[a, 2] > near and vpx[b, 2] > near):
                 continue
-            ax, ay = vpx[k, a, 0], vpx[k, a, 1]
-            ex, ey = vpx[k, b, 0] - ax, vpx[k, b, 1] - ay
+            ax, ay = vpx[a, 0], vpx[a, 1]
+            ex, ey = vpx[b, 0] - ax, vpx[b, 1] - ay
             if ey == 0.0:
                 continue  # crosses no row centre (half-open rows)
             total = 0
             # Each front face adds +1 right of the crossing when it lies on the +x side of the
             # edge (its third vertex), else -1: the face's winding along the row.
-            if vpx[k, c, 2] > near:
-                sc = ex * (vpx[k, c, 1] - ay) - ey * (vpx[k, c, 0] - ax)
+            if vpx[c, 2] > near:
+                sc = ex * (vpx[c, 1] - ay) - ey * (vpx[c, 0] - ax)
                 area = sc * dir_a[e]
                 if math.isfinite(area) and area * orientation < 0:
                     total += 1 if sc * ey < 0 else -1
-            if d >= 0 and vpx[k, d, 2] > near:
-                sd = ex * (vpx[k, d, 1] - ay) - ey * (vpx[k, d, 0] - ax)
+            if d >= 0 and vpx[d, 2] > near:
+                sd = ex * (vpx[d, 1] - ay) - ey * (vpx[d, 0] - ax)
                 area = -sd * dir_a[e]
                 if math.isfinite(area) and area * orientation < 0:
                     total += 1 if sd * ey < 0 else -1
             if total == 0:
                 continue
+            ax, ay = ax - offset[k, 0], ay - offset[k, 1]  # the render's pixel grid
             by = ay + ey  # rows py whose centre py + 0.5 lies in [min(ay, by), max(ay, by))
             r0 = int(math.ceil(max(min(ay, by) - 0.5, -1.0)))
             r1 = int(math.ceil(min(max(ay, by) - 0.5, h + 1.0))) - 1
@@ -140,7 +142,7 @@ def _coverage_contour(vpx, v0, v1, opp_a, opp_b, dir_a, near, orientation, ids, 
 
 def coverage_contour(verts_px: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a: np.ndarray, opp_b: np.ndarray,
                      dir_a: np.ndarray, height: int, width: int, near: float, orientation: int,
-                     edge_lists=None) -> np.ndarray:
+                     edge_lists=None, sel: np.ndarray | None = None, offset: np.ndarray | None = None) -> np.ndarray:
     """(N, H, W) bool: :func:`coverage` of a closed, consistently wound mesh with back faces
     culled (``orientation`` +1 / -1), from its edges (``silhouette.MeshEdges``: ends ``v0 <
     v1``, third vertices ``opp_a``, ``opp_b``, ``dir_a`` +1 where the first face runs
@@ -151,13 +153,17 @@ def coverage_contour(verts_px: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a
     contour (half-open rows and columns here, closed triangles there). ``edge_lists``: optional
     ``(ids (B, E), rows (N,), cnt (N,))``: mesh ``k`` scans only the edges ``ids[rows[k],
     :cnt[k]]`` (all where ``cnt[k] < 0``), those that are not shared by two faces both front or
-    both back (``ActiveEdges`` in ``render/rigid.py``)."""
-    out = np.zeros((verts_px.shape[0], height, width), np.uint8)
-    if verts_px.shape[0] and v0.shape[0]:
+    both back (``ActiveEdges`` in ``render/rigid.py``). ``sel`` (N,): the meshes are
+    ``verts_px[sel]`` (default all); ``offset`` (N, 2) px: each is drawn moved by ``-offset``."""
+    n = verts_px.shape[0] if sel is None else sel.shape[0]
+    out = np.zeros((n, height, width), np.uint8)
+    if n and v0.shape[0]:
         acc = np.zeros((height, width), np.int32)
-        ids, rows, cnt = edge_lists or _all_edges(verts_px.shape[0])
-        _coverage_contour(np.ascontiguousarray(verts_px, np.float64), v0, v1, opp_a, opp_b, dir_a, float(near),
-                          int(orientation), ids, rows, cnt, acc, out)
+        ids, rows, cnt = edge_lists or _all_edges(n)
+        sel = np.arange(n, dtype=np.int64) if sel is None else np.ascontiguousarray(sel, np.int64)
+        offset = np.zeros((n, 2)) if offset is None else np.ascontiguousarray(offset, np.float64)
+        _coverage_contour(np.ascontiguousarray(verts_px, np.float64), sel, offset, v0, v1, opp_a, opp_b, dir_a,
+                          float(near), int(orientation), ids, rows, cnt, acc, out)
     return out.view(bool)
 
 

@@ -146,17 +146,24 @@ def project_rigid(verts: torch.Tensor, rows: torch.Tensor, transl: torch.Tensor,
 
 def hard_coverage(verts_px: torch.Tensor, verts: torch.Tensor, rows: torch.Tensor, faces: torch.Tensor,
                   transl: torch.Tensor, orientation: int | None, height: int, width: int,
-                  near: float = 1e-3) -> torch.Tensor:
-    """``rasterize.rasterize_coverage(verts_px, faces, height, width, front_orientation=orientation)``
-    (b, H, W) bool, where ``verts_px`` (b, V, 3) are the meshes ``verts[rows]`` (verts (B, V, 3) m)
-    moved by ``transl`` (b, 3) m and projected by any pinhole: on the CPU, from the edges that
-    can be on their contours (this module's docstring; lists kept per ``verts`` tensor)."""
+                  near: float = 1e-3, *, sel: torch.Tensor | None = None,
+                  offset: torch.Tensor | None = None) -> torch.Tensor:
+    """``rasterize.rasterize_coverage(verts_px[sel] - [offset, 0], faces, height, width,
+    front_orientation=orientation)`` (b, H, W) bool, where ``verts_px[sel]`` (b, V, 3) are the
+    meshes ``verts[rows]`` (verts (B, V, 3) m) moved by ``transl`` (b, 3) m and projected by any
+    pinhole (``sel`` (b,) long, default all of ``verts_px``; ``offset`` (b, 2) px, default 0): on
+    the CPU, from the edges that can be on their contours (this module's docstring; lists kept
+    per ``verts`` tensor), without copying ``verts_px``."""
     from poselabel.models.render.rasterize import rasterize_coverage
 
     if verts_px.device.type != "cpu" or not kernels.available() or orientation is None:
-        return rasterize_coverage(verts_px, faces, height, width, near=near, front_orientation=orientation)
+        px = verts_px if sel is None else verts_px.index_select(0, sel)
+        if offset is not None:
+            px = torch.cat([px[..., :2] - offset[:, None].to(px.dtype), px[..., 2:]], dim=-1)
+        return rasterize_coverage(px, faces, height, width, near=near, front_orientation=orientation)
     edges, active = _hard_lists(verts, faces)
-    count_renders(verts_px.shape[0])
+    count_renders(rows.shape[0])
     lists = active.lists(rows.numpy(), transl.detach().double().numpy(), near)
-    return torch.from_numpy(kernels.coverage_contour(verts_px.detach().double().numpy(), *edges.numpy(),
-                                                     edges.dir_a_np, height, width, near, orientation, lists))
+    return torch.from_numpy(kernels.coverage_contour(
+        verts_px.detach().double().numpy(), *edges.numpy(), edges.dir_a_np, height, width, near, orientation, lists,
+        sel=None if sel is None else sel.numpy(), offset=None if offset is None else offset.double().numpy()))
