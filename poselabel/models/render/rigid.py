@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from poselabel.models.render import kernels
+from poselabel.models.render.edges import MeshEdges
 from poselabel.models.render.rasterize import count_renders
 
 REL_MARGIN = 0.05  # the lists' margin m / the distance |T| of the mesh's origin (pelvis)
@@ -120,8 +121,6 @@ _hard: dict = {}  # the hard renders' MeshEdges (per faces tensor) and ActiveEdg
 
 
 def _hard_lists(verts: torch.Tensor, faces: torch.Tensor):
-    from poselabel.models.render.silhouette import MeshEdges  # (silhouette.py imports this module)
-
     key = (faces.data_ptr(), tuple(faces.shape))
     if _hard.get("faces_key") != key:
         _hard.clear()
