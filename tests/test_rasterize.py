@@ -396,7 +396,7 @@ def test_rigid_silhouettes_equal_the_general_path():
     assert 0 < active.count.max() < 0.5 * active.ids.shape[1]  # the lists hold a fraction of the edges
 
 
-def test_hard_rigid_coverage_equals_rasterize_coverage():
+def test_hard_rigid_coverage_equals_rasterize_coverage(monkeypatch):
     """``rigid.hard_coverage`` (the camera start's and full-resolution renders) covers what
     ``rasterize_coverage`` covers for meshes moved by translations near and far from the ones
     their edge lists were made for, for a subset of the meshes, and without culling."""
@@ -420,3 +420,18 @@ def test_hard_rigid_coverage_equals_rasterize_coverage():
             got = hard_coverage(px, verts, rows, faces, transl, o, 80, 72)
             want = rasterize_coverage(px, faces, 80, 72, front_orientation=o)
             assert got.any() and torch.equal(got, want)
+    # a selection of a projected batch, drawn moved (the shift search's crops), with and
+    # without the kernels (the torch path serves CUDA tensors)
+    every = torch.arange(4)
+    transl = torch.tensor([[0.1, 0.0, 2.5]]).repeat(4, 1)
+    px = project_rigid(verts, every, transl, torch.full((4,), 120.0), torch.full((4,), 40.0), torch.full((4,), 40.0))
+    sel, offset = torch.tensor([2, 0]), torch.tensor([[10.0, 4.0], [3.0, 12.0]])
+    moved = px[sel].clone()
+    moved[..., :2] -= offset[:, None].double()
+    want = rasterize_coverage(moved, faces, 64, 60, front_orientation=orient)
+    assert want.any() and torch.equal(hard_coverage(px, verts, sel, faces, transl[sel], orient, 64, 60, sel=sel,
+                                                    offset=offset), want)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "available", lambda: False)
+        assert torch.equal(hard_coverage(px, verts, sel, faces, transl[sel], orient, 64, 60, sel=sel, offset=offset),
+                           want)

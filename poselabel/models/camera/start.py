@@ -74,7 +74,8 @@ class WindowEvidence:
         if pad not in self._spectra:
             self._spectra[pad] = _rfft2(self.images, pad)
         out = self._spectra[pad]
-        if rows is None or (rows.numel() == out.shape[0] and bool((rows == torch.arange(out.shape[0])).all())):
+        if rows is None or (rows.numel() == out.shape[0]
+                            and bool((rows == torch.arange(out.shape[0], device=rows.device)).all())):
             return out
         return out.index_select(0, rows)
 
