@@ -10,6 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+# Edge sampling (the silhouettes' backward pass): distance (pixels) of the visibility probe
+# outside an edge sample, the longest piece of edge one sample represents (pixels), and the
+# most samples on one edge.
+PROBE_PX = 0.75
+SAMPLE_SPACING_PX = 1.0
+MAX_SAMPLES_PER_EDGE = 64
+
 
 class MeshEdges:
     """Undirected edges of a triangle mesh with their (one or two) faces.

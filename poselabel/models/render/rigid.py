@@ -1,7 +1,8 @@
-"""Silhouettes of meshes moved rigidly (the camera solve's descents), on the compiled CPU kernels.
+"""Silhouettes of meshes moved rigidly (the camera solve), on the compiled CPU kernels.
 
 A descent renders the same posed mesh hundreds of times, moved only by a translation ``T``
-(and seen through new intrinsics). Two shortcuts follow, neither changing a value:
+(and seen through new intrinsics). Two shortcuts follow, neither changing a value (beyond
+float rounding: the kernels project in float64):
 
 - the projection and the chain rule from the per-vertex gradient to ``[Tx, Ty, Tz, f, cx,
   cy]`` run inside the kernels (``kernels.project_rigid``, ``kernels.edge_gradient_rigid``):
@@ -25,13 +26,11 @@ import numpy as np
 import torch
 
 from poselabel.models.render import kernels
-from poselabel.models.render.edges import MeshEdges
+from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges
 from poselabel.models.render.rasterize import count_renders
 
 REL_MARGIN = 0.05  # the lists' margin m / the distance |T| of the mesh's origin (pelvis)
 
-# The edge-sampled gradient's constants, as silhouette.py's
-_PROBE_PX, _SAMPLE_SPACING_PX, _MAX_SAMPLES_PER_EDGE = 0.75, 1.0, 64
 
 
 class ActiveEdges:
@@ -98,7 +97,7 @@ class RigidSilhouette(torch.autograd.Function):
             active, r, t, cnt = ctx.lists
             lists = (active.ids, r, active.still(r, t, cnt))
         g = kernels.edge_gradient_rigid(ctx.vpx, ctx.cam, *ctx.edges.numpy(), ctx.cov, grad_out.detach().numpy(),
-                                        ctx.near, _PROBE_PX, _SAMPLE_SPACING_PX, _MAX_SAMPLES_PER_EDGE, lists)
+                                        ctx.near, PROBE_PX, SAMPLE_SPACING_PX, MAX_SAMPLES_PER_EDGE, lists)
         g = torch.from_numpy(g).to(grad_out.dtype)
         return g[:, :3], g[:, 3], g[:, 4], g[:, 5], *([None] * 8)
 

@@ -34,18 +34,15 @@ from collections.abc import Callable
 import torch
 
 from poselabel.models.render import kernels, rigid
-from poselabel.models.render.edges import MeshEdges
+from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges
 from poselabel.models.render.rasterize import count_renders, gather_vertices, rasterize_coverage
 
 log = logging.getLogger(__name__)
 
 SilhouetteFn = Callable[..., torch.Tensor]
 
-# Distance (pixels) of the visibility probe outside an edge sample.
-_PROBE_PX = 0.75
-# Longest piece of edge represented by one sample (pixels).
-_SAMPLE_SPACING_PX = 1.0
-_MAX_SAMPLES_PER_EDGE = 64
+# Edge sampling's constants (render/edges.py)
+_PROBE_PX, _SAMPLE_SPACING_PX, _MAX_SAMPLES_PER_EDGE = PROBE_PX, SAMPLE_SPACING_PX, MAX_SAMPLES_PER_EDGE
 
 
 def front_orientation(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges | None = None) -> int | None:
