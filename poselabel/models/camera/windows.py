@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -77,17 +78,38 @@ def _bilinear_table(table: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> 
     return (t00 * (1 - fx) * (1 - fy) + t01 * fx * (1 - fy) + t10 * (1 - fx) * fy + t11 * fx * fy)
 
 
+_INTEGRALS: dict[int, tuple] = {}  # id(mask) -> (weak reference, key, integral); gone with the mask
+
+
+def _integral(mask: torch.Tensor, box: tuple[int, int, int, int], device) -> torch.Tensor:
+    """(y1 - y0, x1 - x0) int32 cumulative pixel counts of ``mask`` (H, W) over its ``box``
+    ``(x0, y0, x1, y1)``, kept while the mask tensor lives unmodified: the solves of one scene
+    (first pass, second chance, depth order, peers, probes, the shared camera) crop the same
+    masks again."""
+    key = (mask._version, box, str(device))
+    hit = _INTEGRALS.get(id(mask))
+    if hit is not None and hit[0]() is mask and hit[1] == key:
+        return hit[2]
+    x0, y0, x1, y1 = box
+    out = mask[y0:y1, x0:x1].to(device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    out = out.cumsum(1, dtype=torch.int32)
+    ref = weakref.ref(mask, lambda _, i=id(mask): _INTEGRALS.pop(i, None))
+    _INTEGRALS[id(mask)] = (ref, key, out)
+    return out
+
+
 class MaskTables:
     """Integral images of b masks, for exact area-averaged crops of any windows in one batch.
 
     The batched form of :func:`sample_mask_crop` (same values up to float64 rounding):
     each mask is cut to its tight box (its integral is constant beyond it), integrated once
-    in float64 on ``device`` and padded into one ``(b, Hb + 1, Wb + 1)`` tensor (memory:
-    b x the largest box area x 8 bytes); each crop is then four gathers, with no Python
-    loop over persons. A ``None`` mask is an empty one.
+    (pixel counts in int32, exact; kept per mask tensor across tables: ``_integral``) on
+    ``device`` and padded into one ``(b, Hb + 1, Wb + 1)`` tensor (memory: b x the largest box
+    area x 4 bytes); each crop is then four gathers, with no Python loop over persons. A
+    ``None`` mask is an empty one.
 
     Args:
-        masks: b x (H_i, W_i) bool or float full-image masks, or None.
+        masks: b x (H_i, W_i) bool full-image masks, or None.
         device: where the tables live and the crops are computed.
         boxes: the masks' ``mask_bbox`` (None for an empty one), when the caller has them.
     """
@@ -98,11 +120,11 @@ class MaskTables:
         boxes = [tuple(int(v) for v in bx) if bx is not None else (0, 0, 0, 0) for bx in boxes]
         hb = max([y1 - y0 for _, y0, _, y1 in boxes] + [0])
         wb = max([x1 - x0 for x0, _, x1, _ in boxes] + [0])
-        self.table = torch.zeros(len(masks), hb + 1, wb + 1, dtype=torch.float64, device=device)
+        # Pixel counts, exact in int32 (a mask has fewer than 2^31 pixels); gathers turn float64.
+        self.table = torch.zeros(len(masks), hb + 1, wb + 1, dtype=torch.int32, device=device)
         for i, (m, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes)):
             if x1 > x0:
-                sub = m[y0:y1, x0:x1].to(device=device, dtype=torch.float64)
-                self.table[i, 1:y1 - y0 + 1, 1:x1 - x0 + 1] = sub.cumsum(0).cumsum(1)
+                self.table[i, 1:y1 - y0 + 1, 1:x1 - x0 + 1] = _integral(m, (x0, y0, x1, y1), device)
         self.origin = torch.tensor([[bx[0], bx[1]] for bx in boxes], dtype=torch.float64, device=device).view(-1, 2)
         self.size = torch.tensor([[bx[2] - bx[0], bx[3] - bx[1]] for bx in boxes], dtype=torch.long,
                                  device=device).view(-1, 2)  # (b, 2) box width, height
@@ -118,7 +140,7 @@ class MaskTables:
         flat = self.table.view(b, -1)
 
         def at(yy, xx):
-            return flat.gather(1, (yy[:, :, None] * wp + xx[:, None, :]).view(b, -1)).view(b, res + 1, res + 1)
+            return flat.gather(1, (yy[:, :, None] * wp + xx[:, None, :]).view(b, -1)).view(b, res + 1, res + 1).double()
 
         fx, fy = fx[:, None, :], fy[:, :, None]
         integ = (at(iy, ix) * (1 - fx) * (1 - fy) + at(iy, ix1) * fx * (1 - fy)
