@@ -189,6 +189,9 @@ def test_shift_search_correlations_equal_torchs_ffts():
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
     direct = (kernel[1] * images[1, 0, 2:22, 3:23]).sum()  # offset (2, 3): kernel[y] image[y + o]
     assert abs(float(got[1, 0, 2, 3]) - float(direct)) < 1e-3
+    rows = torch.tensor([2, 0])  # some persons' images of the batch's spectra
+    some = _xcorr(_rfft2(kernel[rows], pad), _rfft2(images, pad), pad, rows)
+    torch.testing.assert_close(some, want[rows], rtol=1e-4, atol=1e-3)
 
 
 def test_degenerate_inputs_give_reasons_not_exceptions():
