@@ -143,57 +143,6 @@ def test_reported_iou_is_the_iou_of_the_returned_camera():
         assert torch.allclose(sol.mask_iou.float(), direct, atol=1e-4), (sol.mask_iou, direct)
 
 
-def test_shift_search_measures_the_state_it_rendered():
-    """``iou0`` of the shift search is the hard IoU of the render where it was drawn (the
-    solver's fallback when a predicted shift does not come true), not a prediction."""
-    from poselabel.models.camera import windows as cc
-    from poselabel.models.camera.start import shift_search, window_evidence
-
-    v, f = person_mesh()
-    focal, transl = torch.tensor([200.0, 300.0]), torch.tensor([[0.1, 0.05, 3.0], [-0.3, 0.2, 2.5]])
-    masks = make_targets(v[None], f, focal, transl, 120, 160)
-    boxes = [cc.mask_bbox(m) for m in masks]
-    res = 48
-    ev, area_t, window = window_evidence(masks, [None, None], boxes, res, 2.5, "cpu", torch.float32)
-    canvas = 4 * res
-    cx, cy = torch.full((2,), 80.0), torch.full((2,), 60.0)
-    a, b = torch.tensor([0.0, -0.05]), torch.tensor([0.0, 0.1])  # off the truth: IoU well below 1
-    score, a1, b1, iou0 = shift_search(v[None].repeat(2, 1, 1), f, transl[:, 2], focal * 1.1, a, b, cx, cy, ev,
-                                       area_t, window, res, canvas)
-    # Direct: render the same state in the window, compare with the window's target.
-    x0, y0, side = window
-    fw, cxw, cyw = cc.crop_intrinsics(focal * 1.1, cx, cy, x0, y0, side, res)
-    px = project_points(v[None] + torch.stack([a * transl[:, 2], b * transl[:, 2], transl[:, 2]], 1)[:, None], fw, cxw, cyw)
-    render = rasterize_coverage(px, f, res, res).float()
-    crops = [cc.sample_mask_crop(m, float(x0[i]), float(y0[i]), float(side[i]), res) for i, m in enumerate(masks)]
-    target, valid = (torch.stack([c[k] for c in crops]).float() for k in (0, 1))  # valid: inside the image
-    inter = (render * target * valid).sum(dim=(1, 2))
-    direct = inter / ((render * valid).sum(dim=(1, 2)) + (target * valid).sum(dim=(1, 2)) - inter)
-    assert torch.allclose(iou0, direct, atol=1e-3), (iou0, direct)
-    assert (direct < 0.9).all() and (score > iou0).all()  # the shift predicts an improvement
-
-
-def test_shift_search_correlations_equal_torchs_ffts():
-    """On the CPU the start's FFTs are scipy's (``start._rfft2``, ``start._xcorr``): the same
-    correlations as ``torch.fft`` gives, every offset."""
-    from poselabel.models.camera.start import _rfft2, _xcorr
-
-    g = torch.Generator().manual_seed(4)
-    kernel = (torch.rand(3, 20, 20, generator=g) > 0.5).float()
-    images = torch.rand(3, 2, 24, 24, generator=g)
-    pad = 44
-    got = _xcorr(_rfft2(kernel, pad), _rfft2(images, pad), pad)
-    want = torch.fft.irfft2(torch.fft.rfft2(kernel, s=(pad, pad)).conj()[:, None] * torch.fft.rfft2(images, s=(pad, pad)),
-                            s=(pad, pad))
-    assert got.shape == (3, 2, pad, pad) and got.dtype == torch.float32
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
-    direct = (kernel[1] * images[1, 0, 2:22, 3:23]).sum()  # offset (2, 3): kernel[y] image[y + o]
-    assert abs(float(got[1, 0, 2, 3]) - float(direct)) < 1e-3
-    rows = torch.tensor([2, 0])  # some persons' images of the batch's spectra
-    some = _xcorr(_rfft2(kernel[rows], pad), _rfft2(images, pad), pad, rows)
-    torch.testing.assert_close(some, want[rows], rtol=1e-4, atol=1e-3)
-
-
 def test_degenerate_inputs_give_reasons_not_exceptions():
     v, f = person_mesh()
     h, w = 96, 128
@@ -397,42 +346,6 @@ def test_warm_schedule_is_the_finer_stages_shortened():
     assert dataclasses.replace(cfg, warm_stages=cfg.stages).warm_schedule() == cfg.stages
 
 
-def test_batched_mask_crops_equal_the_per_mask_resampling():
-    """MaskTables (one gather for the whole batch) gives sample_mask_crop's values, windows
-    inside, across and outside the image, with an ignore mask and an empty mask."""
-    from poselabel.models.camera import windows as cc
-    from poselabel.models.camera.batch import mask_tables
-
-    g = torch.Generator().manual_seed(3)
-    masks = [torch.rand(60, 80, generator=g) > 0.6, torch.zeros(50, 40, dtype=torch.bool),
-             torch.rand(70, 30, generator=g) > 0.3, torch.rand(45, 90, generator=g) > 0.5]
-    masks[0][:10] = False  # a box that does not start at the image corner
-    ignore = [None, None, torch.rand(70, 30, generator=g) > 0.8, None]
-    windows = [(-12.3, 5.7, 41.9), (3.0, 3.0, 20.0), (10.5, -30.2, 95.1), (200.0, 10.0, 30.0)]
-    tables, ign, hw = mask_tables(masks, ignore, "cpu")
-    x0, y0, side = (torch.tensor([w[k] for w in windows], dtype=torch.float64) for k in range(3))
-    for res in (8, 33):
-        target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
-        for i, (m, w) in enumerate(zip(masks, windows)):
-            t_ref, v_ref = cc.sample_mask_crop(m, *w, res)
-            if ignore[i] is not None:
-                v_ref = (v_ref - cc.sample_mask_crop(ignore[i], *w, res)[0]).clamp(min=0)
-            assert torch.allclose(target[i], t_ref, atol=1e-9), (i, res)
-            assert torch.allclose(valid[i], v_ref, atol=1e-9), (i, res)
-        assert target[0].sum() > 1 and target[1].sum() == 0 and target[3].sum() == 0
-        assert valid[3].sum() == 0 and (valid[2] < cells_in(hw[2], windows[2], res)).any()
-    # each mask's integral is kept for the next tables of the same mask, not past a change of it
-    masks[0][20:30, 10:50] = ~masks[0][20:30, 10:50]
-    again = cc.crop_evidence(mask_tables(masks, ignore, "cpu")[0], ign, hw, x0, y0, side, 33)[0]
-    assert torch.allclose(again[0], cc.sample_mask_crop(masks[0], *windows[0], 33)[0], atol=1e-9)
-    assert torch.equal(again[2], cc.crop_evidence(tables, ign, hw, x0, y0, side, 33)[0][2])
-
-
-def cells_in(hw, w, res):
-    from poselabel.models.camera import windows as cc
-    return cc.cells_inside(hw[None], *(torch.tensor([v], dtype=torch.float64) for v in w), res)[0]
-
-
 def clothed_person():
     """``person_mesh`` and a loose "coat and hair" mesh around it (m), and the centres of its
     parts (K, 3) standing in for joints a keypoint detector sees."""
@@ -469,31 +382,6 @@ def test_clothed_masks_need_the_outside_bound_and_keypoints():
     assert symmetric > 0.03  # the coat is read as body
     assert e_f(dataclasses.replace(SMALL, cover_weight=0.3, keypoint_weight=0.5), kp) < 0.4 * symmetric
     assert e_f(dataclasses.replace(SMALL, keypoint_weight=0.5), kp) < symmetric  # keypoints alone help too
-
-
-def test_keypoint_start_recovers_the_camera_and_survives_too_few_points():
-    """The closed-form keypoint start is exact on exact keypoints, NaN (not an error) where
-    fewer than 4 points are weighted or all lie on one spot."""
-    from poselabel.models.camera.batch import Keypoints, SolveBatch
-    from poselabel.models.camera.start import keypoint_start
-
-    _, _, _, _, joints = clothed_person()
-    focal = torch.tensor([180.0, 300.0, 240.0])
-    transl = torch.tensor([[0.1, 0.05, 3.0], [-0.15, 0.1, 2.4], [0.0, 0.0, 3.5]])
-    cam = joints[None] + transl[:, None]
-    uv = focal[:, None, None] * cam[..., :2] / cam[..., 2:] + torch.tensor([80.0, 60.0])
-    weight = torch.ones(3, joints.shape[0])
-    weight[1, 2:] = 0  # two points only
-    pts = joints[None].repeat(3, 1, 1)
-    pts[2] = 0.0  # every point on the pelvis: no scale
-    n = 3
-    batch = SolveBatch(verts=torch.zeros(n, 4, 3), masks=[torch.zeros(4, 4, dtype=torch.bool)] * n,
-                       ignore=[None] * n, cx=torch.full((n,), 80.0), cy=torch.full((n,), 60.0), f0=focal.clone(),
-                       a0=torch.zeros(n), b0=torch.zeros(n), tz0=transl[:, 2], boxes=[(0, 0, 4, 4)] * n,
-                       keypoints=Keypoints(pts, uv, weight))
-    f, a, b = keypoint_start(batch, (10.0, 1e4))
-    assert abs(float(f[0]) - 180.0) < 0.1 and abs(float(a[0]) * 3.0 - 0.1) < 1e-3 and abs(float(b[0]) * 3.0 - 0.05) < 1e-3
-    assert torch.isnan(f[1]) and torch.isnan(f[2])
 
 
 def test_probe_schedule_drops_the_finest_stage():
