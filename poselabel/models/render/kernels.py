@@ -144,7 +144,7 @@ def coverage_contour(verts_px: np.ndarray, v0: np.ndarray, v1: np.ndarray, opp_a
                      dir_a: np.ndarray, height: int, width: int, near: float, orientation: int,
                      edge_lists=None, sel: np.ndarray | None = None, offset: np.ndarray | None = None) -> np.ndarray:
     """(N, H, W) bool: :func:`coverage` of a closed, consistently wound mesh with back faces
-    culled (``orientation`` +1 / -1), from its edges (``silhouette.MeshEdges``: ends ``v0 <
+    culled (``orientation`` +1 / -1), from its edges (``edges.MeshEdges``: ends ``v0 <
     v1``, third vertices ``opp_a``, ``opp_b``, ``dir_a`` +1 where the first face runs
     ``v0 -> v1``) instead of its faces: along each row of pixel centres, the number of front
     faces covering a pixel is the sum of the signed crossings of the edges with one front face
@@ -297,8 +297,10 @@ def edge_gradient(uv: np.ndarray, z: np.ndarray, v0: np.ndarray, v1: np.ndarray,
     return grad
 
 
+# empty placeholders for the other output mode of _edge_gradient
 _NO_CAM = np.zeros((0, 3), np.float64)
 _NO_PGRAD = np.zeros((0, 6), np.float64)
+_NO_GRAD = np.zeros((0, 0, 2), np.float64)
 
 
 @_inlined
@@ -412,5 +414,3 @@ def active_edges(verts: np.ndarray, rows: np.ndarray, transl: np.ndarray, faces:
                   np.ascontiguousarray(transl, np.float64), np.ascontiguousarray(faces, np.int64), face_a, face_b,
                   float(rel_margin), float(near), t_ref, margin, ids, count, status)
 
-
-_NO_GRAD = np.zeros((0, 0, 2), np.float64)

@@ -60,10 +60,11 @@ class ActiveEdges:
                              self.rel_margin, near, self.t_ref, self.margin, self.ids, self.count)
         return self.ids, rows, self.count[rows].copy()
 
-    def still(self, rows: np.ndarray, transl: np.ndarray, cnt: np.ndarray) -> np.ndarray:
-        """``cnt`` where the lists of ``rows`` still hold at ``transl`` (b, 3), -1 (every edge) elsewhere."""
+    def still(self, rows: np.ndarray, transl: np.ndarray) -> np.ndarray:
+        """The lists' lengths for ``rows`` where they hold at ``transl`` (b, 3) (lists made again
+        since hold too: any valid list holds every contour edge), -1 (every edge) elsewhere."""
         held = ((transl - self.t_ref[rows]) ** 2).sum(axis=1) < self.margin[rows] ** 2
-        return np.where(held & (self.count[rows] == cnt), cnt, -1)
+        return np.where(held, self.count[rows], -1)
 
 
 class RigidSilhouette(torch.autograd.Function):
@@ -87,15 +88,15 @@ class RigidSilhouette(torch.autograd.Function):
             cov = kernels.coverage_contour(vpx, *edges.numpy(), edges.dir_a_np, height, width, near,
                                            edges.orientation, lists)
         ctx.vpx, ctx.cam, ctx.cov, ctx.edges, ctx.near = vpx, cam, cov, edges, near
-        ctx.lists = None if lists is None else (active, r, t, lists[2])
+        ctx.lists = None if lists is None else (active, r, t)
         return torch.from_numpy(cov).to(transl.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         lists = None
         if ctx.lists is not None:
-            active, r, t, cnt = ctx.lists
-            lists = (active.ids, r, active.still(r, t, cnt))
+            active, r, t = ctx.lists
+            lists = (active.ids, r, active.still(r, t))
         g = kernels.edge_gradient_rigid(ctx.vpx, ctx.cam, *ctx.edges.numpy(), ctx.cov, grad_out.detach().numpy(),
                                         ctx.near, PROBE_PX, SAMPLE_SPACING_PX, MAX_SAMPLES_PER_EDGE, lists)
         g = torch.from_numpy(g).to(grad_out.dtype)
@@ -116,18 +117,23 @@ def render_rigid(render_fn, verts: torch.Tensor, rows: torch.Tensor, faces: torc
     return render_fn(verts.index_select(0, rows) + transl[:, None], faces, focal, cx, cy, size)
 
 
-_hard: dict = {}  # the hard renders' MeshEdges (per faces tensor) and ActiveEdges (per vertex tensor)
+_cache: dict = {}  # the hard renders' MeshEdges (per faces tensor); the edge lists of the last vertex tensor
+
+
+def active_edges_for(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges) -> ActiveEdges:
+    """The edge lists of ``verts`` (B, V, 3), kept across calls while the same (unmodified)
+    tensor is rendered: a solve's start, descents and checks share them."""
+    active = _cache.get("active")
+    if active is None or not active.serves(verts, faces):
+        active = _cache["active"] = ActiveEdges(verts, faces, edges)
+    return active
 
 
 def _hard_lists(verts: torch.Tensor, faces: torch.Tensor):
     key = (faces.data_ptr(), tuple(faces.shape))
-    if _hard.get("faces_key") != key:
-        _hard.clear()
-        _hard["faces_key"], _hard["edges"] = key, MeshEdges(faces)
-    active = _hard.get("active")
-    if active is None or not active.serves(verts, faces):
-        active = _hard["active"] = ActiveEdges(verts, faces, _hard["edges"])
-    return _hard["edges"], active
+    if _cache.get("faces_key") != key:
+        _cache["faces_key"], _cache["edges"] = key, MeshEdges(faces)
+    return _cache["edges"], active_edges_for(verts, faces, _cache["edges"])
 
 
 def project_rigid(verts: torch.Tensor, rows: torch.Tensor, transl: torch.Tensor, focal: torch.Tensor,

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 SilhouetteFn = Callable[..., torch.Tensor]
 
-# Edge sampling's constants (render/edges.py)
-_PROBE_PX, _SAMPLE_SPACING_PX, _MAX_SAMPLES_PER_EDGE = PROBE_PX, SAMPLE_SPACING_PX, MAX_SAMPLES_PER_EDGE
 
 
 def front_orientation(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges | None = None) -> int | None:
@@ -100,8 +98,8 @@ def edge_sample_gradient(uv: torch.Tensor, z: torch.Tensor, edges: MeshEdges,
     _, h, w = coverage.shape
     if uv.device.type == "cpu" and kernels.available():  # the compiled loop, same rule
         g = kernels.edge_gradient(uv.detach().numpy(), z.detach().numpy(), *edges.numpy(), coverage.numpy(),
-                                  grad_out.detach().numpy(), near, _PROBE_PX, _SAMPLE_SPACING_PX,
-                                  _MAX_SAMPLES_PER_EDGE)
+                                  grad_out.detach().numpy(), near, PROBE_PX, SAMPLE_SPACING_PX,
+                                  MAX_SAMPLES_PER_EDGE)
         return torch.from_numpy(g).to(uv.dtype)
     grad = torch.zeros(bsz * nv, 2, dtype=uv.dtype, device=uv.device)
     ne = edges.v0.numel()
@@ -126,14 +124,14 @@ def edge_sample_gradient(uv: torch.Tensor, z: torch.Tensor, edges: MeshEdges,
     nx, ny = dy / length, -dx / length
     flip = (nx * (pc[item, e, 0] - ax) + ny * (pc[item, e, 1] - ay)) > 0
     nx, ny = torch.where(flip, -nx, nx), torch.where(flip, -ny, ny)
-    k = torch.ceil(length / _SAMPLE_SPACING_PX).clamp(1, _MAX_SAMPLES_PER_EDGE).long()
+    k = torch.ceil(length / SAMPLE_SPACING_PX).clamp(1, MAX_SAMPLES_PER_EDGE).long()
     rep = torch.repeat_interleave(torch.arange(k.numel(), device=uv.device), k)
     offs = torch.arange(rep.numel(), device=uv.device) - torch.repeat_interleave(torch.cumsum(k, 0) - k, k)
     t = (offs.to(uv.dtype) + 0.5) / k[rep].to(uv.dtype)
     sx, sy = ax[rep] + t * dx[rep], ay[rep] + t * dy[rep]
     # Visibility: the pixel just outside the sample must be uncovered.
-    qx = torch.floor(sx + _PROBE_PX * nx[rep]).long()
-    qy = torch.floor(sy + _PROBE_PX * ny[rep]).long()
+    qx = torch.floor(sx + PROBE_PX * nx[rep]).long()
+    qy = torch.floor(sy + PROBE_PX * ny[rep]).long()
     inside_img = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
     covered = coverage.reshape(-1)[item[rep] * (h * w) + qy.clamp(0, h - 1) * w + qx.clamp(0, w - 1)]
     visible = ~(inside_img & covered)
@@ -178,7 +176,6 @@ class TorchSilhouetteRasterizer:
     def __init__(self, near: float = 1e-3):
         self.near = near
         self._edges: dict[tuple[int, int, str], MeshEdges] = {}
-        self._active: rigid.ActiveEdges | None = None  # the edge lists of the meshes last moved rigidly
 
     def _mesh_edges(self, faces: torch.Tensor) -> MeshEdges:
         key = (faces.data_ptr(), faces.shape[0], str(faces.device))
@@ -199,16 +196,14 @@ class TorchSilhouetteRasterizer:
 
     def rigid(self, verts, rows, faces, transl, focal, cx, cy, size: tuple[int, int]) -> torch.Tensor:
         """:func:`render_rigid`: on the CPU with the compiled kernels, projection, coverage and the
-        edge-sampled gradient of the moved meshes in one pass each (``_RigidSilhouette``)."""
+        edge-sampled gradient of the moved meshes in one pass each (``rigid.RigidSilhouette``)."""
         if verts.device.type != "cpu" or not kernels.available():
             return self(verts.index_select(0, rows) + transl[:, None], faces, focal, cx, cy, size)
         edges = self._mesh_edges(faces)
         if edges.closed_oriented and edges.orientation is None and rows.numel() > 0:
             edges.orientation = front_orientation(verts[int(rows[0])], faces, edges)
-        if self._active is None or not self._active.serves(verts, faces):
-            self._active = rigid.ActiveEdges(verts, faces, edges, rigid.REL_MARGIN)
-        return rigid.RigidSilhouette.apply(transl, focal, cx, cy, verts, rows, faces, edges, self._active,
-                                           size[0], size[1], self.near)
+        return rigid.RigidSilhouette.apply(transl, focal, cx, cy, verts, rows, faces, edges,
+                                           rigid.active_edges_for(verts, faces, edges), size[0], size[1], self.near)
 
 
 def clip_space_positions(verts_cam, focal, cx, cy, size, near=1e-3, far=100.0):
