@@ -38,6 +38,17 @@ def test_shift_search_measures_the_state_it_rendered():
     direct = inter / ((render * valid).sum(dim=(1, 2)) + (target * valid).sum(dim=(1, 2)) - inter)
     assert torch.allclose(iou0, direct, atol=1e-3), (iou0, direct)
     assert (direct < 0.9).all() and (score > iou0).all()  # the shift predicts an improvement
+    # Some persons alone (start.settle stops a person whose shift was zero): their rows of
+    # the full search, bit for bit, from fresh evidence (spectra made for those rows only);
+    # the others score -inf and keep their pose.
+    ev2 = window_evidence(masks, [None, None], boxes, res, 2.5, "cpu", torch.float32)[0]
+    one = torch.tensor([1])
+    s1, a2, b2, z1 = shift_search(v[None].repeat(2, 1, 1), f, transl[:, 2], focal * 1.1, a, b, cx, cy, ev2,
+                                  area_t, window, res, canvas, persons=one)
+    assert s1[1] == score[1] and a2[1] == a1[1] and b2[1] == b1[1] and z1[1] == iou0[1]
+    assert s1[0] == float("-inf") == z1[0] and a2[0] == a[0] and b2[0] == b[0]
+    pad = next(iter(ev2._spectra))
+    assert bool(ev2._spectra[pad][1][1]) and not bool(ev2._spectra[pad][1][0])  # made: row 1 only
 
 
 def test_shift_search_correlations_equal_torchs_ffts():

@@ -125,7 +125,7 @@ def crop_targets(batch: SolveBatch, windows, res: int, device, dtype):
 
     ``windows``: per person ``(x0, y0, side)`` in full-image px."""
     tables, ign, hw = batch.tables
-    x0, y0, side = window_tensors(windows, tables.table.device)
+    x0, y0, side = window_tensors(windows, tables.device)
     target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
     return target.to(device, dtype), valid.to(device, dtype)
 

@@ -71,27 +71,57 @@ def _xcorr(kernel_f: torch.Tensor, images_f: torch.Tensor, pad: int, rows: torch
 class WindowEvidence:
     """What ``shift_search`` scores against: per person the window's (res x res) target
     (area fractions) times the evidence weights and the weights, and their ``rfft2`` at each
-    FFT size asked for (cached: the searches of one start share them)."""
+    FFT size asked for, made for the persons asked for (cached: the searches of one start
+    share them; a person's body size picks its FFT size, so most sizes serve a few persons)."""
 
     def __init__(self, target_valid: torch.Tensor, valid: torch.Tensor):
         self.images = torch.stack([target_valid, valid], dim=1)  # (B, 2, res, res)
-        self._spectra: dict[int, torch.Tensor] = {}
+        self._spectra: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def spectra(self, pad: int) -> torch.Tensor:
-        """rfft2 of (target * valid, valid) at size (pad, pad): (B, 2, pad, pad // 2 + 1)."""
+    def spectra(self, pad: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """rfft2 of (target * valid, valid) at size (pad, pad): (B, 2, pad, pad // 2 + 1), of
+        which the ``rows`` (default: all) are made; the others are not to be read."""
+        n = self.images.shape[0]
         if pad not in self._spectra:
-            self._spectra[pad] = _rfft2(self.images, pad)
-        return self._spectra[pad]
+            if rows is None or rows.numel() == n:
+                self._spectra[pad] = (_rfft2(self.images, pad), torch.ones(n, dtype=torch.bool))
+                return self._spectra[pad][0]
+            # Not zeroed: the pages of rows never made are never touched.
+            empty = torch.empty(n, 2, pad, pad // 2 + 1, dtype=torch.complex64 if self.images.dtype == torch.float32
+                                else torch.complex128, device=self.images.device)
+            self._spectra[pad] = (empty, torch.zeros(n, dtype=torch.bool))
+        spectra, made = self._spectra[pad]
+        want = torch.ones(n, dtype=torch.bool) if rows is None else torch.zeros(n, dtype=torch.bool).index_fill_(0, rows.cpu(), True)
+        missing = torch.nonzero(want & ~made).squeeze(1)
+        if missing.numel():
+            spectra[missing.to(spectra.device)] = _rfft2(self.images[missing.to(self.images.device)], pad)
+            made[missing] = True
+        return spectra
 
 
-# Render sides tried below the canvas (fractions of it): each person is rendered on the
-# smallest square around its body's projection that holds it (capped by the canvas), and
-# persons of one size share one FFT size ``res + side``.
-_CROP_FRACTIONS = (0.125, 0.25, 0.5)
+def _fft_sides(res: int, canvas: int, step: float = 1.15) -> list[int]:
+    """The render sides a search may crop to (ascending, the canvas last): ``side = pad - res``
+    for FFT sizes ``pad`` of the form 2^i 3^j 5^k (pocketfft's fast sizes), each about ``step``
+    times the one before, from ``res + canvas / 8`` up; then the canvas (its pad as it is)."""
+    lo, hi = res + max(1, canvas // 8), res + canvas
+    smooth = sorted(n for n in range(lo, hi) if n % 2 == 0 and _is_smooth(n))
+    pads = []
+    for n in smooth:
+        if not pads or n >= pads[-1] * step:
+            pads.append(n)
+    return [p - res for p in pads] + [canvas]
+
+
+def _is_smooth(n: int) -> bool:
+    for q in (2, 3, 5):
+        while n % q == 0:
+            n //= q
+    return n == 1
 
 
 def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window, res: int,
-                 canvas: int, orientation: int | None = None, cover_weight: float = 1.0, keypoints=None):
+                 canvas: int, orientation: int | None = None, cover_weight: float = 1.0, keypoints=None,
+                 persons: torch.Tensor | None = None):
     """Best image shift of the mesh rendered at (focal, a, b) against the window's target.
 
     Args:
@@ -108,9 +138,11 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
             loses ``weight`` x the RMS distance of the shifted projected points to their
             keypoints over ``box_side`` (closed form over all shifts: a shift ``s`` moves
             every residual by ``s``).
+        persons: (n,) long, ascending: search only these of the B (default all); the others'
+            scores are -inf and their pose is returned as given.
 
     Each person is rendered only on the part of the canvas its projected vertices span (a
-    square of a side in ``_CROP_FRACTIONS`` of the canvas, or the canvas); every shift is
+    square of a side in ``_fft_sides``, or the canvas); every shift is
     then scored by FFTs of size ``res + side`` instead of ``res + canvas``: the same scores
     (the render is empty elsewhere) at a fraction of the cost for bodies smaller than the canvas.
 
@@ -119,6 +151,13 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         keypoint penalty) over shifts and the shifted pose, and the score of the unshifted
         render (exact: what was rendered).
     """
+    batch_a, batch_b = a, b
+    if persons is not None:  # the persons' own rows of every per-person input; verts and evidence by ``every``
+        tz, focal, a, b, cx, cy, area_t = (t.index_select(0, persons) for t in (tz, focal, a, b, cx, cy, area_t))
+        window = tuple(t.index_select(0, persons) for t in window)
+        if keypoints is not None:
+            keypoints = (keypoints[0][persons], keypoints[1].index_select(0, persons), keypoints[2])
+    every = torch.arange(verts.shape[0], device=verts.device) if persons is None else persons
     x0, y0, side = window
     k = side / res  # full px per window px
     transl = torch.stack([a * tz, b * tz, tz], dim=1)
@@ -126,14 +165,13 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     # body is near the target is on it, however far the pelvis projects (close-ups).
     origin = float((res - canvas) // 2)
     fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + origin * k, y0 + origin * k, side, res)
-    every = torch.arange(verts.shape[0], device=verts.device)
     px = project_rigid(verts, every, transl, fw, cxw, cyw)  # canvas px
     # Each person's body on the canvas: the pixel centres its vertices' box holds.
     lo = torch.nan_to_num(px[..., :2].amin(dim=1).to(a.dtype), nan=0.0).clamp(0, canvas)
     hi = torch.nan_to_num(px[..., :2].amax(dim=1).to(a.dtype), nan=float(canvas)).clamp(0, canvas)
     c0 = torch.floor(lo - 0.5).clamp(min=0)  # (B, 2) first column, row that may be covered
     extent = (torch.ceil(hi - 0.5) - c0 + 1).clamp(min=1).amax(dim=1)  # (B,)
-    sides = sorted({max(1, int(round(f * canvas))) for f in _CROP_FRACTIONS} | {canvas})
+    sides = _fft_sides(res, canvas)
     side_t = torch.tensor(sides, dtype=extent.dtype, device=extent.device)
     size = side_t[torch.searchsorted(side_t, extent).clamp(max=len(sides) - 1)]  # smallest side >= extent
     c0 = torch.minimum(c0, (canvas - size)[:, None])  # the crop stays on the canvas
@@ -145,12 +183,13 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         rows = torch.nonzero(size == s_).squeeze(1)
         if rows.numel() == 0:
             continue
-        render = hard_coverage(px, verts, rows, faces, transl[rows], orientation, s_, s_, sel=rows,
+        render = hard_coverage(px, verts, every[rows], faces, transl[rows], orientation, s_, s_, sel=rows,
                                offset=c0[rows]).to(area_t.dtype)
         pad = res + s_
         render_f = _rfft2(render, pad)
-        every_row = rows.numel() == a.shape[0]  # (rows ascending: then they are 0..B-1)
-        inter, area_r = _xcorr(render_f, evidence.spectra(pad), pad, None if every_row else rows).unbind(1)
+        # the batch's rows (ascending: all of them are 0..B-1)
+        ev_rows = None if rows.numel() == evidence.images.shape[0] else every[rows]
+        inter, area_r = _xcorr(render_f, evidence.spectra(pad, ev_rows), pad, ev_rows).unbind(1)
         at = area_t[rows, None, None]
         if cover_weight == 1.0:
             iou = inter / (area_r + at - inter).clamp(min=1e-6)
@@ -175,7 +214,13 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         seen = render.flatten(1).any(dim=1)  # a body off the canvas scores 0 everywhere: it stays
         du[rows] = torch.where(seen, (ox - nxr) * k[rows], torch.zeros_like(ox))  # full px the render moves by
         dv[rows] = torch.where(seen, (oy - nyr) * k[rows], torch.zeros_like(oy))
-    return score, a + du / focal, b + dv / focal, iou0
+    a, b = a + du / focal, b + dv / focal
+    if persons is None:
+        return score, a, b, iou0
+    out = [torch.full_like(batch_a, float("-inf")), batch_a.clone(), batch_b.clone(), torch.full_like(batch_a, float("-inf"))]
+    for o, v in zip(out, (score, a, b, iou0)):
+        o.index_copy_(0, persons, v)
+    return tuple(out)
 
 
 def window_evidence(masks, ignore, boxes, res: int, window_scale: float, device, dtype, tables=None):
@@ -189,7 +234,7 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, device,
     """
     wins = [cc.square_in_image(bx, window_scale, *m.shape) for bx, m in zip(boxes, masks)]
     tables, ign, hw = tables or mask_tables(masks, ignore, device)
-    x0, y0, side = window_tensors(wins, tables.table.device)
+    x0, y0, side = window_tensors(wins, tables.device)
     target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res))
     window = tuple(w.to(device, dtype) for w in (x0, y0, side))
     return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window
@@ -297,15 +342,19 @@ def global_start(verts, faces, tz, cx, cy, masks, ignore, boxes, candidates, foc
     def settle(focal, a, b, n, r=res, factor=near):
         nonlocal verified
         best = None
+        persons = None  # a person whose best shift was zero would render and score the same again: it stops
         for _ in range(max(1, n)):
+            if persons is not None and persons.numel() == 0:
+                break
             evidence, area_t, window, canvas = level(r, factor)
             iou, a1, b1, iou0 = shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window,
-                                             r, canvas, orientation, cover_weight, keypoints)
+                                             r, canvas, orientation, cover_weight, keypoints, persons)
             seen = torch.stack([focal, a, b, iou0])
             verified = seen if verified is None else torch.where((iou0 > verified[3])[None], seen, verified)
             new = torch.stack([focal, a1, b1, iou])
             # Close-ups can oscillate between passes: keep each person's best pass.
             best = new if best is None else torch.where((iou > best[3])[None], new, best)
+            persons = torch.nonzero((a1 != a) | (b1 != b)).squeeze(1)
             a, b = a1, b1
         return best
 

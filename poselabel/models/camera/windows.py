@@ -82,17 +82,18 @@ _INTEGRALS: dict[int, tuple] = {}  # id(mask) -> (weak reference, key, integral)
 
 
 def _integral(mask: torch.Tensor, box: tuple[int, int, int, int], device) -> torch.Tensor:
-    """(y1 - y0, x1 - x0) int32 cumulative pixel counts of ``mask`` (H, W) over its ``box``
-    ``(x0, y0, x1, y1)``, kept while the mask tensor lives unmodified: the solves of one scene
-    (first pass, second chance, depth order, peers, probes, the shared camera) crop the same
-    masks again."""
+    """(y1 - y0 + 1, x1 - x0 + 1) int32 cumulative pixel counts of ``mask`` (H, W) over its
+    ``box`` ``(x0, y0, x1, y1)``, a zero first row and column, kept while the mask tensor lives
+    unmodified: the solves of one scene (first pass, second chance, depth order, peers, probes,
+    the shared camera) crop the same masks again."""
     key = (mask._version, box, str(device))
     hit = _INTEGRALS.get(id(mask))
     if hit is not None and hit[0]() is mask and hit[1] == key:
         return hit[2]
     x0, y0, x1, y1 = box
-    out = mask[y0:y1, x0:x1].to(device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
-    out = out.cumsum(1, dtype=torch.int32)
+    out = torch.zeros(y1 - y0 + 1, x1 - x0 + 1, dtype=torch.int32, device=device)
+    counts = mask[y0:y1, x0:x1].to(device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+    torch.cumsum(counts, 1, dtype=torch.int32, out=out[1:, 1:])
     ref = weakref.ref(mask, lambda _, i=id(mask): _INTEGRALS.pop(i, None))
     _INTEGRALS[id(mask)] = (ref, key, out)
     return out
@@ -104,9 +105,10 @@ class MaskTables:
     The batched form of :func:`sample_mask_crop` (same values up to float64 rounding):
     each mask is cut to its tight box (its integral is constant beyond it), integrated once
     (pixel counts in int32, exact; kept per mask tensor across tables: ``_integral``) on
-    ``device`` and padded into one ``(b, Hb + 1, Wb + 1)`` tensor (memory: b x the largest box
-    area x 4 bytes); each crop is then four gathers, with no Python loop over persons. A
-    ``None`` mask is an empty one.
+    ``device``, and the b tables are laid end to end in one flat tensor (memory: the boxes'
+    areas x 4 bytes; a ``(b, Hb + 1, Wb + 1)`` block padded to the largest box cost more to
+    zero than the crops took: 2026-12-07); each crop is then four gathers, with no Python loop
+    over persons. A ``None`` mask is an empty one.
 
     Args:
         masks: b x (H_i, W_i) bool full-image masks, or None.
@@ -118,13 +120,15 @@ class MaskTables:
         if boxes is None:
             boxes = [None if m is None else mask_bbox(m) for m in masks]
         boxes = [tuple(int(v) for v in bx) if bx is not None else (0, 0, 0, 0) for bx in boxes]
-        hb = max([y1 - y0 for _, y0, _, y1 in boxes] + [0])
-        wb = max([x1 - x0 for x0, _, x1, _ in boxes] + [0])
+        self.device = torch.device(device)
         # Pixel counts, exact in int32 (a mask has fewer than 2^31 pixels); gathers turn float64.
-        self.table = torch.zeros(len(masks), hb + 1, wb + 1, dtype=torch.int32, device=device)
-        for i, (m, (x0, y0, x1, y1)) in enumerate(zip(masks, boxes)):
-            if x1 > x0:
-                self.table[i, 1:y1 - y0 + 1, 1:x1 - x0 + 1] = _integral(m, (x0, y0, x1, y1), device)
+        parts = [_integral(m, bx, device) if bx[2] > bx[0] else torch.zeros(1, 1, dtype=torch.int32, device=device)
+                 for m, bx in zip(masks, boxes)]
+        self.flat = torch.cat([t.reshape(-1) for t in parts]) if parts else torch.zeros(0, dtype=torch.int32)
+        sizes = [t.numel() for t in parts]
+        self.base = torch.tensor([sum(sizes[:i]) for i in range(len(sizes))], dtype=torch.long,
+                                 device=device)  # (b,) where each table starts in ``flat``
+        self.stride = torch.tensor([t.shape[1] for t in parts], dtype=torch.long, device=device)  # (b,) its row length
         self.origin = torch.tensor([[bx[0], bx[1]] for bx in boxes], dtype=torch.float64, device=device).view(-1, 2)
         self.size = torch.tensor([[bx[2] - bx[0], bx[3] - bx[1]] for bx in boxes], dtype=torch.long,
                                  device=device).view(-1, 2)  # (b, 2) box width, height
@@ -132,15 +136,15 @@ class MaskTables:
     def crops(self, x0: torch.Tensor, y0: torch.Tensor, side: torch.Tensor, res: int) -> torch.Tensor:
         """Fraction of each cell of the ``res x res`` crops ``(x0, y0, side)`` (each (b,),
         full-image px) covered by the masks -> (b, res, res) float64."""
-        b, hp, wp = self.table.shape
+        b = self.base.shape[0]
         step = (side.to(torch.float64) / res)[:, None]
-        edges = torch.arange(res + 1, dtype=torch.float64, device=self.table.device)[None] * step  # (b, res+1)
+        edges = torch.arange(res + 1, dtype=torch.float64, device=self.device)[None] * step  # (b, res+1)
         gx, ix, ix1, fx = self._axis(x0[:, None].to(torch.float64) + edges - self.origin[:, :1], self.size[:, :1])
         gy, iy, iy1, fy = self._axis(y0[:, None].to(torch.float64) + edges - self.origin[:, 1:], self.size[:, 1:])
-        flat = self.table.view(b, -1)
+        base, stride = self.base[:, None, None], self.stride[:, None, None]
 
         def at(yy, xx):
-            return flat.gather(1, (yy[:, :, None] * wp + xx[:, None, :]).view(b, -1)).view(b, res + 1, res + 1).double()
+            return self.flat[(base + yy[:, :, None] * stride + xx[:, None, :]).view(b, -1)].view(b, res + 1, res + 1).double()
 
         fx, fy = fx[:, None, :], fy[:, :, None]
         integ = (at(iy, ix) * (1 - fx) * (1 - fy) + at(iy, ix1) * fx * (1 - fy)
