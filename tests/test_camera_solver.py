@@ -402,10 +402,10 @@ def test_probe_schedule_drops_the_finest_stage():
 
 @pytest.mark.parametrize("cover_weight", [1.0, 0.6])
 def test_compiled_loss_equals_blur_and_soft_iou(cover_weight):
-    """``iou_loss.blurred_iou_loss`` (the descent's loss, compiled on the CPU) gives the torch
+    """``ck.blurred_iou_loss`` (the descent's loss, compiled on the CPU) gives the torch
     operations' loss and gradient w.r.t. the silhouettes, at each stage's blur and size,
     an empty silhouette and evidence cut by the border included."""
-    from poselabel.models.camera import iou_loss
+    from poselabel.models.camera import kernels as ck
     from poselabel.models.camera import windows as cc
 
     g = torch.Generator().manual_seed(5)
@@ -417,8 +417,8 @@ def test_compiled_loss_equals_blur_and_soft_iou(cover_weight):
         target = cc.gaussian_blur((torch.rand(3, res, res, generator=g) > 0.5).float() * valid, sigma)
         weights = torch.tensor([1.0, -0.5, 2.0])
         got_sil, want_sil = sil.clone().requires_grad_(True), sil.clone().requires_grad_(True)
-        assert iou_loss.usable(got_sil, "tanimoto", sigma)
-        got = iou_loss.blurred_iou_loss(got_sil, valid, target, sigma, "tanimoto", cover_weight)
+        assert ck.usable(got_sil, "tanimoto", sigma)
+        got = ck.blurred_iou_loss(got_sil, valid, target, sigma, "tanimoto", cover_weight)
         pred = cc.gaussian_blur(want_sil * valid, sigma)
         want = 1 - cc.soft_iou(pred, target, torch.ones_like(pred), "tanimoto", cover_weight)
         (got * weights).sum().backward()
@@ -427,4 +427,4 @@ def test_compiled_loss_equals_blur_and_soft_iou(cover_weight):
         assert float(got[2].detach()) == pytest.approx(1.0) and float(want_sil.grad[2].abs().max()) > 0
         torch.testing.assert_close(got_sil.grad, want_sil.grad, rtol=1e-4, atol=1e-9)
         assert float(got_sil.grad[:, :, : res // 4].abs().max()) == 0.0  # no gradient where no evidence
-    assert not iou_loss.usable(sil, "blade", 1.0)  # BLADE's form: the torch operations
+    assert not ck.usable(sil, "blade", 1.0)  # BLADE's form: the torch operations

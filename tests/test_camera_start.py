@@ -131,3 +131,30 @@ def test_keypoint_start_recovers_the_camera_and_survives_too_few_points():
     f, a, b = keypoint_start(batch, (10.0, 1e4))
     assert abs(float(f[0]) - 180.0) < 0.1 and abs(float(a[0]) * 3.0 - 0.1) < 1e-3 and abs(float(b[0]) * 3.0 - 0.05) < 1e-3
     assert torch.isnan(f[1]) and torch.isnan(f[2])
+
+
+def test_compiled_shift_scores_equal_the_torch_path():
+    """``camera.kernels.best_shifts`` (the shift search's scores, compiled on the CPU) picks
+    the shift ``start._best_shifts`` picks, with the same scores, with and without the
+    keypoint penalty and an uncovered-target weight below 1, bit for bit."""
+    from poselabel.models.camera import kernels as ck
+    from poselabel.models.camera.start import _best_shifts
+
+    g = torch.Generator().manual_seed(6)
+    b, pad = 4, 37
+    inter = torch.rand(b, pad, pad, generator=g) * 50
+    corr = torch.stack([inter, inter + torch.rand(b, pad, pad, generator=g) * 80], dim=1)
+    corr[3] = 0  # a render that covers nothing: every score 0, the first index wins
+    area_t = torch.rand(b, generator=g) * 100 + 1
+    zero = torch.tensor([0, 5, 700, pad * pad - 1])
+    off = torch.arange(pad, dtype=torch.float32)
+    penalty = (torch.tensor([True, False, True, True]), off[None].repeat(b, 1) * 1.7, torch.rand(b, generator=g) * 30,
+               torch.rand(b, generator=g) * 30, torch.randn(b, 2, generator=g) * 5, torch.rand(b, generator=g) * 40,
+               0.3, torch.rand(b, generator=g) * 50 + 20)
+    for cover_weight in (1.0, 0.5):
+        for pen in (None, penalty):
+            got = ck.best_shifts(corr, area_t, cover_weight, zero, pen)
+            want = _best_shifts(corr, area_t, cover_weight, zero, pen)
+            assert torch.equal(got[0], want[0]), (got[0], want[0])
+            assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])  # float32, the same order
+            assert got[0][3] == (0 if pen is None else want[0][3])

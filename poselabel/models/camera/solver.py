@@ -54,7 +54,7 @@ from poselabel.models.camera.batch import (
     transl_from_ratios,
 )
 from poselabel.models.camera.config import REJECT_NAN, REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
-from poselabel.models.camera.iou_loss import blurred_iou_loss
+from poselabel.models.camera.kernels import blurred_iou_loss
 from poselabel.models.camera.start import moment_start
 from poselabel.models.render.rigid import render_rigid
 from poselabel.models.render.silhouette import front_orientation, make_silhouette_rasterizer

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.fft
 import torch
 
+from poselabel.models.camera import kernels as camera_kernels
 from poselabel.models.camera import windows as cc
 from poselabel.models.camera.batch import (
     SolveBatch,
@@ -189,28 +190,25 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
         render_f = _rfft2(render, pad)
         # the batch's rows (ascending: all of them are 0..B-1)
         ev_rows = None if rows.numel() == evidence.images.shape[0] else every[rows]
-        inter, area_r = _xcorr(render_f, evidence.spectra(pad, ev_rows), pad, ev_rows).unbind(1)
-        at = area_t[rows, None, None]
-        if cover_weight == 1.0:
-            iou = inter / (area_r + at - inter).clamp(min=1e-6)
-        else:
-            iou = inter / (area_r + cover_weight * (at - inter)).clamp(min=1e-6)
+        corr = _xcorr(render_f, evidence.spectra(pad, ev_rows), pad, ev_rows)  # (b, 2, P, P) inter, area
         # Crop offsets o in [-(s_ - 1), res - 1]: index i holds o = i (i < res) or i - pad.
-        idx = torch.arange(pad, device=iou.device)
+        idx = torch.arange(pad, device=corr.device)
         off = torch.where(idx < res, idx, idx - pad)
         nxr, nyr = nx[rows], ny[rows]
+        penalty = None
         if keypoints is not None:
             kp, box_side, weight = keypoints
-            pen = _keypoint_penalty((kp[rows], box_side[rows], weight), focal[rows], transl[rows], cx[rows],
-                                    cy[rows], off.to(k.dtype)[None] * k[rows, None], nxr * k[rows], nyr * k[rows])
-            iou = iou - pen
-        flat = iou.flatten(1)
-        best = flat.argmax(dim=1)
-        oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
-        score[rows] = flat.gather(1, best[:, None])[:, 0]
+            on, mean, msq = _keypoint_stats(kp[rows], focal[rows], transl[rows], cx[rows], cy[rows])
+            # full px of each index along either axis (rows: y, columns: x), and where the points were projected
+            penalty = (on, off.to(k.dtype)[None] * k[rows, None], nxr * k[rows], nyr * k[rows], mean, msq, weight,
+                       box_side[rows])
         # the render where it was drawn: offset (nx, ny), at index nx mod pad
-        zx, zy = nxr.long() % pad, nyr.long() % pad
-        iou0[rows] = flat.gather(1, (zy * pad + zx)[:, None])[:, 0]
+        zero = (nyr.long() % pad) * pad + nxr.long() % pad
+        if corr.device.type == "cpu" and camera_kernels.available() and corr.dtype == torch.float32:
+            best, score[rows], iou0[rows] = camera_kernels.best_shifts(corr, area_t[rows], cover_weight, zero, penalty)
+        else:
+            best, score[rows], iou0[rows] = _best_shifts(corr, area_t[rows], cover_weight, zero, penalty)
+        oy, ox = off[best // pad].to(a.dtype), off[best % pad].to(a.dtype)
         seen = render.flatten(1).any(dim=1)  # a body off the canvas scores 0 everywhere: it stays
         du[rows] = torch.where(seen, (ox - nxr) * k[rows], torch.zeros_like(ox))  # full px the render moves by
         dv[rows] = torch.where(seen, (oy - nyr) * k[rows], torch.zeros_like(oy))
@@ -240,20 +238,33 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, device,
     return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window
 
 
-def _keypoint_penalty(keypoints, focal, transl, cx, cy, offsets, ox, oy):
-    """(B, P, P) keypoint penalty of every shift: ``weight`` x RMS distance / box side, where
-    ``offsets`` (B, P) are full-px positions along either axis (rows: y, columns: x) and
-    ``ox``, ``oy`` (B,) the full-px position where the points were projected: the shift is
-    ``offsets - ox`` (columns), ``offsets - oy`` (rows)."""
-    kp, side, weight = keypoints
-    r = keypoint_residuals(kp, focal, transl, cx, cy)  # (B, K, 2)
+def _keypoint_stats(kp, focal, transl, cx, cy):
+    """What the keypoint penalty of every shift needs (``kernels.best_shifts``): per person
+    ``(on (b,) bool: any weighted point, mean (b, 2) px: weighted mean residual, msq (b,) px²:
+    weighted mean squared residual)`` at the rendered pose."""
+    r = keypoint_residuals(kp, focal, transl, cx, cy)  # (b, K, 2)
     w = kp.weight / kp.weight.sum(dim=1, keepdim=True).clamp(min=1e-9)
-    mean = (w[..., None] * r).sum(dim=1)  # (B, 2)
-    msq = (w * (r ** 2).sum(dim=-1)).sum(dim=1)  # (B,)
-    sx, sy = (offsets - ox[:, None])[:, None, :], (offsets - oy[:, None])[:, :, None]
-    sq = msq[:, None, None] + 2 * (sx * mean[:, 0, None, None] + sy * mean[:, 1, None, None]) + sx ** 2 + sy ** 2
-    pen = weight * torch.sqrt(sq.clamp(min=0)) / side[:, None, None]
-    return torch.where((kp.weight.sum(dim=1) > 0)[:, None, None], pen, torch.zeros_like(pen))
+    return (kp.weight.sum(dim=1) > 0), (w[..., None] * r).sum(dim=1), (w * (r ** 2).sum(dim=-1)).sum(dim=1)
+
+
+def _best_shifts(corr, area_t, cover_weight, zero, penalty=None):
+    """``kernels.best_shifts`` in torch (CUDA, or where numba is missing): the same arguments,
+    the same scores (hard IoU less the keypoint penalty) and argmax."""
+    inter, area_r = corr.unbind(1)
+    at = area_t[:, None, None]
+    if cover_weight == 1.0:
+        iou = inter / (area_r + at - inter).clamp(min=1e-6)
+    else:
+        iou = inter / (area_r + cover_weight * (at - inter)).clamp(min=1e-6)
+    if penalty is not None:
+        on, offk, oxk, oyk, mean, msq, weight, box_side = penalty
+        sx, sy = (offk - oxk[:, None])[:, None, :], (offk - oyk[:, None])[:, :, None]
+        sq = msq[:, None, None] + 2 * (sx * mean[:, 0, None, None] + sy * mean[:, 1, None, None]) + sx ** 2 + sy ** 2
+        pen = weight * torch.sqrt(sq.clamp(min=0)) / box_side[:, None, None]
+        iou = iou - torch.where(on[:, None, None], pen, torch.zeros_like(pen))
+    flat = iou.flatten(1)
+    best = flat.argmax(dim=1)
+    return best, flat.gather(1, best[:, None])[:, 0], flat.gather(1, zero[:, None])[:, 0]
 
 
 def keypoint_start(batch: SolveBatch, focal_range, min_points: int = 4):

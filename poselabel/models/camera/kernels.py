@@ -1,17 +1,23 @@
-"""The descent's loss, ``1 - soft_iou(blur(silhouette * valid), target)``, as one compiled pass.
+"""Compiled CPU kernels (numba) of the camera solve's hot loops, beside their torch versions.
 
-``solver._descend`` scores every step's silhouettes by the Tanimoto soft IoU of the blurred,
-evidence-cut render against the blurred target (``windows.gaussian_blur``, ``windows.soft_iou``).
-In torch that is two dense (n, n) matrix products for a blur whose kernel has 7-13 taps, each
-way, and a dozen elementwise operations whose backward autograd records: per person and step
-more than the silhouette's own render at 128-192 px (2026-12-07). Here the blur runs its taps
-(separable, zero padding, the same normalised kernel as ``windows._blur_band``) and the IoU and
-its gradient are summed in the same loops; the backward pass blurs the IoU's gradient (the blur
-is its own adjoint: a symmetric kernel with zero padding) and cuts it to the evidence.
+**The descent's loss** (``blurred_iou_loss``): ``solver._descend`` scores every step's
+silhouettes by the Tanimoto soft IoU of the blurred, evidence-cut render against the blurred
+target (``windows.gaussian_blur``, ``windows.soft_iou``). In torch that is two dense (n, n)
+matrix products for a blur whose kernel has 7-13 taps, each way, and a dozen elementwise
+operations whose backward autograd records: per person and step more than the silhouette's own
+render at 128-192 px (2026-12-07). Here the blur runs its taps (separable, zero padding, the
+same normalised kernel as ``windows._blur_band``) and the IoU and its gradient are summed in the
+same loops; the backward pass blurs the IoU's gradient (the blur is its own adjoint: a
+symmetric kernel with zero padding) and cuts it to the evidence.
 
-Runs where the tensors are on the CPU, numba imports and the form is Tanimoto (``usable``);
-``blurred_iou_loss`` falls back to the torch operations otherwise, and they remain the
-reference (``tests/test_camera_solver.py`` holds the two equal, values and gradients).
+**The shift search's scores** (``best_shifts``): ``start.shift_search`` turns its two
+correlations into the IoU of every shift, less the keypoint penalty, and takes the best: in
+torch a dozen passes over (b, P, P) arrays; here one, in float32 and the torch path's order of
+operations (the same argmax).
+
+Both run where the tensors are on the CPU and numba imports; the torch operations serve CUDA
+(and the BLADE form of the loss) and remain the reference (``tests/test_camera_solver.py``,
+``tests/test_camera_start.py`` hold the two equal).
 """
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ import torch
 
 from poselabel.models.camera import windows as cc
 from poselabel.models.render import kernels
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba importable)."""
+    return kernels.available()
 
 
 @functools.lru_cache(maxsize=16)
@@ -160,3 +171,72 @@ def blurred_iou_loss(sil: torch.Tensor, valid: torch.Tensor, target: torch.Tenso
         return _BlurredTanimoto.apply(sil, valid, target, sigma, cover_weight)
     pred = cc.gaussian_blur(sil * valid, sigma)
     return 1.0 - cc.soft_iou(pred, target, torch.ones_like(pred), form, cover_weight)
+
+
+@kernels._jit  # no fastmath: float32 operations in the torch path's order (the same argmax)
+def _best_shifts(corr, area_t, cover_weight, zero, kp_on, offk, oxk, oyk, mean, msq, kp_weight, box_side,
+                 best, score, score0):  # pragma: no cover - compiled
+    n, _, p, _ = corr.shape
+    eps, two, nil = np.float32(1e-6), np.float32(2.0), np.float32(0.0)
+    cw = np.float32(cover_weight)
+    row = np.empty(p, dtype=np.float32)
+    for k in range(n):
+        at = area_t[k]
+        zy, zx = zero[k] // p, zero[k] % p
+        bi, bv = -1, nil
+        for y in range(p):
+            inter, area = corr[k, 0, y], corr[k, 1, y]
+            if cover_weight == 1.0:
+                for x in range(p):
+                    den = area[x] + at - inter[x]
+                    row[x] = inter[x] / (den if den > eps else eps)
+            else:
+                for x in range(p):
+                    den = area[x] + cw * (at - inter[x])
+                    row[x] = inter[x] / (den if den > eps else eps)
+            if kp_on[k]:
+                sy = offk[k, y] - oyk[k]
+                for x in range(p):
+                    sx = offk[k, x] - oxk[k]
+                    sq = msq[k] + two * (sx * mean[k, 0] + sy * mean[k, 1]) + sx * sx + sy * sy
+                    row[x] = row[x] - kp_weight * np.sqrt(sq if sq > nil else nil) / box_side[k]
+            for x in range(p):
+                v = row[x]
+                if bi < 0 or v > bv or (v != v and bv == bv):  # torch.argmax: the first maximum, NaN above all
+                    bi, bv = y * p + x, v
+            if y == zy:
+                score0[k] = row[zx]
+        best[k] = bi
+        score[k] = bv
+
+
+def best_shifts(corr: torch.Tensor, area_t: torch.Tensor, cover_weight: float, zero: torch.Tensor, penalty=None):
+    """The best shift of each of b searches, as ``start.shift_search`` scores them.
+
+    Args:
+        corr: (b, 2, P, P) float32 correlations of each render with the window's target
+            (``inter``) and with its evidence weights (``area``), every shift's index ``y P + x``.
+        area_t: (b,) the target's area seen by the weights; ``cover_weight`` as ``windows.soft_iou``.
+        zero: (b,) long, the index of the shift the render was drawn at.
+        penalty: None, or the keypoint penalty's ``(on (b,) bool, offk (b, P), oxk (b,), oyk (b,),
+            mean (b, 2), msq (b,), weight (float), box_side (b,))``: the score at index ``(y, x)``
+            loses ``weight sqrt(msq + 2 (sx mean_x + sy mean_y) + sx^2 + sy^2) / box_side`` with
+            ``sx = offk[x] - oxk``, ``sy = offk[y] - oyk`` (px) where ``on``.
+
+    Returns:
+        ``(best (b,) long index, score (b,), score at ``zero`` (b,))``, float32 scores.
+    """
+    b, _, p, _ = corr.shape
+    best, score, score0 = np.empty(b, dtype=np.int64), np.empty(b, dtype=np.float32), np.empty(b, dtype=np.float32)
+    f32 = np.float32
+    if penalty is None:
+        on, offk, oxk, oyk = np.zeros(b, dtype=np.bool_), np.zeros((b, p), f32), np.zeros(b, f32), np.zeros(b, f32)
+        mean, msq, weight, box_side = np.zeros((b, 2), f32), np.zeros(b, f32), 0.0, np.ones(b, f32)
+    else:
+        on, offk, oxk, oyk, mean, msq, weight, box_side = penalty
+        on = on.numpy()
+        offk, oxk, oyk, mean, msq, box_side = (np.ascontiguousarray(t.detach().numpy(), dtype=f32)
+                                               for t in (offk, oxk, oyk, mean, msq, box_side))
+    _best_shifts(np.ascontiguousarray(corr.numpy()), area_t.detach().numpy().astype(f32), float(cover_weight),
+                 zero.numpy(), on, offk, oxk, oyk, mean, msq, f32(weight), box_side, best, score, score0)
+    return torch.from_numpy(best), torch.from_numpy(score), torch.from_numpy(score0)
