@@ -158,3 +158,16 @@ def test_compiled_shift_scores_equal_the_torch_path():
             assert torch.equal(got[0], want[0]), (got[0], want[0])
             assert torch.equal(got[1], want[1]) and torch.equal(got[2], want[2])  # float32, the same order
             assert got[0][3] == (0 if pen is None else want[0][3])
+
+
+def test_compiled_bounds_equal_torchs_reductions():
+    """``start._bounds`` (compiled on the CPU) is ``amin`` / ``amax`` over the points, NaN
+    where a point is NaN (the shift search then crops the whole canvas)."""
+    from poselabel.models.camera.start import _bounds
+
+    px = torch.randn(3, 50, 3, dtype=torch.float64) * 40
+    px[1, 7, 1] = float("nan")
+    lo, hi = _bounds(px)
+    want_lo, want_hi = px[..., :2].amin(dim=1), px[..., :2].amax(dim=1)
+    assert torch.equal(lo[[0, 2]], want_lo[[0, 2]]) and torch.equal(hi[[0, 2]], want_hi[[0, 2]])
+    assert lo[1].isnan().all() and hi[1].isnan().all() and want_lo[1].isnan().any()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -120,14 +121,59 @@ def window_tensors(windows, device) -> tuple[torch.Tensor, torch.Tensor, torch.T
     return w[:, 0], w[:, 1], w[:, 2]
 
 
-def crop_targets(batch: SolveBatch, windows, res: int, device, dtype):
+def crop_targets(batch: SolveBatch, windows, res: int, device, dtype, keep: bool = False):
     """Targets and evidence weights (b, res, res): inside the image, not ignored.
 
-    ``windows``: per person ``(x0, y0, side)`` in full-image px."""
-    tables, ign, hw = batch.tables
-    x0, y0, side = window_tensors(windows, tables.device)
-    target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
-    return target.to(device, dtype), valid.to(device, dtype)
+    ``windows``: per person ``(x0, y0, side)`` in full-image px. ``keep``: each person's crops
+    are kept while its mask (and ignore mask) tensors live unmodified, and found again for the
+    same window and size: the descents of one scene (first pass, second chance, depth order,
+    peers, the four probes) crop the same windows of the same masks at each stage's size."""
+    if not keep:
+        tables, ign, hw = batch.tables
+        x0, y0, side = window_tensors(windows, tables.device)
+        target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
+        return target.to(device, dtype), valid.to(device, dtype)
+    keys = [(tuple(w), res, str(device), dtype) for w in windows]
+    got = [_kept_crop(m, ig, key) for m, ig, key in zip(batch.masks, batch.ignore, keys)]
+    miss = [i for i, g in enumerate(got) if g is None]
+    if miss:
+        tables, ign, hw = batch.tables
+        rows = torch.tensor(miss, device=tables.device)
+        x0, y0, side = window_tensors([windows[i] for i in miss], tables.device)
+        target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res, rows))
+        for k, i in enumerate(miss):
+            got[i] = (target[k].clone(), valid[k].clone())
+            _keep_crop(batch.masks[i], batch.ignore[i], keys[i], got[i])
+    return torch.stack([g[0] for g in got]), torch.stack([g[1] for g in got])
+
+
+_CROPS: dict[int, tuple] = {}  # id(mask) -> (weak reference, {key: (ignore's reference, version, crops)})
+_CROPS_PER_MASK = 32  # windows x sizes x ignore masks kept per mask (oldest dropped)
+
+
+def _kept_crop(mask, ignore, key):
+    hit = _CROPS.get(id(mask))
+    if hit is None or hit[0]() is not mask:
+        return None
+    entry = hit[1].get((mask._version, key))
+    if entry is None:
+        return None
+    ref, version, crops = entry
+    if (ref is None) != (ignore is None) or (ignore is not None and (ref() is not ignore or ignore._version != version)):
+        return None
+    return crops
+
+
+def _keep_crop(mask, ignore, key, crops):
+    hit = _CROPS.get(id(mask))
+    if hit is None or hit[0]() is not mask:
+        hit = (weakref.ref(mask, lambda _, i=id(mask): _CROPS.pop(i, None)), {})
+        _CROPS[id(mask)] = hit
+    kept = hit[1]
+    kept[(mask._version, key)] = (None if ignore is None else weakref.ref(ignore),
+                                  None if ignore is None else ignore._version, crops)
+    while len(kept) > _CROPS_PER_MASK:
+        kept.pop(next(iter(kept)))
 
 
 def render_hard(batch, focal, transl, windows, res, faces):

@@ -102,7 +102,7 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
     iters = torch.zeros(b, dtype=torch.long, device=dev)
     use_kp = batch.keypoints is not None and cfg.keypoint_weight > 0
     for stage in cfg.stages:
-        target, valid = crop_targets(batch, windows, stage.res, dev, dt)
+        target, valid = crop_targets(batch, windows, stage.res, dev, dt, keep=True)
         # Both masks are cut to the evidence before blurring (image border, ignored pixels
         # such as occluders), so that at the true camera they blur identically.
         target = cc.gaussian_blur(target * valid, stage.blur)

@@ -39,6 +39,7 @@ from poselabel.models.camera.batch import (
     window_tensors,
 )
 from poselabel.models.camera.config import CameraSolverConfig
+from poselabel.models.render import kernels as render_kernels
 from poselabel.models.render.rasterize import project_points
 from poselabel.models.render.rigid import hard_coverage, project_rigid
 
@@ -168,8 +169,9 @@ def shift_search(verts, faces, tz, focal, a, b, cx, cy, evidence, area_t, window
     fw, cxw, cyw = cc.crop_intrinsics(focal, cx, cy, x0 + origin * k, y0 + origin * k, side, res)
     px = project_rigid(verts, every, transl, fw, cxw, cyw)  # canvas px
     # Each person's body on the canvas: the pixel centres its vertices' box holds.
-    lo = torch.nan_to_num(px[..., :2].amin(dim=1).to(a.dtype), nan=0.0).clamp(0, canvas)
-    hi = torch.nan_to_num(px[..., :2].amax(dim=1).to(a.dtype), nan=float(canvas)).clamp(0, canvas)
+    lo, hi = _bounds(px)
+    lo = torch.nan_to_num(lo.to(a.dtype), nan=0.0).clamp(0, canvas)
+    hi = torch.nan_to_num(hi.to(a.dtype), nan=float(canvas)).clamp(0, canvas)
     c0 = torch.floor(lo - 0.5).clamp(min=0)  # (B, 2) first column, row that may be covered
     extent = (torch.ceil(hi - 0.5) - c0 + 1).clamp(min=1).amax(dim=1)  # (B,)
     sides = _fft_sides(res, canvas)
@@ -236,6 +238,14 @@ def window_evidence(masks, ignore, boxes, res: int, window_scale: float, device,
     target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res))
     window = tuple(w.to(device, dtype) for w in (x0, y0, side))
     return WindowEvidence(target * valid, valid), (target * valid).sum(dim=(1, 2)), window
+
+
+def _bounds(px: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(px[..., :2].amin(1), px[..., :2].amax(1))``, (b, 2) each (compiled on the CPU)."""
+    if px.device.type == "cpu" and render_kernels.available():
+        box = torch.from_numpy(render_kernels.bounds(px.numpy()))
+        return box[:, :2], box[:, 2:]
+    return px[..., :2].amin(dim=1), px[..., :2].amax(dim=1)
 
 
 def _keypoint_stats(kp, focal, transl, cx, cy):

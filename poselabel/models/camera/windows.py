@@ -133,15 +133,19 @@ class MaskTables:
         self.size = torch.tensor([[bx[2] - bx[0], bx[3] - bx[1]] for bx in boxes], dtype=torch.long,
                                  device=device).view(-1, 2)  # (b, 2) box width, height
 
-    def crops(self, x0: torch.Tensor, y0: torch.Tensor, side: torch.Tensor, res: int) -> torch.Tensor:
+    def crops(self, x0: torch.Tensor, y0: torch.Tensor, side: torch.Tensor, res: int,
+              rows: torch.Tensor | None = None) -> torch.Tensor:
         """Fraction of each cell of the ``res x res`` crops ``(x0, y0, side)`` (each (b,),
-        full-image px) covered by the masks -> (b, res, res) float64."""
-        b = self.base.shape[0]
+        full-image px) covered by the masks (or by the masks ``rows`` (b,) long) -> (b, res, res) float64."""
+        base, stride, origin, size = self.base, self.stride, self.origin, self.size
+        if rows is not None:
+            base, stride, origin, size = (t.index_select(0, rows) for t in (base, stride, origin, size))
+        b = base.shape[0]
         step = (side.to(torch.float64) / res)[:, None]
         edges = torch.arange(res + 1, dtype=torch.float64, device=self.device)[None] * step  # (b, res+1)
-        gx, ix, ix1, fx = self._axis(x0[:, None].to(torch.float64) + edges - self.origin[:, :1], self.size[:, :1])
-        gy, iy, iy1, fy = self._axis(y0[:, None].to(torch.float64) + edges - self.origin[:, 1:], self.size[:, 1:])
-        base, stride = self.base[:, None, None], self.stride[:, None, None]
+        gx, ix, ix1, fx = self._axis(x0[:, None].to(torch.float64) + edges - origin[:, :1], size[:, :1])
+        gy, iy, iy1, fy = self._axis(y0[:, None].to(torch.float64) + edges - origin[:, 1:], size[:, 1:])
+        base, stride = base[:, None, None], stride[:, None, None]
 
         def at(yy, xx):
             return self.flat[(base + yy[:, :, None] * stride + xx[:, None, :]).view(b, -1)].view(b, res + 1, res + 1).double()
@@ -172,13 +176,15 @@ def cells_inside(hw: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, side: tor
     return oy[:, :, None] * ox[:, None, :] / (step[:, :, None] ** 2)
 
 
-def crop_evidence(tables: MaskTables, ignore: MaskTables | None, hw: torch.Tensor, x0, y0, side, res: int):
+def crop_evidence(tables: MaskTables, ignore: MaskTables | None, hw: torch.Tensor, x0, y0, side, res: int,
+                  rows: torch.Tensor | None = None):
     """Targets and evidence weights of b crops, both (b, res, res) float64: the fraction of
-    each cell covered by the mask, and the fraction inside the image and not ignored."""
-    valid = cells_inside(hw, x0, y0, side, res)
+    each cell covered by the mask, and the fraction inside the image and not ignored
+    (``rows`` (b,) long: of these masks of the tables, default all)."""
+    valid = cells_inside(hw if rows is None else hw.index_select(0, rows), x0, y0, side, res)
     if ignore is not None:
-        valid = (valid - ignore.crops(x0, y0, side, res)).clamp(min=0)
-    return tables.crops(x0, y0, side, res), valid
+        valid = (valid - ignore.crops(x0, y0, side, res, rows)).clamp(min=0)
+    return tables.crops(x0, y0, side, res, rows), valid
 
 
 def mask_bbox(mask: torch.Tensor) -> tuple[float, float, float, float] | None:

