@@ -101,6 +101,29 @@ def test_batched_mask_crops_equal_the_per_mask_resampling():
     again = cc.crop_evidence(mask_tables(masks, ignore, "cpu")[0], ign, hw, x0, y0, side, 33)[0]
     assert torch.allclose(again[0], cc.sample_mask_crop(masks[0], *windows[0], 33)[0], atol=1e-9)
     assert torch.equal(again[2], cc.crop_evidence(tables, ign, hw, x0, y0, side, 33)[0][2])
+    # The descents' kept crops: the same values as cropping afresh, found again for the same
+    # mask, ignore mask, window and size, not after a change of either, nor for another size.
+    from poselabel.models.camera.batch import _CROPS, SolveBatch, crop_targets
+
+    def batch(ms, ig):
+        z = torch.zeros(len(ms))
+        return SolveBatch(torch.zeros(len(ms), 1, 3), ms, ig, z, z, z, z, z, z, [cc.mask_bbox(m) for m in ms])
+
+    kept = crop_targets(batch(masks, ignore), windows, 33, "cpu", torch.float32, keep=True)
+    fresh = crop_targets(batch(masks, ignore), windows, 33, "cpu", torch.float32)
+    assert all(torch.equal(k, f) for k, f in zip(kept, fresh))
+    some = [2, 0]  # a probe's subset of the persons: found again
+    again = crop_targets(batch([masks[i] for i in some], [ignore[i] for i in some]), [windows[i] for i in some],
+                         33, "cpu", torch.float32, keep=True)
+    assert again[0].data_ptr() != kept[0].data_ptr() and torch.equal(again[0], kept[0][some])
+    assert [len(_CROPS[id(m)][1]) for m in masks] == [1, 1, 1, 1]  # found, not cropped again
+    ignore[2][:35] = ~ignore[2][:35]
+    changed = crop_targets(batch(masks, ignore), windows, 33, "cpu", torch.float32, keep=True)[1]
+    assert [len(_CROPS[id(m)][1]) for m in masks] == [1, 1, 1, 1]  # the stale crops replaced
+    assert not torch.equal(changed[2], kept[1][2]) and torch.equal(changed[0], kept[1][0])
+    assert torch.equal(changed, crop_targets(batch(masks, ignore), windows, 33, "cpu", torch.float32)[1])
+    other = crop_targets(batch(masks, ignore), windows, 8, "cpu", torch.float32, keep=True)[0]
+    assert other.shape == (4, 8, 8)
 
 
 def cells_in(hw, w, res):
