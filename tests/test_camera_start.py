@@ -53,23 +53,24 @@ def test_shift_search_measures_the_state_it_rendered():
 
 def test_shift_search_correlations_equal_torchs_ffts():
     """On the CPU the start's FFTs are scipy's (``start._rfft2``, ``start._xcorr``): the same
-    correlations as ``torch.fft`` gives, every offset."""
+    correlations as ``torch.fft`` gives, every offset, whether the padding is most of the
+    transform (rows, then columns) or not (one ``rfft2``)."""
     from poselabel.models.camera.start import _rfft2, _xcorr
 
     g = torch.Generator().manual_seed(4)
     kernel = (torch.rand(3, 20, 20, generator=g) > 0.5).float()
     images = torch.rand(3, 2, 24, 24, generator=g)
-    pad = 44
-    got = _xcorr(_rfft2(kernel, pad), _rfft2(images, pad), pad)
-    want = torch.fft.irfft2(torch.fft.rfft2(kernel, s=(pad, pad)).conj()[:, None] * torch.fft.rfft2(images, s=(pad, pad)),
-                            s=(pad, pad))
-    assert got.shape == (3, 2, pad, pad) and got.dtype == torch.float32
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
-    direct = (kernel[1] * images[1, 0, 2:22, 3:23]).sum()  # offset (2, 3): kernel[y] image[y + o]
-    assert abs(float(got[1, 0, 2, 3]) - float(direct)) < 1e-3
-    rows = torch.tensor([2, 0])  # some persons' images of the batch's spectra
-    some = _xcorr(_rfft2(kernel[rows], pad), _rfft2(images, pad), pad, rows)
-    torch.testing.assert_close(some, want[rows], rtol=1e-4, atol=1e-3)
+    for pad in (44, 64):
+        got = _xcorr(_rfft2(kernel, pad), _rfft2(images, pad), pad)
+        want = torch.fft.irfft2(torch.fft.rfft2(kernel, s=(pad, pad)).conj()[:, None]
+                                * torch.fft.rfft2(images, s=(pad, pad)), s=(pad, pad))
+        assert got.shape == (3, 2, pad, pad) and got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+        direct = (kernel[1] * images[1, 0, 2:22, 3:23]).sum()  # offset (2, 3): kernel[y] image[y + o]
+        assert abs(float(got[1, 0, 2, 3]) - float(direct)) < 1e-3
+        rows = torch.tensor([2, 0])  # some persons' images of the batch's spectra
+        some = _xcorr(_rfft2(kernel[rows], pad), _rfft2(images, pad), pad, rows)
+        torch.testing.assert_close(some, want[rows], rtol=1e-4, atol=1e-3)
 
 
 def test_batched_mask_crops_equal_the_per_mask_resampling():

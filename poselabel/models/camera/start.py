@@ -49,6 +49,9 @@ def _rfft2(x: torch.Tensor, pad: int) -> torch.Tensor:
     0.3-0.75x the time of torch's at the sizes searched here, measured 2026-12-07)."""
     if x.device.type != "cpu":
         return torch.fft.rfft2(x, s=(pad, pad))
+    if 2 * x.shape[-2] <= pad:  # mostly zero rows: transform the image's rows alone, then the columns (2x faster)
+        rows = scipy.fft.rfft(x.numpy(), n=pad, axis=-1)
+        return torch.from_numpy(scipy.fft.fft(rows, n=pad, axis=-2, overwrite_x=True))
     return torch.from_numpy(scipy.fft.rfft2(x.numpy(), s=(pad, pad)))
 
 
