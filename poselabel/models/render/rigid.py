@@ -36,7 +36,8 @@ REL_MARGIN = 0.05  # the lists' margin m / the distance |T| of the mesh's origin
 class ActiveEdges:
     """Per mesh of one (B, V, 3) vertex tensor: the edges that can be on its contour for
     translations near the one they were made for (module docstring). State in numpy arrays:
-    ``t_ref`` (B, 3), ``margin`` (B,) m, ``ids`` (B, E) int32 edge indices, ``count`` (B,) (-1: every edge)."""
+    ``t_ref`` (B, 3), ``margin`` (B,) m, ``ids`` (B, E) int32 edge indices, ``count`` (B,) (-1: every edge),
+    ``planes`` (B, F, 5) the faces' planes (``kernels.active_edges``), ``ready`` (B,) which are made."""
 
     def __init__(self, verts: torch.Tensor, faces: torch.Tensor, edges, rel_margin: float = REL_MARGIN):
         self.verts, self.faces = verts, faces
@@ -49,6 +50,8 @@ class ActiveEdges:
         self.rel_margin = rel_margin
         self._faces_np = np.ascontiguousarray(faces.cpu().numpy(), np.int64)
         self._face_ab = edges.face_ab
+        self.planes = np.empty((b, self._faces_np.shape[0], 5), np.float32)  # made per mesh at its first refresh
+        self.ready = np.zeros(b, np.bool_)
 
     def serves(self, verts: torch.Tensor, faces: torch.Tensor) -> bool:
         """Whether these lists belong to ``verts`` (the same tensor, unmodified) and ``faces``."""
@@ -57,7 +60,8 @@ class ActiveEdges:
     def lists(self, rows: np.ndarray, transl: np.ndarray, near: float):
         """``edge_lists`` for the meshes ``rows`` (b,) at ``transl`` (b, 3) m, made again where stale."""
         kernels.active_edges(self.verts.detach().numpy(), rows, transl, self._faces_np, *self._face_ab,
-                             self.rel_margin, near, self.t_ref, self.margin, self.ids, self.count)
+                             self.rel_margin, near, self.t_ref, self.margin, self.ids, self.count, self.planes,
+                             self.ready)
         return self.ids, rows, self.count[rows].copy()
 
     def still(self, rows: np.ndarray, transl: np.ndarray) -> np.ndarray:
