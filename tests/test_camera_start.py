@@ -97,8 +97,11 @@ def test_batched_mask_crops_equal_the_per_mask_resampling():
             assert torch.allclose(valid[i], v_ref, atol=1e-9), (i, res)
         assert target[0].sum() > 1 and target[1].sum() == 0 and target[3].sum() == 0
         assert valid[3].sum() == 0 and (valid[2] < cells_in(hw[2], windows[2], res)).any()
-    # each mask's integral is kept for the next tables of the same mask, not past a change of it
+    # each mask's integral (and box) is kept for the next tables of the same mask, not past a change of it
+    assert cc.kept_bbox(masks[0]) == cc.mask_bbox(masks[0]) == cc.kept_bbox(masks[0])
     masks[0][20:30, 10:50] = ~masks[0][20:30, 10:50]
+    masks[0][59, 79] = True
+    assert cc.kept_bbox(masks[0]) == cc.mask_bbox(masks[0]) and cc.kept_bbox(masks[0])[2:] == (80.0, 60.0)
     again = cc.crop_evidence(mask_tables(masks, ignore, "cpu")[0], ign, hw, x0, y0, side, 33)[0]
     assert torch.allclose(again[0], cc.sample_mask_crop(masks[0], *windows[0], 33)[0], atol=1e-9)
     assert torch.equal(again[2], cc.crop_evidence(tables, ign, hw, x0, y0, side, 33)[0][2])

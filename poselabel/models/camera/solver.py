@@ -179,7 +179,7 @@ def _solve_batch(verts, masks, ignore, f_start, pp, tz, faces, config: CameraSol
     batch = SolveBatch(verts=verts, masks=masks, ignore=ignore, cx=pp[:, 0], cy=pp[:, 1],
                    f0=f_start.clamp(*config.focal_range), a0=zero if warm is None else warm[0],
                    b0=zero if warm is None else warm[1],
-                   tz0=tz.clamp(*config.tz_range), boxes=[cc.mask_bbox(m) for m in masks],
+                   tz0=tz.clamp(*config.tz_range), boxes=[cc.kept_bbox(m) for m in masks],
                    orientation=orientation, keypoints=None if keypoints is None else keypoints.to(dev, dt))
     # The descent's own objective (asymmetric IoU, keypoint term) decides whether it beat its
     # start; with neither, the symmetric full-resolution IoU does (bit-identical).
