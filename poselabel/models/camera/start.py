@@ -19,6 +19,7 @@ image and the visible part fell off the canvas.) Offsets are in window pixels.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -104,7 +105,8 @@ class WindowEvidence:
         return spectra
 
 
-def _fft_sides(res: int, canvas: int, step: float = 1.15) -> list[int]:
+@functools.lru_cache(maxsize=32)
+def _fft_sides(res: int, canvas: int, step: float = 1.15) -> tuple[int, ...]:
     """The render sides a search may crop to (ascending, the canvas last): ``side = pad - res``
     for FFT sizes ``pad`` of the form 2^i 3^j 5^k (pocketfft's fast sizes), each about ``step``
     times the one before, from ``res + canvas / 8`` up; then the canvas (its pad as it is)."""
@@ -114,7 +116,7 @@ def _fft_sides(res: int, canvas: int, step: float = 1.15) -> list[int]:
     for n in smooth:
         if not pads or n >= pads[-1] * step:
             pads.append(n)
-    return [p - res for p in pads] + [canvas]
+    return tuple(p - res for p in pads) + (canvas,)
 
 
 def _is_smooth(n: int) -> bool:
