@@ -89,6 +89,9 @@ def test_batched_mask_crops_equal_the_per_mask_resampling():
     x0, y0, side = (torch.tensor([w[k] for w in windows], dtype=torch.float64) for k in range(3))
     for res in (8, 33):
         target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
+        # the compiled crops (CPU) give the torch path's values, bit for bit
+        assert torch.equal(target, tables._crops(tables.base, tables.stride, tables.origin, tables.size, x0, y0,
+                                                 side, res))
         for i, (m, w) in enumerate(zip(masks, windows)):
             t_ref, v_ref = cc.sample_mask_crop(m, *w, res)
             if ignore[i] is not None:

@@ -240,3 +240,49 @@ def best_shifts(corr: torch.Tensor, area_t: torch.Tensor, cover_weight: float, z
     _best_shifts(np.ascontiguousarray(corr.numpy()), area_t.detach().numpy().astype(f32), float(cover_weight),
                  zero.numpy(), on, offk, oxk, oyk, mean, msq, f32(weight), box_side, best, score, score0)
     return torch.from_numpy(best), torch.from_numpy(score), torch.from_numpy(score0)
+
+
+@kernels._inlined
+def _axis(g, size):  # pragma: no cover - compiled
+    """``windows.MaskTables._axis`` for one coordinate: (corner index, next corner, fraction)."""
+    g = min(max(g, 0.0), float(size))
+    i = min(int(math.floor(g)), max(size - 1, 0))
+    f = g - i
+    return i, min(i + 1, size), min(max(f, 0.0), 1.0)
+
+
+@kernels._jit  # no fastmath: float64 operations in the torch path's order (the same values)
+def _mask_crops(flat, base, stride, origin, size, x0, y0, side, res, out):  # pragma: no cover - compiled
+    n = res + 1
+    ix, ix1, iy, iy1 = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    fx, fy = np.empty(n), np.empty(n)
+    integ = np.empty((n, n))
+    for k in range(out.shape[0]):
+        step = side[k] / res
+        for i in range(n):
+            edge = i * step
+            ix[i], ix1[i], fx[i] = _axis(x0[k] + edge - origin[k, 0], size[k, 0])
+            iy[i], iy1[i], fy[i] = _axis(y0[k] + edge - origin[k, 1], size[k, 1])
+        b0, st = base[k], stride[k]
+        for j in range(n):
+            r0, r1 = b0 + iy[j] * st, b0 + iy1[j] * st
+            gy, hy = 1 - fy[j], fy[j]
+            for i in range(n):
+                gx, hx = 1 - fx[i], fx[i]
+                integ[j, i] = (float(flat[r0 + ix[i]]) * gx * gy + float(flat[r0 + ix1[i]]) * hx * gy
+                               + float(flat[r1 + ix[i]]) * gx * hy + float(flat[r1 + ix1[i]]) * hx * hy)
+        area = step ** 2
+        for j in range(res):
+            for i in range(res):
+                cell = integ[j + 1, i + 1] - integ[j, i + 1] - integ[j + 1, i] + integ[j, i]
+                out[k, j, i] = min(max(cell / area, 0.0), 1.0)
+
+
+def mask_crops(flat, base, stride, origin, size, x0, y0, side, res: int) -> torch.Tensor:
+    """``windows.MaskTables.crops`` on the CPU (its tables' tensors and the crops' ``x0, y0,
+    side`` (b,) px): (b, res, res) float64, the same values, one pass with no (b, res + 1,
+    res + 1) index or gather tensors."""
+    out = np.empty((x0.shape[0], res, res))
+    _mask_crops(flat.numpy(), base.numpy(), stride.numpy(), origin.numpy(), size.numpy(),
+                *(np.ascontiguousarray(t.detach().numpy(), np.float64) for t in (x0, y0, side)), int(res), out)
+    return torch.from_numpy(out)

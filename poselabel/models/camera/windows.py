@@ -140,6 +140,14 @@ class MaskTables:
         base, stride, origin, size = self.base, self.stride, self.origin, self.size
         if rows is not None:
             base, stride, origin, size = (t.index_select(0, rows) for t in (base, stride, origin, size))
+        if self.device.type == "cpu":
+            from poselabel.models.camera import kernels
+            if kernels.available():  # the same values in one compiled pass (camera/kernels.py)
+                return kernels.mask_crops(self.flat, base, stride, origin, size, x0, y0, side, res)
+        return self._crops(base, stride, origin, size, x0, y0, side, res)
+
+    def _crops(self, base, stride, origin, size, x0, y0, side, res: int) -> torch.Tensor:
+        """``crops`` in torch (CUDA, or where numba is missing), of the tables' rows given."""
         b = base.shape[0]
         step = (side.to(torch.float64) / res)[:, None]
         edges = torch.arange(res + 1, dtype=torch.float64, device=self.device)[None] * step  # (b, res+1)
