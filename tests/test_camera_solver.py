@@ -402,7 +402,7 @@ def test_probe_schedule_drops_the_finest_stage():
 
 @pytest.mark.parametrize("cover_weight", [1.0, 0.6])
 def test_compiled_loss_equals_blur_and_soft_iou(cover_weight):
-    """``ck.blurred_iou_loss`` (the descent's loss, compiled on the CPU) gives the torch
+    """``windows.blurred_iou_loss`` (the descent's loss, compiled on the CPU) gives the torch
     operations' loss and gradient w.r.t. the silhouettes, at each stage's blur and size,
     an empty silhouette and evidence cut by the border included."""
     from poselabel.models.camera import kernels as ck
@@ -418,7 +418,7 @@ def test_compiled_loss_equals_blur_and_soft_iou(cover_weight):
         weights = torch.tensor([1.0, -0.5, 2.0])
         got_sil, want_sil = sil.clone().requires_grad_(True), sil.clone().requires_grad_(True)
         assert ck.usable(got_sil, "tanimoto", sigma)
-        got = ck.blurred_iou_loss(got_sil, valid, target, sigma, "tanimoto", cover_weight)
+        got = cc.blurred_iou_loss(got_sil, valid, target, sigma, "tanimoto", cover_weight)
         pred = cc.gaussian_blur(want_sil * valid, sigma)
         want = 1 - cc.soft_iou(pred, target, torch.ones_like(pred), "tanimoto", cover_weight)
         (got * weights).sum().backward()

@@ -1,6 +1,7 @@
 """Compiled CPU kernels (numba) of the camera solve's hot loops, beside their torch versions.
 
-**The descent's loss** (``blurred_iou_loss``): ``solver._descend`` scores every step's
+**The descent's loss** (``blurred_tanimoto``, through ``windows.blurred_iou_loss``):
+``solver._descend`` scores every step's
 silhouettes by the Tanimoto soft IoU of the blurred, evidence-cut render against the blurred
 target (``windows.gaussian_blur``, ``windows.soft_iou``). In torch that is two dense (n, n)
 matrix products for a blur whose kernel has 7-13 taps, each way, and a dozen elementwise
@@ -27,7 +28,6 @@ import math
 import numpy as np
 import torch
 
-from poselabel.models.camera import windows as cc
 from poselabel.models.render import kernels
 
 
@@ -156,21 +156,12 @@ def usable(sil: torch.Tensor, form: str, sigma: float) -> bool:
     return kernels.available() and sil.device.type == "cpu" and form == "tanimoto" and sigma > 0
 
 
-def blurred_iou_loss(sil: torch.Tensor, valid: torch.Tensor, target: torch.Tensor, sigma: float,
-                     form: str = "tanimoto", cover_weight: float = 1.0) -> torch.Tensor:
-    """``1 - windows.soft_iou(windows.gaussian_blur(sil * valid, sigma), target, 1, form, cover_weight)``.
-
-    Args:
-        sil: (B, H, W) silhouettes in [0, 1] (differentiable); valid: (B, H, W) evidence weights;
-        target: (B, H, W) the blurred, evidence-cut target; sigma: blur (px of this grid).
-
-    Returns:
-        (B,) loss, differentiable w.r.t. ``sil``.
-    """
-    if usable(sil, form, sigma):
-        return _BlurredTanimoto.apply(sil, valid, target, sigma, cover_weight)
-    pred = cc.gaussian_blur(sil * valid, sigma)
-    return 1.0 - cc.soft_iou(pred, target, torch.ones_like(pred), form, cover_weight)
+def blurred_tanimoto(sil: torch.Tensor, valid: torch.Tensor, target: torch.Tensor, sigma: float,
+                     cover_weight: float = 1.0) -> torch.Tensor:
+    """``1 -`` the Tanimoto soft IoU of ``blur(sil * valid, sigma)`` and ``target``, compiled
+    (where ``usable``; ``windows.blurred_iou_loss`` dispatches): sil, valid, target (B, H, W)
+    -> (B,), differentiable w.r.t. ``sil``."""
+    return _BlurredTanimoto.apply(sil, valid, target, sigma, cover_weight)
 
 
 @kernels._jit  # no fastmath: float32 operations in the torch path's order (the same argmax)

@@ -54,7 +54,6 @@ from poselabel.models.camera.batch import (
     transl_from_ratios,
 )
 from poselabel.models.camera.config import REJECT_NAN, REJECT_NO_OVERLAP, CameraSolution, CameraSolverConfig
-from poselabel.models.camera.kernels import blurred_iou_loss
 from poselabel.models.camera.start import moment_start
 from poselabel.models.render.rigid import render_rigid
 from poselabel.models.render.silhouette import front_orientation, make_silhouette_rasterizer
@@ -122,7 +121,7 @@ def _descend(batch: SolveBatch, faces, cfg: CameraSolverConfig, fixed: bool, ren
             fw, cxw, cyw = cc.crop_intrinsics(f, batch.cx, batch.cy, x0, y0, side, stage.res)
             sil = render_rigid(render_fn, batch.verts, rows, faces, transl[rows], fw[rows], cxw[rows], cyw[rows],
                                (stage.res, stage.res))
-            loss = blurred_iou_loss(sil, valid[rows], target[rows], stage.blur, cfg.soft_iou_form, cfg.cover_weight)
+            loss = cc.blurred_iou_loss(sil, valid[rows], target[rows], stage.blur, cfg.soft_iou_form, cfg.cover_weight)
             if use_kp:
                 loss = loss + cfg.keypoint_weight * keypoint_term(batch, f, transl, rows)
             if cfg.refine_tz:

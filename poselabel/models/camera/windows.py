@@ -16,6 +16,8 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from poselabel.models.camera import kernels
+
 
 def crop_intrinsics(focal, cx, cy, x0, y0, side, res: int):
     """Full-image intrinsics (B,) each -> crop intrinsics at ``res x res`` (B,) each."""
@@ -140,10 +142,8 @@ class MaskTables:
         base, stride, origin, size = self.base, self.stride, self.origin, self.size
         if rows is not None:
             base, stride, origin, size = (t.index_select(0, rows) for t in (base, stride, origin, size))
-        if self.device.type == "cpu":
-            from poselabel.models.camera import kernels
-            if kernels.available():  # the same values in one compiled pass (camera/kernels.py)
-                return kernels.mask_crops(self.flat, base, stride, origin, size, x0, y0, side, res)
+        if self.device.type == "cpu" and kernels.available():  # the same values in one compiled pass
+            return kernels.mask_crops(self.flat, base, stride, origin, size, x0, y0, side, res)
         return self._crops(base, stride, origin, size, x0, y0, side, res)
 
     def _crops(self, base, stride, origin, size, x0, y0, side, res: int) -> torch.Tensor:
@@ -290,6 +290,25 @@ def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     rows = _blur_band(h, float(sigma), img.dtype, str(img.device))
     cols = rows if w == h else _blur_band(w, float(sigma), img.dtype, str(img.device))
     return rows @ img @ cols.T
+
+
+def blurred_iou_loss(sil: torch.Tensor, valid: torch.Tensor, target: torch.Tensor, sigma: float,
+                     form: str = "tanimoto", cover_weight: float = 1.0) -> torch.Tensor:
+    """The descent's loss ``1 - soft_iou(gaussian_blur(sil * valid, sigma), target, 1, form,
+    cover_weight)``: compiled on the CPU for the Tanimoto form (``kernels.blurred_tanimoto``, the
+    same values and gradient), these torch operations otherwise.
+
+    Args:
+        sil: (B, H, W) silhouettes in [0, 1] (differentiable); valid: (B, H, W) evidence weights;
+        target: (B, H, W) the blurred, evidence-cut target; sigma: blur (px of this grid).
+
+    Returns:
+        (B,) loss, differentiable w.r.t. ``sil``.
+    """
+    if kernels.usable(sil, form, sigma):
+        return kernels.blurred_tanimoto(sil, valid, target, sigma, cover_weight)
+    pred = gaussian_blur(sil * valid, sigma)
+    return 1.0 - soft_iou(pred, target, torch.ones_like(pred), form, cover_weight)
 
 
 def soft_iou(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
