@@ -172,8 +172,10 @@ def _keep_crop(mask, ignore, key, crops):
     kept = hit[1]
     kept[(mask._version, key)] = (None if ignore is None else weakref.ref(ignore),
                                   None if ignore is None else ignore._version, crops)
-    while len(kept) > _CROPS_PER_MASK:
-        kept.pop(next(iter(kept)))
+    # the oldest beyond the bound; list() copies the keys in one step, so a DoFn thread
+    # trimming the same mask's entries at once cannot break the iteration
+    for old in list(kept)[:max(0, len(kept) - _CROPS_PER_MASK)]:
+        kept.pop(old, None)
 
 
 def render_hard(batch, focal, transl, windows, res, faces):
