@@ -45,9 +45,9 @@ def _taps(sigma: float) -> np.ndarray:
     return k / k.sum(dtype=np.float32)
 
 
-def _jit(fn, inline: str = "never"):
+def _fast(fn, inline: str = "never"):
     # fastmath: the taps' and the sums' loops vectorise (reassociated: last-bit differences)
-    return kernels.numba.njit(cache=True, nogil=True, fastmath=True, inline=inline)(fn) if kernels.available() else fn
+    return kernels._jit(fn, inline, fastmath=True)
 
 
 def _blur(src, g, tmp, out):  # pragma: no cover - compiled
@@ -77,10 +77,10 @@ def _blur(src, g, tmp, out):  # pragma: no cover - compiled
                 row[i] += gt * add[i]
 
 
-_blur = _jit(_blur, "always")
+_blur = _fast(_blur, "always")
 
 
-@_jit
+@_fast
 def _forward(sil, valid, target, g, cover_weight, pred):  # pragma: no cover - compiled
     """Per person: ``pred = blur(sil * valid)`` (written), and ``(inter, union)`` (N, 2) float64."""
     n, h, w = sil.shape
@@ -106,7 +106,7 @@ def _forward(sil, valid, target, g, cover_weight, pred):  # pragma: no cover - c
     return sums
 
 
-@_jit
+@_fast
 def _backward(pred, valid, target, sums, grad_loss, cover_weight, g, out):  # pragma: no cover - compiled
     """``out = valid * blur(d loss / d pred)`` per person, ``loss = 1 - inter / max(union, 1e-9)``."""
     n, h, w = pred.shape

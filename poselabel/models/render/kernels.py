@@ -29,8 +29,8 @@ def available() -> bool:
     return numba is not None
 
 
-def _jit(fn, inline: str = "never"):
-    return numba.njit(cache=True, nogil=True, inline=inline)(fn) if numba is not None else fn
+def _jit(fn, inline: str = "never", fastmath: bool = False):
+    return numba.njit(cache=True, nogil=True, inline=inline, fastmath=fastmath)(fn) if numba is not None else fn
 
 
 def _inlined(fn):
