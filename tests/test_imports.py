@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("decode", "detect", "segment", "tz", "pose", "camera", "quality")
-SHARED = ("blazepose", "body", "render", "nets", "geometry", "masks", "ground_truth", "images")
+SHARED = ("blazepose", "body", "render", "nets", "geometry", "masks", "ground_truth", "images", "kept")
 ABOVE_MODELS = ("poselabel.transforms", "poselabel.pipelines", "poselabel.commands", "poselabel.report",
                 "poselabel.cli", "poselabel.tables", "poselabel.export")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +20,7 @@ from poselabel.models.camera.config import (
     REJECT_SMALL_MASK,
     CameraSolverConfig,
 )
+from poselabel.models.kept import Kept
 from poselabel.models.render.rigid import hard_coverage, project_rigid
 
 REF_RES = 128.0  # parameter units: 1 = one pixel of the crop sampled at 128 px
@@ -134,7 +134,7 @@ def crop_targets(batch: SolveBatch, windows, res: int, device, dtype, keep: bool
         target, valid = cc.crop_evidence(tables, ign, hw, x0, y0, side, res)
         return target.to(device, dtype), valid.to(device, dtype)
     keys = [(tuple(w), res, str(device), dtype) for w in windows]
-    got = [_kept_crop(m, ig, key) for m, ig, key in zip(batch.masks, batch.ignore, keys)]
+    got = [_CROPS.get(m, key, (ig,)) for m, ig, key in zip(batch.masks, batch.ignore, keys)]
     miss = [i for i, g in enumerate(got) if g is None]
     if miss:
         tables, ign, hw = batch.tables
@@ -143,39 +143,11 @@ def crop_targets(batch: SolveBatch, windows, res: int, device, dtype, keep: bool
         target, valid = (t.to(device, dtype) for t in cc.crop_evidence(tables, ign, hw, x0, y0, side, res, rows))
         for k, i in enumerate(miss):
             got[i] = (target[k].clone(), valid[k].clone())
-            _keep_crop(batch.masks[i], batch.ignore[i], keys[i], got[i])
+            _CROPS.put(batch.masks[i], got[i], keys[i], (batch.ignore[i],))
     return torch.stack([g[0] for g in got]), torch.stack([g[1] for g in got])
 
 
-_CROPS: dict[int, tuple] = {}  # id(mask) -> (weak reference, {key: (ignore's reference, version, crops)})
-_CROPS_PER_MASK = 32  # windows x sizes x ignore masks kept per mask (oldest dropped)
-
-
-def _kept_crop(mask, ignore, key):
-    hit = _CROPS.get(id(mask))
-    if hit is None or hit[0]() is not mask:
-        return None
-    entry = hit[1].get((mask._version, key))
-    if entry is None:
-        return None
-    ref, version, crops = entry
-    if (ref is None) != (ignore is None) or (ignore is not None and (ref() is not ignore or ignore._version != version)):
-        return None
-    return crops
-
-
-def _keep_crop(mask, ignore, key, crops):
-    hit = _CROPS.get(id(mask))
-    if hit is None or hit[0]() is not mask:
-        hit = (weakref.ref(mask, lambda _, i=id(mask): _CROPS.pop(i, None)), {})
-        _CROPS[id(mask)] = hit
-    kept = hit[1]
-    kept[(mask._version, key)] = (None if ignore is None else weakref.ref(ignore),
-                                  None if ignore is None else ignore._version, crops)
-    # the oldest beyond the bound; list() copies the keys in one step, so a DoFn thread
-    # trimming the same mask's entries at once cannot break the iteration
-    for old in list(kept)[:max(0, len(kept) - _CROPS_PER_MASK)]:
-        kept.pop(old, None)
+_CROPS = Kept(per_tensor=32)  # per mask: (target, valid) per window, size, device, dtype (and its ignore mask)
 
 
 def render_hard(batch, focal, transl, windows, res, faces):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 
 import torch
 import torch.nn.functional as F
 
 from poselabel.models.camera import kernels
+from poselabel.models.kept import Kept
 
 
 def crop_intrinsics(focal, cx, cy, x0, y0, side, res: int):
@@ -80,7 +80,7 @@ def _bilinear_table(table: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor) -> 
     return (t00 * (1 - fx) * (1 - fy) + t01 * fx * (1 - fy) + t10 * (1 - fx) * fy + t11 * fx * fy)
 
 
-_INTEGRALS: dict[int, tuple] = {}  # id(mask) -> (weak reference, key, integral); gone with the mask
+_INTEGRALS = Kept()  # per mask: its integral table (of one box, on one device)
 
 
 def _integral(mask: torch.Tensor, box: tuple[int, int, int, int], device) -> torch.Tensor:
@@ -88,17 +88,14 @@ def _integral(mask: torch.Tensor, box: tuple[int, int, int, int], device) -> tor
     ``box`` ``(x0, y0, x1, y1)``, a zero first row and column, kept while the mask tensor lives
     unmodified: the solves of one scene (first pass, second chance, depth order, peers, probes,
     the shared camera) crop the same masks again."""
-    key = (mask._version, box, str(device))
-    hit = _INTEGRALS.get(id(mask))
-    if hit is not None and hit[0]() is mask and hit[1] == key:
-        return hit[2]
-    x0, y0, x1, y1 = box
-    out = torch.zeros(y1 - y0 + 1, x1 - x0 + 1, dtype=torch.int32, device=device)
-    counts = mask[y0:y1, x0:x1].to(device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
-    torch.cumsum(counts, 1, dtype=torch.int32, out=out[1:, 1:])
-    ref = weakref.ref(mask, lambda _, i=id(mask): _INTEGRALS.pop(i, None))
-    _INTEGRALS[id(mask)] = (ref, key, out)
-    return out
+    def make():
+        x0, y0, x1, y1 = box
+        out = torch.zeros(y1 - y0 + 1, x1 - x0 + 1, dtype=torch.int32, device=device)
+        counts = mask[y0:y1, x0:x1].to(device=device, dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        torch.cumsum(counts, 1, dtype=torch.int32, out=out[1:, 1:])
+        return out
+
+    return _INTEGRALS(mask, make, key=(box, str(device)))
 
 
 class MaskTables:
@@ -195,18 +192,13 @@ def crop_evidence(tables: MaskTables, ignore: MaskTables | None, hw: torch.Tenso
     return tables.crops(x0, y0, side, res, rows), valid
 
 
-_BOXES: dict[int, tuple] = {}  # id(mask) -> (weak reference, version, box); gone with the mask
+_BOXES = Kept()  # per mask: (its mask_bbox,)
 
 
 def kept_bbox(mask: torch.Tensor) -> tuple[float, float, float, float] | None:
     """``mask_bbox(mask)``, kept while the mask tensor lives unmodified (the scene's solves ask
     for the same masks' boxes again: 0.24 of 15 CPU-s for 60 people, 2026-12-07)."""
-    hit = _BOXES.get(id(mask))
-    if hit is not None and hit[0]() is mask and hit[1] == mask._version:
-        return hit[2]
-    box = mask_bbox(mask)
-    _BOXES[id(mask)] = (weakref.ref(mask, lambda _, i=id(mask): _BOXES.pop(i, None)), mask._version, box)
-    return box
+    return _BOXES(mask, lambda: (mask_bbox(mask),))[0]
 
 
 def mask_bbox(mask: torch.Tensor) -> tuple[float, float, float, float] | None:

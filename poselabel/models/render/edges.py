@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from poselabel.models.kept import Kept
+
 # Edge sampling (the silhouettes' backward pass): distance (pixels) of the visibility probe
 # outside an edge sample, the longest piece of edge one sample represents (pixels), and the
 # most samples on one edge.
@@ -82,3 +84,13 @@ class MeshEdges:
             self._numpy = tuple(np.ascontiguousarray(t.cpu().numpy()) for t in
                                 (self.v0, self.v1, self.opp_a, self.opp_b, self.dir_a))
         return self._numpy[:4]
+
+
+_EDGES = Kept()  # per faces tensor: its MeshEdges
+
+
+def mesh_edges(faces: torch.Tensor) -> MeshEdges:
+    """The ``MeshEdges`` of ``faces`` (F, 3), made once per faces tensor and kept while it lives
+    unmodified: the silhouette rasteriser's descents and the hard renders share them (and the
+    ``orientation`` set on them)."""
+    return _EDGES(faces, lambda: MeshEdges(faces))

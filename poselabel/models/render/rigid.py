@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from poselabel.models.render import kernels
-from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges
+from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges, mesh_edges
 from poselabel.models.render.rasterize import count_renders
 
 REL_MARGIN = 0.05  # the lists' margin m / the distance |T| of the mesh's origin (pelvis)
@@ -121,7 +121,7 @@ def render_rigid(render_fn, verts: torch.Tensor, rows: torch.Tensor, faces: torc
     return render_fn(verts.index_select(0, rows) + transl[:, None], faces, focal, cx, cy, size)
 
 
-_cache: dict = {}  # the hard renders' MeshEdges (per faces tensor); the edge lists of the last vertex tensor
+_cache: dict = {}  # the edge lists of the last vertex tensor rendered
 
 
 def active_edges_for(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges) -> ActiveEdges:
@@ -134,10 +134,8 @@ def active_edges_for(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges)
 
 
 def _hard_lists(verts: torch.Tensor, faces: torch.Tensor):
-    key = (faces.data_ptr(), tuple(faces.shape))
-    if _cache.get("faces_key") != key:
-        _cache["faces_key"], _cache["edges"] = key, MeshEdges(faces)
-    return _cache["edges"], active_edges_for(verts, faces, _cache["edges"])
+    edges = mesh_edges(faces)
+    return edges, active_edges_for(verts, faces, edges)
 
 
 def project_rigid(verts: torch.Tensor, rows: torch.Tensor, transl: torch.Tensor, focal: torch.Tensor,

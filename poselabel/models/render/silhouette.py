@@ -34,7 +34,7 @@ from collections.abc import Callable
 import torch
 
 from poselabel.models.render import kernels, rigid
-from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges
+from poselabel.models.render.edges import MAX_SAMPLES_PER_EDGE, PROBE_PX, SAMPLE_SPACING_PX, MeshEdges, mesh_edges
 from poselabel.models.render.rasterize import count_renders, gather_vertices, rasterize_coverage
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def front_orientation(verts: torch.Tensor, faces: torch.Tensor, edges: MeshEdges
         verts: (V, 3) any posed instance of the mesh (the sign is pose- and rigid-invariant).
         faces: (F, 3) long.
     """
-    edges = edges or MeshEdges(faces)
+    edges = edges or mesh_edges(faces)
     if not edges.closed_oriented:
         return None
     vol = torch.linalg.det(verts.detach().double()[faces]).sum()  # 6 x signed volume
@@ -175,13 +175,10 @@ class TorchSilhouetteRasterizer:
 
     def __init__(self, near: float = 1e-3):
         self.near = near
-        self._edges: dict[tuple[int, int, str], MeshEdges] = {}
 
-    def _mesh_edges(self, faces: torch.Tensor) -> MeshEdges:
-        key = (faces.data_ptr(), faces.shape[0], str(faces.device))
-        if key not in self._edges:
-            self._edges = {key: MeshEdges(faces)}
-        return self._edges[key]
+    @staticmethod
+    def _mesh_edges(faces: torch.Tensor) -> MeshEdges:
+        return mesh_edges(faces)
 
     def __call__(self, verts_cam, faces, focal, cx, cy, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
